@@ -1,0 +1,85 @@
+/*
+ * bind.h - shared helpers of the Lua binding (internal to engine/bind/).
+ *
+ * Conventions:
+ *  - Every Lua-visible function has a name like "distill.zeros" or
+ *    "Tensor:view"; error messages start with it.
+ *  - Lua counts from 1. lt_check_dim()/lt_check_index() convert to the
+ *    engine's 0-based numbering; pushing results converts back.
+ *  - A binding never raises while holding a temporary engine reference:
+ *    release first, then call lt_fail()/luaL_error().
+ */
+#ifndef DISTILL_BIND_H
+#define DISTILL_BIND_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "../distill.h"
+
+#define LT_TENSOR_MT "distill.Tensor"
+#define LT_METHODS_KEY "distill.Tensor.methods"
+#define LT_GETTERS_KEY "distill.Tensor.getters"
+#define LT_SETTERS_KEY "distill.Tensor.setters"
+
+typedef struct lt_tensor {
+    dt_tensor *t;   /* NULL after :free() */
+} lt_tensor;
+
+/* Push a tensor, taking over the caller's reference (t must not be NULL). */
+void lt_push(lua_State *L, dt_tensor *t);
+/* The tensor at idx, or a Lua error "fn: argument #arg: expected a tensor, got T". */
+dt_tensor *lt_check(lua_State *L, int idx, const char *fn);
+/* The tensor at idx, or NULL when idx is not a tensor (no error). */
+dt_tensor *lt_to(lua_State *L, int idx);
+/* A tensor from idx: tensors as they are (retained), numbers as 0-d tensors
+ * of `dtype_for_numbers`. Caller releases. */
+dt_tensor *lt_check_tensor_or_number(lua_State *L, int idx, const char *fn, dt_dtype dtype_for_numbers);
+
+/* Raise "fn: <engine's last error>". */
+int lt_fail(lua_State *L, const char *fn);
+/* Raise "fn: <formatted message>". */
+int lt_error(lua_State *L, const char *fn, const char *fmt, ...);
+#define LT_TRY(L, fn, call)                      \
+    do {                                         \
+        if ((call) != DT_OK)                     \
+            return lt_fail((L), (fn));           \
+    } while (0)
+
+/* Integers with messages naming fn. */
+int64_t lt_check_int(lua_State *L, int idx, const char *fn, const char *what);
+int64_t lt_opt_int(lua_State *L, int idx, const char *fn, const char *what, int64_t def);
+double lt_check_num(lua_State *L, int idx, const char *fn, const char *what);
+/* A 1-based Lua dim (negative counts from the end) -> 0-based engine dim,
+ * range-checked against ndim (use ndim+1 for unsqueeze-like insertions). */
+int lt_check_dim(lua_State *L, int idx, const char *fn, int ndim);
+int lt_dim_from_lua(lua_State *L, int64_t d, const char *fn, int ndim);
+/* A shape given as a table {2, 3} or as integers from idx to the top.
+ * Returns ndim; sizes may be -1 only if allow_infer. */
+int lt_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int allow_infer);
+/* "float32"/"int64"/"uint8" (and aliases) at idx, or def when nil/none. */
+dt_dtype lt_opt_dtype(lua_State *L, int idx, const char *fn, dt_dtype def);
+
+/* Fields of an options table at idx (nil/none idx means no options). */
+double lt_opt_field_num(lua_State *L, int idx, const char *fn, const char *key, double def);
+int64_t lt_opt_field_int(lua_State *L, int idx, const char *fn, const char *key, int64_t def);
+int lt_opt_field_bool(lua_State *L, int idx, const char *fn, const char *key, int def);
+const char *lt_opt_field_str(lua_State *L, int idx, const char *fn, const char *key, const char *def);
+/* Reject keys of an options table that are not in `valid` (NULL-terminated). */
+void lt_check_option_keys(lua_State *L, int idx, const char *fn, const char *const *valid);
+
+/* Register C functions: `funcs` into the module table at mod_idx and
+ * `methods` into the Tensor methods table (both may be NULL). */
+void lt_register(lua_State *L, int mod_idx, const luaL_Reg *funcs, const luaL_Reg *methods);
+/* Property getter/setter for t.name (autograd's requires_grad, grad...). */
+void lt_register_property(lua_State *L, const char *name, lua_CFunction getter, lua_CFunction setter);
+
+/* Per-area registration, called by luaopen_distill_core. */
+void lt_open_tensor(lua_State *L, int mod_idx);   /* creation, views, access */
+void lt_open_math(lua_State *L, int mod_idx);     /* elementwise, reductions */
+void lt_open_linalg(lua_State *L, int mod_idx);   /* mm, bmm, matmul */
+void lt_open_index(lua_State *L, int mod_idx);    /* gather, cat, split... */
+void lt_open_random(lua_State *L, int mod_idx);   /* seeds and random fills */
+void lt_open_data(lua_State *L, int mod_idx);     /* dataset readers, transforms, loader */
+
+#endif /* DISTILL_BIND_H */

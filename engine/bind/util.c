@@ -1,0 +1,260 @@
+/* util.c - argument checking and registration helpers for the binding. */
+#include "bind.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int lt_fail(lua_State *L, const char *fn) { return luaL_error(L, "%s: %s", fn, dt_last_error()); }
+
+int lt_error(lua_State *L, const char *fn, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return luaL_error(L, "%s: %s", fn, msg);
+}
+
+static const char *type_of(lua_State *L, int idx)
+{
+    if (lt_to(L, idx))
+        return "tensor";
+    return luaL_typename(L, idx);
+}
+
+dt_tensor *lt_to(lua_State *L, int idx)
+{
+    lt_tensor *u = luaL_testudata(L, idx, LT_TENSOR_MT);
+    return u ? u->t : NULL;
+}
+
+dt_tensor *lt_check(lua_State *L, int idx, const char *fn)
+{
+    lt_tensor *u = luaL_testudata(L, idx, LT_TENSOR_MT);
+    if (!u)
+        lt_error(L, fn, "argument #%d: expected a tensor, got %s", idx, luaL_typename(L, idx));
+    if (!u->t)
+        lt_error(L, fn, "argument #%d: the tensor was freed", idx);
+    return u->t;
+}
+
+dt_tensor *lt_check_tensor_or_number(lua_State *L, int idx, const char *fn, dt_dtype dtype)
+{
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        dt_tensor *t;
+        if (dt_scalar(dtype, lua_tonumber(L, idx), &t))
+            lt_fail(L, fn);
+        return t;
+    }
+    dt_tensor *t = lt_check(L, idx, fn);
+    dt_tensor_retain(t);
+    return t;
+}
+
+int64_t lt_check_int(lua_State *L, int idx, const char *fn, const char *what)
+{
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &isint);
+    if (!isint) {
+        if (lua_type(L, idx) == LUA_TNUMBER)
+            lt_error(L, fn, "%s must be an integer, got %s", what, lua_tostring(L, idx));
+        lt_error(L, fn, "%s: expected an integer, got %s", what, type_of(L, idx));
+    }
+    return v;
+}
+
+int64_t lt_opt_int(lua_State *L, int idx, const char *fn, const char *what, int64_t def)
+{
+    return lua_isnoneornil(L, idx) ? def : lt_check_int(L, idx, fn, what);
+}
+
+double lt_check_num(lua_State *L, int idx, const char *fn, const char *what)
+{
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        lt_error(L, fn, "%s: expected a number, got %s", what, type_of(L, idx));
+    return lua_tonumber(L, idx);
+}
+
+int lt_dim_from_lua(lua_State *L, int64_t d, const char *fn, int ndim)
+{
+    int n = ndim > 0 ? ndim : 1;
+    if (d == 0 || d > n || d < -n)
+        lt_error(L, fn, "dim %lld out of range for a %d-d tensor (dims count from 1; "
+                 "negative dims count from the end)", (long long)d, ndim);
+    return (int)(d > 0 ? d - 1 : d + n);
+}
+
+int lt_check_dim(lua_State *L, int idx, const char *fn, int ndim)
+{
+    return lt_dim_from_lua(L, lt_check_int(L, idx, fn, "dim"), fn, ndim);
+}
+
+int lt_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int allow_infer)
+{
+    int n;
+    if (lua_istable(L, idx)) {
+        lua_Integer len = luaL_len(L, idx);
+        if (len > DT_MAX_DIMS)
+            lt_error(L, fn, "shape has %lld dims; at most %d are supported", (long long)len,
+                     DT_MAX_DIMS);
+        n = (int)len;
+        for (int d = 0; d < n; d++) {
+            lua_geti(L, idx, d + 1);
+            int isint = 0;
+            shape[d] = lua_tointegerx(L, -1, &isint);
+            lua_pop(L, 1);
+            if (!isint)
+                lt_error(L, fn, "shape entry %d must be an integer", d + 1);
+        }
+    } else if (lua_type(L, idx) == LUA_TNUMBER) {
+        int top = lua_gettop(L);
+        n = top - idx + 1;
+        if (n > DT_MAX_DIMS)
+            lt_error(L, fn, "shape has %d dims; at most %d are supported", n, DT_MAX_DIMS);
+        for (int d = 0; d < n; d++)
+            shape[d] = lt_check_int(L, idx + d, fn, "size");
+    } else if (lua_isnoneornil(L, idx)) {
+        n = 0;
+    } else {
+        return lt_error(L, fn, "expected a shape table such as {2, 3}, got %s", type_of(L, idx));
+    }
+    for (int d = 0; d < n; d++)
+        if (shape[d] < 0 && !(allow_infer && shape[d] == -1))
+            lt_error(L, fn, "size %lld in dim %d is negative", (long long)shape[d], d + 1);
+    return n;
+}
+
+dt_dtype lt_opt_dtype(lua_State *L, int idx, const char *fn, dt_dtype def)
+{
+    if (lua_isnoneornil(L, idx))
+        return def;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        lt_error(L, fn, "dtype must be a string (\"float32\", \"int64\" or \"uint8\"), got %s",
+                 type_of(L, idx));
+    dt_dtype d;
+    if (!dt_dtype_parse(lua_tostring(L, idx), &d))
+        lt_error(L, fn, "unknown dtype \"%s\" (expected \"float32\", \"int64\" or \"uint8\")",
+                 lua_tostring(L, idx));
+    return d;
+}
+
+/* Pushes options[key] (or nil) and returns its type. */
+static int get_field(lua_State *L, int idx, const char *fn, const char *key)
+{
+    if (lua_isnoneornil(L, idx)) {
+        lua_pushnil(L);
+        return LUA_TNIL;
+    }
+    if (!lua_istable(L, idx))
+        lt_error(L, fn, "options must be a table, got %s", type_of(L, idx));
+    return lua_getfield(L, idx, key);
+}
+
+double lt_opt_field_num(lua_State *L, int idx, const char *fn, const char *key, double def)
+{
+    int t = get_field(L, idx, fn, key);
+    double v = def;
+    if (t == LUA_TNUMBER)
+        v = lua_tonumber(L, -1);
+    else if (t != LUA_TNIL)
+        lt_error(L, fn, "option '%s' must be a number, got %s", key, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v;
+}
+
+int64_t lt_opt_field_int(lua_State *L, int idx, const char *fn, const char *key, int64_t def)
+{
+    int t = get_field(L, idx, fn, key);
+    int64_t v = def;
+    if (t != LUA_TNIL) {
+        int isint = 0;
+        v = lua_tointegerx(L, -1, &isint);
+        if (!isint)
+            lt_error(L, fn, "option '%s' must be an integer, got %s", key,
+                     t == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+int lt_opt_field_bool(lua_State *L, int idx, const char *fn, const char *key, int def)
+{
+    int t = get_field(L, idx, fn, key);
+    int v = def;
+    if (t == LUA_TBOOLEAN)
+        v = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL)
+        lt_error(L, fn, "option '%s' must be a boolean, got %s", key, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v;
+}
+
+const char *lt_opt_field_str(lua_State *L, int idx, const char *fn, const char *key, const char *def)
+{
+    int t = get_field(L, idx, fn, key);
+    const char *v = def;
+    if (t == LUA_TSTRING)
+        v = lua_tostring(L, -1);   /* still referenced by the options table */
+    else if (t != LUA_TNIL)
+        lt_error(L, fn, "option '%s' must be a string, got %s", key, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v;
+}
+
+void lt_check_option_keys(lua_State *L, int idx, const char *fn, const char *const *valid)
+{
+    if (lua_isnoneornil(L, idx))
+        return;
+    if (!lua_istable(L, idx))
+        lt_error(L, fn, "options must be a table, got %s", type_of(L, idx));
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        int ok = 0;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            for (int i = 0; valid[i] && !ok; i++)
+                ok = strcmp(valid[i], lua_tostring(L, -1)) == 0;
+        if (!ok) {
+            char list[256] = "";
+            for (int i = 0; valid[i]; i++) {
+                strncat(list, i ? ", " : "", sizeof list - strlen(list) - 1);
+                strncat(list, valid[i], sizeof list - strlen(list) - 1);
+            }
+            lt_error(L, fn, "unknown option '%s' (valid: %s)", luaL_tolstring(L, -1, NULL), list);
+        }
+    }
+}
+
+void lt_register(lua_State *L, int mod_idx, const luaL_Reg *funcs, const luaL_Reg *methods)
+{
+    mod_idx = lua_absindex(L, mod_idx);
+    if (funcs) {
+        lua_pushvalue(L, mod_idx);
+        luaL_setfuncs(L, funcs, 0);
+        lua_pop(L, 1);
+    }
+    if (methods) {
+        lua_getfield(L, LUA_REGISTRYINDEX, LT_METHODS_KEY);
+        luaL_setfuncs(L, methods, 0);
+        lua_pop(L, 1);
+    }
+}
+
+void lt_register_property(lua_State *L, const char *name, lua_CFunction getter, lua_CFunction setter)
+{
+    if (getter) {
+        lua_getfield(L, LUA_REGISTRYINDEX, LT_GETTERS_KEY);
+        lua_pushcfunction(L, getter);
+        lua_setfield(L, -2, name);
+        lua_pop(L, 1);
+    }
+    if (setter) {
+        lua_getfield(L, LUA_REGISTRYINDEX, LT_SETTERS_KEY);
+        lua_pushcfunction(L, setter);
+        lua_setfield(L, -2, name);
+        lua_pop(L, 1);
+    }
+}
