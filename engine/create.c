@@ -32,7 +32,7 @@ dt_status dt_linspace(double start, double end, int64_t steps, dt_tensor **out)
     float *p = dt_f32(*out);
     double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
     /* Fill from both ends, as PyTorch does, so the last value is exactly `end`. */
-    int64_t half = steps / 2;
+    int64_t half = steps == 1 ? 1 : steps / 2;   /* a single step is `start`, as torch */
     for (int64_t i = 0; i < steps; i++)
         p[i] = (float)(i < half ? start + step * (double)i : end - step * (double)(steps - 1 - i));
     return DT_OK;

@@ -256,6 +256,10 @@ typedef struct dt_reduce_opts {
     double p;                   /* norm order (default 2) */
 } dt_reduce_opts;
 
+/* Defaults: all dims, no keepdim, correction 1, p 2. A zeroed struct means
+ * p = 0 (the count of nonzeros, as torch), so start from this instead. */
+void dt_reduce_opts_init(dt_reduce_opts *o);
+
 /* Sums are accumulated in a fixed order in double precision, so results do
  * not depend on the number of threads. argmax/argmin return int64 indices of
  * the first extreme value; they reduce over one dim (or the flattened
@@ -287,7 +291,521 @@ dt_status dt_stack(int n, const dt_tensor *const *ts, int dim, dt_tensor **out);
 dt_status dt_split(dt_tensor *a, int dim, int n, const int64_t *sizes, dt_tensor **outs);
 dt_status dt_repeat(const dt_tensor *a, int ndim, const int64_t *repeats, dt_tensor **out);
 
+/* ---------------------------------------------------------------- autograd */
+
+/* A node of the dynamic tape: made by a differentiable op for its output,
+ * it holds what the backward function needs (saved tensors, op arguments)
+ * and edges to the nodes (or leaf tensors) of the op's inputs. */
+typedef struct dt_node dt_node;
+
+/* Computes the gradient for each input i with node->needs_grad[i] set, from
+ * the gradient of the node's output. grad_inputs[i] starts NULL; leave it
+ * NULL for a zero gradient. Must return tensors of the input's shape. */
+typedef dt_status (*dt_backward_fn)(dt_node *node, const dt_tensor *grad_out,
+                                    dt_tensor **grad_inputs);
+
+#define DT_NODE_MAX_SAVED 6
+#define DT_NODE_MAX_ARGS 16
+
+struct dt_node {
+    const char *name;                 /* e.g. "MulBackward" */
+    dt_backward_fn backward;
+    int refcount;
+    int ninputs;
+    dt_node **input_nodes;            /* per input: its grad_fn (retained), or NULL */
+    dt_tensor **input_leaves;         /* per input: the leaf needing a grad (retained), or NULL */
+    bool *needs_grad;                 /* per input */
+    int64_t (*input_shapes)[DT_MAX_DIMS];
+    int *input_ndims;
+    dt_dtype *input_dtypes;
+    int nsaved;
+    dt_tensor *saved[DT_NODE_MAX_SAVED];     /* detached aliases */
+    uint64_t saved_version[DT_NODE_MAX_SAVED];
+    int64_t iarg[DT_NODE_MAX_ARGS];          /* op arguments for backward */
+    double darg[DT_NODE_MAX_ARGS];
+    void *ctx;                               /* op-specific data, freed by free_ctx */
+    void (*free_ctx)(void *ctx);
+    bool released;                           /* saved tensors freed after backward */
+    /* backward pass bookkeeping */
+    dt_tensor *grad_acc;
+    bool grad_owned;
+    int pending;
+    int64_t out_shape[DT_MAX_DIMS];
+    int out_ndim;
+    uint64_t visit_mark;
+};
+
+bool dt_grad_enabled(void);
+void dt_set_grad_enabled(bool enabled);
+/* True when an op on t must be recorded: grad mode on and t requires grad
+ * (a leaf with requires_grad, or the result of a recorded op). */
+bool dt_needs_grad(const dt_tensor *t);
+bool dt_any_needs_grad(int n, const dt_tensor *const *ts);
+
+/* For an op writer: make the node for `out` from its inputs. Returns DT_OK
+ * with *node NULL when nothing needs recording (no-grad mode or no input
+ * requires grad); the caller then simply returns `out`. */
+dt_status dt_node_new(const char *name, dt_backward_fn backward, int ninputs,
+                      const dt_tensor *const *inputs, dt_node **node);
+/* Save a tensor for backward (stored as a detached alias; in-place writes
+ * to it afterwards make backward fail with a clear error). */
+dt_status dt_node_save(dt_node *node, const dt_tensor *t);
+/* The i-th saved tensor, after checking it was not modified in place. */
+dt_status dt_node_saved(dt_node *node, int i, dt_tensor **t);
+/* Attach the node to its output: out->grad_fn = node (takes the caller's
+ * reference to node). */
+void dt_node_attach(dt_node *node, dt_tensor *out);
+void dt_node_retain(dt_node *node);
+void dt_node_release(dt_node *node);
+/* The usual recording in one call: if any input needs grad, make the node,
+ * save `nsave` tensors, attach it to `out`, and return it in *node (so the
+ * caller can fill iarg/darg/ctx); otherwise *node = NULL. On failure the
+ * node is released and `out` is left untouched (the caller releases it).
+ * Pattern of a differentiable op:
+ *     st = kernel_forward(x, &y);                       // no autograd inside
+ *     if (st == DT_OK)
+ *         st = dt_record("ReluBackward", relu_backward, 1, (const dt_tensor *[]){x},
+ *                        1, (const dt_tensor *[]){x}, y, &node);
+ *     if (st) { dt_tensor_release(y); return st; }
+ *     *out = y;                                         */
+dt_status dt_record(const char *name, dt_backward_fn backward, int ninputs,
+                    const dt_tensor *const *inputs, int nsave, const dt_tensor *const *save,
+                    dt_tensor *out, dt_node **node);
+
+/* Run backward from `root`. grad: the gradient of root (NULL for a
+ * one-element root means 1). Gradients accumulate into leaves' ->grad.
+ * Unless retain_graph, saved tensors are freed and a second backward
+ * through the same nodes fails. */
+dt_status dt_backward(dt_tensor *root, const dt_tensor *grad, bool retain_graph);
+/* A view of t sharing storage, outside the graph. */
+dt_status dt_detach(dt_tensor *t, dt_tensor **out);
+
+/* ------------------------------------------- differentiable views (dt_f_) */
+
+/* dt_f_* ops compute like their plain counterparts and also record on the
+ * tape when an input needs grad. The Lua binding calls these. */
+dt_status dt_f_view(dt_tensor *t, int ndim, const int64_t *shape, dt_tensor **out);
+dt_status dt_f_reshape(dt_tensor *t, int ndim, const int64_t *shape, dt_tensor **out);
+dt_status dt_f_squeeze(dt_tensor *t, int dim, dt_tensor **out);
+dt_status dt_f_unsqueeze(dt_tensor *t, int dim, dt_tensor **out);
+dt_status dt_f_flatten(dt_tensor *t, int start_dim, int end_dim, dt_tensor **out);
+dt_status dt_f_alias(dt_tensor *t, dt_tensor **out);
+dt_status dt_f_contiguous(dt_tensor *t, dt_tensor **out);
+dt_status dt_f_clone(dt_tensor *t, dt_tensor **out);
+dt_status dt_f_to_dtype(dt_tensor *t, dt_dtype dtype, dt_tensor **out);
+dt_status dt_f_narrow(dt_tensor *t, int dim, int64_t start, int64_t length, dt_tensor **out);
+dt_status dt_f_select(dt_tensor *t, int dim, int64_t index, dt_tensor **out);
+dt_status dt_f_transpose(dt_tensor *t, int dim0, int dim1, dt_tensor **out);
+dt_status dt_f_permute(dt_tensor *t, const int *dims, dt_tensor **out);
+dt_status dt_f_expand(dt_tensor *t, int ndim, const int64_t *shape, dt_tensor **out);
+/* Sum a broadcast gradient back down to (ndim, shape); a new float32 tensor. */
+dt_status dt_sum_to_shape(const dt_tensor *grad, int ndim, const int64_t *shape, dt_tensor **out);
+
+/* ---- differentiable products, indexing and maths (dt_f_ of the core ops)
+ * Same arguments, results and errors as the plain functions; they record
+ * on the tape when an input needs grad. Results that are not float32
+ * (comparisons, argmax, integer maths) never record. */
+dt_status dt_f_mm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
+dt_status dt_f_bmm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
+dt_status dt_f_matmul(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
+dt_status dt_f_dot(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);  /* 1-d, 1-d */
+dt_status dt_f_mv(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);   /* 2-d, 1-d */
+dt_status dt_f_outer(const dt_tensor *a, const dt_tensor *b, dt_tensor **out); /* 1-d, 1-d */
+/* y = x W^T + b for x (..., in), w (out, in), b (out) or NULL: one sgemm
+ * over all leading dims of x, the bias added in the same pass. */
+dt_status dt_f_linear(const dt_tensor *x, const dt_tensor *w, const dt_tensor *b,
+                      dt_tensor **out);
+
+dt_status dt_f_index_select(const dt_tensor *a, int dim, const dt_tensor *index, dt_tensor **out);
+dt_status dt_f_gather(const dt_tensor *a, int dim, const dt_tensor *index, dt_tensor **out);
+/* Copying forms: out = a with src scatter-added / the masked positions
+ * filled; a itself is not modified. */
+dt_status dt_f_scatter_add(const dt_tensor *a, int dim, const dt_tensor *index,
+                           const dt_tensor *src, dt_tensor **out);
+dt_status dt_f_masked_fill(const dt_tensor *a, const dt_tensor *mask, double value,
+                           dt_tensor **out);
+dt_status dt_f_cat(int n, const dt_tensor *const *ts, int dim, dt_tensor **out);
+dt_status dt_f_stack(int n, const dt_tensor *const *ts, int dim, dt_tensor **out);
+dt_status dt_f_repeat(const dt_tensor *a, int ndim, const int64_t *repeats, dt_tensor **out);
+
+/* maximum/minimum: a tie sends half of the gradient to each side (torch).
+ * pow: the exponent's gradient is g * a^b * log(a) where a > 0, 0 elsewhere. */
+dt_status dt_f_binary(dt_binop op, const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
+dt_status dt_f_binary_scalar(dt_binop op, const dt_tensor *a, double s, bool scalar_is_int,
+                             dt_tensor **out);
+dt_status dt_f_scalar_binary(dt_binop op, double s, bool scalar_is_int, const dt_tensor *a,
+                             dt_tensor **out);
+dt_status dt_f_unary(dt_unop op, const dt_tensor *a, dt_tensor **out);
+/* Gradient passes where lo <= x <= hi (torch). */
+dt_status dt_f_clamp(const dt_tensor *a, double lo, double hi, dt_tensor **out);
+dt_status dt_f_where(const dt_tensor *cond, const dt_tensor *a, const dt_tensor *b,
+                     dt_tensor **out);
+/* max/min with one dim: the gradient goes to the argmax position; over all
+ * (or several) dims it is split evenly among tied extremes (torch 1.13).
+ * norm: zero gradient where the norm is 0. prod: exact with zeros (one
+ * zero in a slice gets the product of the others, two or more give 0). */
+dt_status dt_f_reduce(dt_reduce_op op, const dt_tensor *a, const dt_reduce_opts *opts,
+                      dt_tensor **out);
+
+/* ---- optimizers and checkpoints (nn issue) */
+
+/* Fused in-place optimizer updates, torch.optim's single-tensor formulas in
+ * float32. All operands float32 and of the parameter's shape (any strides).
+ * Bump the storage versions of what they write. */
+typedef struct dt_sgd_opts {
+    double lr, momentum, dampening, weight_decay;
+    bool nesterov, maximize;
+} dt_sgd_opts;
+/* momentum_buf is used (and required) when momentum != 0; fresh_buffer:
+ * first step, the buffer is set to the (decayed) gradient as torch does. */
+dt_status dt_sgd_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *momentum_buf,
+                       bool fresh_buffer, const dt_sgd_opts *opts);
+
+typedef struct dt_adam_opts {
+    double lr, beta1, beta2, eps, weight_decay;
+    bool decoupled;   /* AdamW: param *= 1 - lr * weight_decay */
+    bool amsgrad, maximize;
+} dt_adam_opts;
+/* step: the step number after incrementing (1 on the first step).
+ * max_exp_avg_sq is used (and required) only with amsgrad. */
+dt_status dt_adam_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *exp_avg,
+                        dt_tensor *exp_avg_sq, dt_tensor *max_exp_avg_sq, int64_t step,
+                        const dt_adam_opts *opts);
+
+/* safetensors files: u64 little-endian header length N, N bytes of JSON
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
+ *  "__metadata__": {"key": "value"}}, then the raw little-endian data.
+ * Saving writes a temporary file in the target's directory, fsyncs it and
+ * renames it over `path` (then fsyncs the directory): a failure or crash
+ * never leaves a partial target. Error messages start with the path. */
+dt_status dt_safetensors_save(const char *path, int ntensors, const char *const *names,
+                              const dt_tensor *const *tensors, int nmeta,
+                              const char *const *meta_keys, const char *const *meta_values);
+
+typedef struct dt_safetensors {
+    int ntensors;
+    char **names;             /* in file (data offset) order */
+    dt_tensor **tensors;      /* contiguous; F64/F16/BF16 -> float32, I8..I32/U16/U32 -> int64,
+                                 BOOL -> uint8 */
+    int nmeta;
+    char **meta_keys;
+    char **meta_values;
+} dt_safetensors;
+
+/* Validates the whole header (length, JSON, dtypes, shapes, byte sizes,
+ * offsets inside the file, no overlap) before reading any data. */
+dt_status dt_safetensors_load(const char *path, dt_safetensors **out);
+void dt_safetensors_free(dt_safetensors *st);   /* NULL allowed; releases the tensors */
+
+/* ---------------------------------------------------- FSECD (distillers) */
+
+typedef enum dt_fsecd_policy { DT_FSECD_INSTANCE = 0, DT_FSECD_CLASS = 1 } dt_fsecd_policy;
+
+typedef struct dt_fsecd_opts {
+    double tau;              /* temperature, default 0.1 */
+    double eps;              /* norm floor, default 1e-8 */
+    dt_fsecd_policy policy;  /* what counts as a positive pair */
+    bool symmetric;          /* average with the teacher-anchored loss */
+} dt_fsecd_opts;
+
+/* The fused FSECD contrastive loss (docs/distillers.md): z and t are B x D
+ * float32 (student embeddings, teacher features), labels a 1-d int64 of
+ * length B (only compared for equality; NULL allowed for the instance
+ * policy). Returns a 0-d tensor; gradients flow to z and, if it requires
+ * grad, to t. */
+dt_status dt_f_fsecd_loss(const dt_tensor *z, const dt_tensor *t, const dt_tensor *labels,
+                          const dt_fsecd_opts *opts, dt_tensor **out);
+
+/* CRD's memory-bank scores: out[b][k] = exp(bank[idx[b][k]] . v[b] / T) for
+ * bank N x D, idx B x (K+1) int64 (0-based), v B x D; gathered rows are
+ * never materialised. Gradient flows to v only. */
+dt_status dt_f_crd_scores(const dt_tensor *bank, const dt_tensor *idx, const dt_tensor *v,
+                          double temperature, dt_tensor **out);
+/* bank[idx[i]] <- normalise(momentum * bank[idx[i]] + (1 - momentum) * v[i]). */
+dt_status dt_crd_update_bank_(dt_tensor *bank, const dt_tensor *idx, const dt_tensor *v,
+                              double momentum);
+
+/* ---- convolution, pooling, batch norm (nn issue) */
+
+/* 2-d convolution (cross-correlation, as PyTorch): x (N, C, H, W), w
+ * (O, C/groups, kh, kw), bias (O) or NULL; stride/padding/dilation are
+ * {h, w}. Output (N, O, OH, OW) with OH = (H + 2ph - dh*(kh-1) - 1)/sh + 1.
+ * Differentiable in x, w and bias. */
+dt_status dt_f_conv2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
+                      const int64_t stride[2], const int64_t padding[2],
+                      const int64_t dilation[2], int64_t groups, dt_tensor **out);
+/* Pooling over the last two dims of a 3-d (C, H, W) or 4-d (N, C, H, W)
+ * input. Padding is at most half the kernel; max pooling pads with -inf.
+ * ceil_mode rounds the output size up (PyTorch's rule: a last window that
+ * would start in the right padding is dropped). */
+dt_status dt_f_max_pool2d(const dt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
+                          const int64_t padding[2], bool ceil_mode, dt_tensor **out);
+dt_status dt_f_avg_pool2d(const dt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
+                          const int64_t padding[2], bool ceil_mode, bool count_include_pad,
+                          dt_tensor **out);
+/* Windows [floor(i*H/oh), ceil((i+1)*H/oh)) as PyTorch. */
+dt_status dt_f_adaptive_avg_pool2d(const dt_tensor *x, int64_t out_h, int64_t out_w,
+                                   dt_tensor **out);
+/* Batch norm over dim 1 of a 2-d, 3-d or 4-d x. running_mean/var (C) may be
+ * NULL (then training must be true); weight/bias (C) may be NULL. Training
+ * uses batch statistics and updates the running ones in place:
+ * r = (1 - momentum) * r + momentum * stat, with the unbiased variance. */
+dt_status dt_f_batch_norm(const dt_tensor *x, dt_tensor *running_mean, dt_tensor *running_var,
+                          const dt_tensor *weight, const dt_tensor *bias, bool training,
+                          double momentum, double eps, dt_tensor **out);
+
+/* ---- activations, losses, distances (nn issue) */
+
+/* Float32 inputs of any strides; results are new contiguous tensors. */
+dt_status dt_f_relu6(const dt_tensor *x, dt_tensor **out);
+dt_status dt_f_leaky_relu(const dt_tensor *x, double negative_slope, dt_tensor **out);
+/* Numerically stable (max subtracted), along one dim. */
+dt_status dt_f_softmax(const dt_tensor *x, int dim, dt_tensor **out);
+dt_status dt_f_log_softmax(const dt_tensor *x, int dim, dt_tensor **out);
+/* Inverted dropout: keeps each element with probability 1 - p, scaled by
+ * 1/(1-p); element i uses word i of rng's counter stream (NULL: the
+ * default generator). Eval mode or p == 0: an alias of x; p == 1: zeros. */
+dt_status dt_f_dropout(const dt_tensor *x, double p, bool training, dt_rng *rng,
+                       dt_tensor **out);
+
+typedef enum dt_reduction {
+    DT_REDUCTION_NONE, DT_REDUCTION_MEAN, DT_REDUCTION_SUM,
+    DT_REDUCTION_BATCHMEAN   /* sum / size of dim 0 (kl_div only) */
+} dt_reduction;
+/* "none", "mean", "sum", "batchmean"; false if unknown. */
+bool dt_reduction_parse(const char *name, dt_reduction *out);
+
+/* Classification losses: input N x C (or N x C x d1 ...) float32, target
+ * int64 N (or N x d1 ...) of 0-based classes. Positions whose target
+ * equals ignore_index give 0 and are left out of the mean (a mean over no
+ * position is NaN, as torch). cross_entropy fuses log_softmax and nll;
+ * label smoothing eps as torch: (1-eps) * nll + eps * mean_k(-log p_k). */
+dt_status dt_f_cross_entropy(const dt_tensor *logits, const dt_tensor *target,
+                             dt_reduction reduction, double label_smoothing, int64_t ignore_index,
+                             dt_tensor **out);
+dt_status dt_f_nll_loss(const dt_tensor *logp, const dt_tensor *target, dt_reduction reduction,
+                        int64_t ignore_index, dt_tensor **out);
+/* Pointwise losses over two float32 tensors of one shape; gradients flow
+ * to both. kl_div: input = log-probabilities, target = probabilities
+ * (target * (log target - input), 0 where target == 0) or, with
+ * log_target, log-probabilities (exp(target) * (target - input)). */
+dt_status dt_f_kl_div(const dt_tensor *input, const dt_tensor *target, dt_reduction reduction,
+                      bool log_target, dt_tensor **out);
+dt_status dt_f_mse_loss(const dt_tensor *input, const dt_tensor *target, dt_reduction reduction,
+                        dt_tensor **out);
+dt_status dt_f_l1_loss(const dt_tensor *input, const dt_tensor *target, dt_reduction reduction,
+                       dt_tensor **out);
+/* 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (beta 0: l1). */
+dt_status dt_f_smooth_l1_loss(const dt_tensor *input, const dt_tensor *target,
+                              dt_reduction reduction, double beta, dt_tensor **out);
+
+/* Distances (p: a finite p > 0; backward is 0, not NaN, at zero distance).
+ * normalize: x / max(||x||_p, eps) along dim. cdist: x1 (B...) x P x M,
+ * x2 (B...) x R x M -> (B...) x P x R. pairwise_distance: ||x1 - x2 + eps||_p
+ * over the last dim (dropped). cosine_similarity (torch 1.13):
+ * x1.x2 / sqrt(max(|x1|^2 |x2|^2, eps^2)) along dim (dropped). x1 and x2
+ * have the same shape (no broadcasting). */
+dt_status dt_f_normalize(const dt_tensor *x, double p, int dim, double eps, dt_tensor **out);
+dt_status dt_f_cdist(const dt_tensor *x1, const dt_tensor *x2, double p, dt_tensor **out);
+dt_status dt_f_pairwise_distance(const dt_tensor *x1, const dt_tensor *x2, double p, double eps,
+                                 dt_tensor **out);
+dt_status dt_f_cosine_similarity(const dt_tensor *x1, const dt_tensor *x2, int dim, double eps,
+                                 dt_tensor **out);
+
+/* ------------------------------------------------ profiling (perf issue)
+ * A global switch: while on, the kernels add their wall time (CLOCK_MONOTONIC)
+ * and a call count to one of the kinds below. Only the outermost timed
+ * region on a thread counts, so an op that calls another timed op (linear ->
+ * GEMM) is not counted twice. Off (the default), a timer costs one load and
+ * one branch. */
+typedef enum dt_prof_kind {
+    DT_PROF_CONV_FWD, DT_PROF_CONV_BWD_DATA, DT_PROF_CONV_BWD_WEIGHT, DT_PROF_BN, DT_PROF_POOL,
+    DT_PROF_ELEMENTWISE, DT_PROF_GEMM, DT_PROF_LOSS, DT_PROF_OPTIM, DT_PROF_OTHER, DT_PROF_NKINDS
+} dt_prof_kind;
+
+extern volatile int dt_prof_enabled;
+const char *dt_prof_kind_name(dt_prof_kind kind);
+double dt_prof_begin_(void);                 /* < 0: not timed */
+void dt_prof_end_(dt_prof_kind kind, double t0);
+void dt_prof_start(void);                    /* clears the counters and switches on */
+void dt_prof_stop(void);
+/* calls / seconds of one kind; wall: seconds between start and stop (or now). */
+void dt_prof_get(dt_prof_kind kind, int64_t *calls, double *seconds);
+double dt_prof_wall(void);
+
+#define DT_PROF_BEGIN(var) double var = dt_prof_enabled ? dt_prof_begin_() : -1.0
+#define DT_PROF_END(kind, var) do { if ((var) != -1.0) dt_prof_end_((kind), (var)); } while (0)
+
+/* Allocator (storage.c): freed storage blocks are cached by size class and
+ * reused (bounded by DISTILL_CACHE_MB, default 512). dt_storage_new_uninit:
+ * like dt_storage_new without the zero fill, for outputs that are fully
+ * overwritten (dt_empty). trim: frees every cached block. */
+dt_status dt_storage_new_uninit(size_t nbytes, dt_storage **out);
+void dt_storage_cache_trim(void);
+void dt_storage_cache_stats(size_t *cached_bytes, size_t *hits, size_t *misses);
+
 /* ------------------------------------------------------ data (data issue) */
+
+/* Dataset readers. Labels come back 0-based as stored in the files (the Lua
+ * binding adds 1). Every error message starts with the offending path. */
+
+/* CIFAR binary files: records of `label_bytes` label bytes (1: CIFAR-10;
+ * 2: CIFAR-100 coarse, fine) then 3072 pixel bytes (R, G, B planes of
+ * 32 x 32). Reads all `npaths` files into images (N x 3 x 32 x 32 uint8)
+ * and labels (N int64, label byte `label_pick` of each record). A file
+ * whose size is not a multiple of the record size is an error. */
+#define DT_CIFAR_PIXELS 3072
+dt_status dt_read_cifar(int npaths, const char *const *paths, int label_bytes, int label_pick,
+                        dt_tensor **images, dt_tensor **labels);
+
+/* One IDX file (plain or gzip, detected by its magic), unsigned-byte data
+ * only (type code 0x08): a uint8 tensor of the file's dims. The size of the
+ * data must match the dims exactly. */
+dt_status dt_read_idx(const char *path, dt_tensor **out);
+/* An IDX image file (N x H x W) and label file (N) of one split:
+ * images N x 1 x H x W uint8, labels N int64; the counts must agree. */
+dt_status dt_read_idx_pair(const char *images_path, const char *labels_path,
+                           dt_tensor **images, dt_tensor **labels);
+
+/* Whole file into a malloc'd buffer (caller frees); refuses files larger
+ * than max_bytes. */
+dt_status dt_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *len);
+
+/* JPEG (libjpeg-turbo's TurboJPEG API). A decoder holds a TurboJPEG handle
+ * and a scratch buffer; use one per thread. Pixels are always RGB. */
+typedef struct dt_jpeg_decoder dt_jpeg_decoder;
+dt_status dt_jpeg_decoder_new(dt_jpeg_decoder **out);
+void dt_jpeg_decoder_free(dt_jpeg_decoder *d);     /* NULL allowed */
+dt_status dt_jpeg_header(dt_jpeg_decoder *d, const uint8_t *buf, size_t len, int64_t *h,
+                         int64_t *w);
+/* Decode with the smallest DCT scaling factor (1/8 .. 1) that keeps the
+ * image at least min_h x min_w (0: full size). *pixels (H x W x 3, valid
+ * until the next call on d) and the decoded size come back. */
+dt_status dt_jpeg_decode_scaled(dt_jpeg_decoder *d, const uint8_t *buf, size_t len,
+                                int64_t min_h, int64_t min_w, const uint8_t **pixels,
+                                int64_t *h, int64_t *w);
+/* Convenience: decode to a 3 x H x W uint8 tensor. */
+dt_status dt_jpeg_decode(const uint8_t *buf, size_t len, int64_t min_h, int64_t min_w,
+                         dt_tensor **out);
+/* Encode a C x H x W uint8 tensor (C = 1 or 3) at quality 1..100 (4:2:0 for
+ * colour, as most cameras). *buf is malloc'd; the caller frees it. */
+dt_status dt_jpeg_encode(const dt_tensor *image, int quality, uint8_t **buf, size_t *len);
+
+/* Transforms: a fixed list of ops, applied in order. Geometric ops (crops,
+ * flips, resizes) are composed into one resampling of the source image
+ * (exact copies when the composition is a pure integer shift/flip,
+ * otherwise bilinear with pixel-centre alignment); value ops (to_float,
+ * normalize) into one per-channel affine map. Zero padding is applied to
+ * raw pixels (as torchvision pads before ToTensor). The output is float32
+ * when a value op is present (normalize implies to_float), else uint8. */
+typedef enum dt_tf_kind {
+    DT_TF_RANDOM_CROP,          /* h, w, padding */
+    DT_TF_HFLIP,                /* p */
+    DT_TF_TO_FLOAT,             /* x / 255 */
+    DT_TF_NORMALIZE,            /* nmean/mean, nstd/std (1 or C entries) */
+    DT_TF_RANDOM_RESIZED_CROP,  /* h, w, scale[2], ratio[2] (torchvision semantics) */
+    DT_TF_RESIZE,               /* h, w; w == 0: shorter side becomes h */
+    DT_TF_CENTER_CROP           /* h, w */
+} dt_tf_kind;
+
+#define DT_TF_MAX_OPS 16
+#define DT_TF_MAX_CHANNELS 4
+
+typedef struct dt_tf_op {
+    dt_tf_kind kind;
+    int64_t h, w, padding;
+    double p;
+    double scale[2], ratio[2];
+    int nmean, nstd;
+    double mean[DT_TF_MAX_CHANNELS], std[DT_TF_MAX_CHANNELS];
+} dt_tf_op;
+
+typedef struct dt_transform {
+    int nops;
+    dt_tf_op ops[DT_TF_MAX_OPS];
+} dt_transform;
+
+/* What one sample's transform does, after its random draws. */
+typedef struct dt_tf_plan {
+    int c;
+    int64_t in_h, in_w, out_h, out_w;
+    double ax, bx, ay, by;      /* source x = ax * out_x + bx (pixel centres) */
+    bool exact;                 /* |a| == 1 and integral offsets: plain copy */
+    bool is_float;
+    float vscale[DT_TF_MAX_CHANNELS], vshift[DT_TF_MAX_CHANNELS];
+    float fill[DT_TF_MAX_CHANNELS];   /* value of padded pixels, after the value map */
+} dt_tf_plan;
+
+/* Check the ops (sizes > 0, ranges ordered, std != 0...). */
+dt_status dt_transform_validate(const dt_transform *tf);
+/* The output size for a c x h x w input, or -1 in *out_h or *out_w when it
+ * depends on the input size and h or w is -1 (unknown). */
+void dt_transform_out_size(const dt_transform *tf, int64_t h, int64_t w, int64_t *out_h,
+                           int64_t *out_w, bool *is_float);
+/* Draw the random parameters from stream `key` (dt_rng_word(key, 0), ...). */
+dt_status dt_transform_plan(const dt_transform *tf, int c, int64_t h, int64_t w, uint64_t key,
+                            dt_tf_plan *plan);
+/* The same plan for a source decoded at a reduced size (JPEG DCT scaling). */
+void dt_tf_plan_rescale(dt_tf_plan *plan, int64_t new_h, int64_t new_w);
+/* Source pixels per output pixel along y and x (for choosing DCT scaling). */
+void dt_tf_plan_density(const dt_tf_plan *plan, double *dy, double *dx);
+/* Apply: src is a uint8 image of plan->in_h x plan->in_w with element
+ * strides (channel, row, column); dst is contiguous C x out_h x out_w,
+ * float or uint8 as plan->is_float. */
+dt_status dt_tf_apply(const dt_tf_plan *plan, const uint8_t *src, int64_t sc, int64_t sh,
+                      int64_t sw, void *dst);
+/* The order of an epoch's samples: 0..n-1 shuffled (Fisher-Yates) from a
+ * stream of (seed, epoch). */
+void dt_data_epoch_order(uint64_t seed, int64_t epoch, int64_t n, int64_t *order);
+/* The key of sample `position` of `epoch` for a loader seed. */
+uint64_t dt_data_sample_key(uint64_t seed, int64_t epoch, int64_t position);
+/* Transform one C x H x W uint8 tensor into a new tensor. */
+dt_status dt_transform_image(const dt_transform *tf, const dt_tensor *src, uint64_t key,
+                             dt_tensor **out);
+
+/* Loader: a pool of pthreads producing whole batches in the background
+ * into preallocated tensors, `prefetch` batches ahead. Samples come from an
+ * in-memory N x C x H x W uint8 tensor or from JPEG files. Sample randomness
+ * depends only on (seed, epoch, position in the epoch), so batches are
+ * identical for any number of workers (0: synchronous in the caller). */
+typedef struct dt_loader dt_loader;
+
+typedef struct dt_loader_opts {
+    int64_t batch_size;
+    bool shuffle, drop_last;
+    int workers;
+    int prefetch;            /* batches in flight; <= 0: 2 per worker (at least 2) */
+    uint64_t seed;
+    bool skip_errors;        /* JPEG files that fail to decode: zeros + warning */
+} dt_loader_opts;
+
+/* images: N x C x H x W uint8; labels: N int64 (copied verbatim into
+ * targets). Both are retained. */
+dt_status dt_loader_new_tensor(dt_tensor *images, dt_tensor *labels, const dt_transform *tf,
+                               const dt_loader_opts *opts, dt_loader **out);
+/* n JPEG files (paths copied); the transform must give a fixed size. */
+dt_status dt_loader_new_files(int64_t n, const char *const *paths, dt_tensor *labels,
+                              const dt_transform *tf, const dt_loader_opts *opts,
+                              dt_loader **out);
+int64_t dt_loader_num_batches(const dt_loader *l);
+int64_t dt_loader_size(const dt_loader *l);           /* samples in the dataset */
+int64_t dt_loader_skipped(const dt_loader *l);        /* files skipped so far */
+/* Batch buffers the next dt_loader_next can reuse or still allocate within
+ * its pool. A handed-out batch is reused only once the caller drops its
+ * references; when this is 0, the binding runs the Lua collector first. */
+int dt_loader_spare_buffers(const dt_loader *l);
+/* Start an epoch (stopping any running one); workers begin prefetching. */
+dt_status dt_loader_start(dt_loader *l, int64_t epoch);
+/* The next batch of the epoch: new references in *input (N x C x H x W),
+ * *target (N int64) and *index (N int64, 0-based dataset positions), or
+ * all NULL at the end of the epoch. */
+dt_status dt_loader_next(dt_loader *l, dt_tensor **input, dt_tensor **target,
+                         dt_tensor **index);
+/* Stop the workers of the current epoch (waits for them to go idle). */
+void dt_loader_stop(dt_loader *l);
+void dt_loader_free(dt_loader *l);     /* joins the threads; NULL allowed */
+/* CLOCK_MONOTONIC seconds. */
+double dt_wallclock(void);
 
 /* ---------------------------------------------------------------- format */
 

@@ -13,6 +13,7 @@ void dt_tensor_release(dt_tensor *t)
         return;
     dt_storage_release(t->storage);
     dt_tensor_release(t->grad);
+    dt_node_release(t->grad_fn);
     free(t);
 }
 

@@ -68,6 +68,10 @@ const char *lt_opt_field_str(lua_State *L, int idx, const char *fn, const char *
 /* Reject keys of an options table that are not in `valid` (NULL-terminated). */
 void lt_check_option_keys(lua_State *L, int idx, const char *fn, const char *const *valid);
 
+/* Raise unless an in-place write to t is safe for autograd (grad mode off,
+ * or t outside the graph). Every in-place binding calls it first. */
+void lt_check_inplace(lua_State *L, dt_tensor *t, const char *fn);
+
 /* Register C functions: `funcs` into the module table at mod_idx and
  * `methods` into the Tensor methods table (both may be NULL). */
 void lt_register(lua_State *L, int mod_idx, const luaL_Reg *funcs, const luaL_Reg *methods);
@@ -81,5 +85,12 @@ void lt_open_linalg(lua_State *L, int mod_idx);   /* mm, bmm, matmul */
 void lt_open_index(lua_State *L, int mod_idx);    /* gather, cat, split... */
 void lt_open_random(lua_State *L, int mod_idx);   /* seeds and random fills */
 void lt_open_data(lua_State *L, int mod_idx);     /* dataset readers, transforms, loader */
+void lt_open_autograd(lua_State *L, int mod_idx); /* requires_grad, backward, no_grad */
+void lt_open_nn(lua_State *L, int mod_idx);       /* conv, pooling, batch norm */
+void lt_open_functional(lua_State *L, int mod_idx); /* activations, losses, distances */
+void lt_open_optim(lua_State *L, int mod_idx);    /* fused optimizer steps */
+void lt_open_checkpoint(lua_State *L, int mod_idx); /* safetensors files */
+void lt_open_contrast(lua_State *L, int mod_idx); /* FSECD loss, CRD memory-bank ops */
+void lt_open_profile(lua_State *L, int mod_idx);  /* per-op-kind timers */
 
 #endif /* DISTILL_BIND_H */

@@ -69,7 +69,7 @@ static dt_tensor *index_view(lua_State *L, dt_tensor *t, int key, const char *fn
             if (i == 0)
                 st = dt_fail(DT_ERR_INDEX, "index 0 is invalid (indices count from 1)");
             else
-                st = dt_select(cur, dim, pos, &next);
+                st = dt_f_select(cur, dim, pos, &next);
         } else if (lua_istable(L, -1) || (lua_type(L, -1) == LUA_TSTRING &&
                                           strcmp(lua_tostring(L, -1), ":") == 0)) {
             int64_t size = cur->shape[dim], first = 1, last = size;
@@ -94,7 +94,7 @@ static dt_tensor *index_view(lua_State *L, dt_tensor *t, int key, const char *fn
                     ? dt_fail(DT_ERR_INDEX, "range {%lld, %lld} is out of range for dim %d of "
                               "size %lld", (long long)first, (long long)last, dim + 1,
                               (long long)size)
-                    : dt_narrow(cur, dim, first - 1, last - first + 1, &next);
+                    : dt_f_narrow(cur, dim, first - 1, last - first + 1, &next);
             dim++;
         } else {
             st = dt_fail(DT_ERR_ARG, "an index must be an integer, a {first, last} range or "
@@ -111,7 +111,9 @@ static dt_tensor *index_view(lua_State *L, dt_tensor *t, int key, const char *fn
 
 static int tensor_index(lua_State *L)
 {
-    dt_tensor *t = lt_check(L, 1, "Tensor.__index");
+    /* Method lookup works on a freed tensor too, so that x:numel() on one
+     * raises "Tensor:numel: ... freed" from the method itself. */
+    lt_tensor *u = luaL_checkudata(L, 1, LT_TENSOR_MT);
     int kt = lua_type(L, 2);
     if (kt == LUA_TSTRING) {
         lua_getfield(L, LUA_REGISTRYINDEX, LT_GETTERS_KEY);
@@ -125,6 +127,7 @@ static int tensor_index(lua_State *L)
         return 1;
     }
     if (kt == LUA_TNUMBER || kt == LUA_TTABLE) {
+        dt_tensor *t = u->t ? u->t : lt_check(L, 1, "Tensor indexing");
         dt_tensor *v = index_view(L, t, 2, "Tensor indexing");
         if (v->ndim == 0) {
             push_element(L, v, 0);
@@ -153,6 +156,7 @@ static int tensor_newindex(lua_State *L)
     if (kt != LUA_TNUMBER && kt != LUA_TTABLE)
         return lt_error(L, "Tensor assignment", "cannot index a tensor with a %s",
                         luaL_typename(L, 2));
+    lt_check_inplace(L, t, "Tensor assignment");
     dt_tensor *v = index_view(L, t, 2, "Tensor assignment");
     dt_status st;
     if (lua_type(L, 3) == LUA_TNUMBER) {
@@ -270,6 +274,19 @@ int luaopen_distill_core(lua_State *L)
     lt_open_linalg(L, mod);
     lt_open_index(L, mod);
     lt_open_data(L, mod);
+    lt_open_autograd(L, mod);
+    lt_open_nn(L, mod);
+    lt_open_functional(L, mod);
+    lt_open_optim(L, mod);
+    lt_open_checkpoint(L, mod);
+    lt_open_contrast(L, mod);
+    lt_open_profile(L, mod);
+    /* lua5.4 (lua.c) starts the collector in generational mode, where
+     * objects that survived two minor collections (every activation of a
+     * forward pass) wait for a major collection that tensor bytes never
+     * trigger: RSS grew by a forward pass per step. lt_push's LUA_GCSTEP
+     * pacing works in incremental mode. */
+    lua_gc(L, LUA_GCINC, 0, 0, 0);
 
     /* Expose the methods table so Lua code can add methods (nn helpers...). */
     lua_getfield(L, LUA_REGISTRYINDEX, LT_METHODS_KEY);

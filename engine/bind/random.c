@@ -90,11 +90,16 @@ static int l_randint(lua_State *L)
     return 1;
 }
 
+/* A random permutation of 1..n: positions are 1-based on the Lua side, so
+ * the result indexes tensors directly (x:index_select(1, randperm(n))). */
 static int l_randperm(lua_State *L)
 {
     const char *fn = "distill.randperm";
     dt_tensor *t;
     LT_TRY(L, fn, dt_randperm(dt_default_rng(), lt_check_int(L, 1, fn, "n"), &t));
+    int64_t *p = dt_i64(t), n = dt_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        p[i]++;
     lt_push(L, t);
     return 1;
 }
@@ -103,6 +108,7 @@ static int m_uniform_(lua_State *L)
 {
     const char *fn = "Tensor:uniform_";
     dt_tensor *t = lt_check(L, 1, fn);
+    lt_check_inplace(L, t, fn);
     double lo = lua_isnoneornil(L, 2) ? 0 : lt_check_num(L, 2, fn, "low");
     double hi = lua_isnoneornil(L, 3) ? 1 : lt_check_num(L, 3, fn, "high");
     LT_TRY(L, fn, dt_rand_(t, dt_default_rng(), lo, hi));
@@ -114,6 +120,7 @@ static int m_normal_(lua_State *L)
 {
     const char *fn = "Tensor:normal_";
     dt_tensor *t = lt_check(L, 1, fn);
+    lt_check_inplace(L, t, fn);
     double mean = lua_isnoneornil(L, 2) ? 0 : lt_check_num(L, 2, fn, "mean");
     double std = lua_isnoneornil(L, 3) ? 1 : lt_check_num(L, 3, fn, "std");
     if (std < 0)
@@ -127,6 +134,7 @@ static int m_random_(lua_State *L)
 {
     const char *fn = "Tensor:random_";
     dt_tensor *t = lt_check(L, 1, fn);
+    lt_check_inplace(L, t, fn);
     int64_t low = lt_check_int(L, 2, fn, "low"), high = lt_check_int(L, 3, fn, "high");
     LT_TRY(L, fn, dt_randint_(t, dt_default_rng(), low, high));
     lua_settop(L, 1);

@@ -354,7 +354,7 @@ static int m_view(lua_State *L)
     dt_tensor *t = lt_check(L, 1, fn), *r;
     int64_t shape[DT_MAX_DIMS];
     int n = lt_check_shape(L, 2, fn, shape, 1);
-    LT_TRY(L, fn, dt_view(t, n, shape, &r));
+    LT_TRY(L, fn, dt_f_view(t, n, shape, &r));
     lt_push(L, r);
     return 1;
 }
@@ -365,7 +365,7 @@ static int m_reshape(lua_State *L)
     dt_tensor *t = lt_check(L, 1, fn), *r;
     int64_t shape[DT_MAX_DIMS];
     int n = lt_check_shape(L, 2, fn, shape, 1);
-    LT_TRY(L, fn, dt_reshape(t, n, shape, &r));
+    LT_TRY(L, fn, dt_f_reshape(t, n, shape, &r));
     lt_push(L, r);
     return 1;
 }
@@ -373,7 +373,7 @@ static int m_reshape(lua_State *L)
 static int m_view_as(lua_State *L)
 {
     dt_tensor *t = lt_check(L, 1, "Tensor:view_as"), *o = lt_check(L, 2, "Tensor:view_as"), *r;
-    LT_TRY(L, "Tensor:view_as", dt_view(t, o->ndim, o->shape, &r));
+    LT_TRY(L, "Tensor:view_as", dt_f_view(t, o->ndim, o->shape, &r));
     lt_push(L, r);
     return 1;
 }
@@ -392,7 +392,7 @@ static int m_narrow(lua_State *L)
     if (start < 1)
         return lt_error(L, fn, "start %lld is out of range (positions count from 1)",
                         (long long)lua_tointeger(L, 3));
-    LT_TRY(L, fn, dt_narrow(t, d, start - 1, len, &r));
+    LT_TRY(L, fn, dt_f_narrow(t, d, start - 1, len, &r));
     lt_push(L, r);
     return 1;
 }
@@ -407,7 +407,7 @@ static int m_select(lua_State *L)
     int64_t i = lt_check_int(L, 3, fn, "index");
     if (i == 0)
         return lt_error(L, fn, "index 0 is invalid (indices count from 1)");
-    LT_TRY(L, fn, dt_select(t, d, i > 0 ? i - 1 : i, &r));
+    LT_TRY(L, fn, dt_f_select(t, d, i > 0 ? i - 1 : i, &r));
     lt_push(L, r);
     return 1;
 }
@@ -417,7 +417,7 @@ static int m_transpose(lua_State *L)
     const char *fn = "Tensor:transpose";
     dt_tensor *t = lt_check(L, 1, fn), *r;
     int a = lt_check_dim(L, 2, fn, t->ndim), b = lt_check_dim(L, 3, fn, t->ndim);
-    LT_TRY(L, fn, dt_transpose(t, a, b, &r));
+    LT_TRY(L, fn, dt_f_transpose(t, a, b, &r));
     lt_push(L, r);
     return 1;
 }
@@ -428,7 +428,7 @@ static int m_t(lua_State *L)
     dt_tensor *t = lt_check(L, 1, fn), *r;
     if (t->ndim > 2)
         return lt_error(L, fn, "expects a tensor with <= 2 dims, got %d (use transpose)", t->ndim);
-    LT_TRY(L, fn, t->ndim < 2 ? dt_alias(t, &r) : dt_transpose(t, 0, 1, &r));
+    LT_TRY(L, fn, t->ndim < 2 ? dt_f_alias(t, &r) : dt_f_transpose(t, 0, 1, &r));
     lt_push(L, r);
     return 1;
 }
@@ -437,14 +437,34 @@ static int m_permute(lua_State *L)
 {
     const char *fn = "Tensor:permute";
     dt_tensor *t = lt_check(L, 1, fn), *r;
+    /* dims as a table {3, 1, 2} or varargs; negative dims count from the end,
+     * so they are read as plain integers rather than as a shape. */
     int64_t raw[DT_MAX_DIMS];
-    int n = lt_check_shape(L, 2, fn, raw, 1);
+    int n;
+    if (lua_istable(L, 2)) {
+        lua_Integer len = luaL_len(L, 2);
+        if (len != t->ndim)
+            return lt_error(L, fn, "permutation has %lld dims but the tensor has %d",
+                            (long long)len, t->ndim);
+        n = (int)len;
+        for (int i = 0; i < n; i++) {
+            lua_geti(L, 2, i + 1);
+            raw[i] = lt_check_int(L, -1, fn, "dim");
+            lua_pop(L, 1);
+        }
+    } else {
+        n = lua_gettop(L) - 1;
+        if (n > DT_MAX_DIMS)
+            n = DT_MAX_DIMS + 1;
+        for (int i = 0; i < n && i < DT_MAX_DIMS; i++)
+            raw[i] = lt_check_int(L, i + 2, fn, "dim");
+    }
     if (n != t->ndim)
         return lt_error(L, fn, "permutation has %d dims but the tensor has %d", n, t->ndim);
     int dims[DT_MAX_DIMS];
     for (int i = 0; i < n; i++)
         dims[i] = lt_dim_from_lua(L, raw[i], fn, t->ndim);
-    LT_TRY(L, fn, dt_permute(t, dims, &r));
+    LT_TRY(L, fn, dt_f_permute(t, dims, &r));
     lt_push(L, r);
     return 1;
 }
@@ -454,7 +474,7 @@ static int m_squeeze(lua_State *L)
     const char *fn = "Tensor:squeeze";
     dt_tensor *t = lt_check(L, 1, fn), *r;
     int d = lua_isnoneornil(L, 2) ? DT_ALL_DIMS : lt_check_dim(L, 2, fn, t->ndim);
-    LT_TRY(L, fn, dt_squeeze(t, d, &r));
+    LT_TRY(L, fn, dt_f_squeeze(t, d, &r));
     lt_push(L, r);
     return 1;
 }
@@ -464,7 +484,7 @@ static int m_unsqueeze(lua_State *L)
     const char *fn = "Tensor:unsqueeze";
     dt_tensor *t = lt_check(L, 1, fn), *r;
     int d = lt_check_dim(L, 2, fn, t->ndim + 1);
-    LT_TRY(L, fn, dt_unsqueeze(t, d, &r));
+    LT_TRY(L, fn, dt_f_unsqueeze(t, d, &r));
     lt_push(L, r);
     return 1;
 }
@@ -475,7 +495,7 @@ static int m_expand(lua_State *L)
     dt_tensor *t = lt_check(L, 1, fn), *r;
     int64_t shape[DT_MAX_DIMS];
     int n = lt_check_shape(L, 2, fn, shape, 1);
-    LT_TRY(L, fn, dt_expand(t, n, shape, &r));
+    LT_TRY(L, fn, dt_f_expand(t, n, shape, &r));
     lt_push(L, r);
     return 1;
 }
@@ -484,7 +504,7 @@ static int m_expand_as(lua_State *L)
 {
     const char *fn = "Tensor:expand_as";
     dt_tensor *t = lt_check(L, 1, fn), *o = lt_check(L, 2, fn), *r;
-    LT_TRY(L, fn, dt_expand(t, o->ndim, o->shape, &r));
+    LT_TRY(L, fn, dt_f_expand(t, o->ndim, o->shape, &r));
     lt_push(L, r);
     return 1;
 }
@@ -496,7 +516,7 @@ static int m_flatten(lua_State *L)
     int nd = t->ndim > 0 ? t->ndim : 1;
     int a = lua_isnoneornil(L, 2) ? 0 : lt_check_dim(L, 2, fn, nd);
     int b = lua_isnoneornil(L, 3) ? nd - 1 : lt_check_dim(L, 3, fn, nd);
-    LT_TRY(L, fn, dt_flatten(t, a, b, &r));
+    LT_TRY(L, fn, dt_f_flatten(t, a, b, &r));
     lt_push(L, r);
     return 1;
 }
@@ -504,7 +524,7 @@ static int m_flatten(lua_State *L)
 static int m_contiguous(lua_State *L)
 {
     dt_tensor *t = lt_check(L, 1, "Tensor:contiguous"), *r;
-    LT_TRY(L, "Tensor:contiguous", dt_contiguous(t, &r));
+    LT_TRY(L, "Tensor:contiguous", dt_f_contiguous(t, &r));
     lt_push(L, r);
     return 1;
 }
@@ -512,7 +532,7 @@ static int m_contiguous(lua_State *L)
 static int m_clone(lua_State *L)
 {
     dt_tensor *t = lt_check(L, 1, "Tensor:clone"), *r;
-    LT_TRY(L, "Tensor:clone", dt_clone(t, &r));
+    LT_TRY(L, "Tensor:clone", dt_f_clone(t, &r));
     lt_push(L, r);
     return 1;
 }
@@ -521,6 +541,7 @@ static int m_copy_(lua_State *L)
 {
     const char *fn = "Tensor:copy_";
     dt_tensor *dst = lt_check(L, 1, fn), *src = lt_check(L, 2, fn);
+    lt_check_inplace(L, dst, fn);
     LT_TRY(L, fn, dt_copy_(dst, src));
     lua_settop(L, 1);
     return 1;
@@ -530,6 +551,7 @@ static int m_fill_(lua_State *L)
 {
     const char *fn = "Tensor:fill_";
     dt_tensor *t = lt_check(L, 1, fn);
+    lt_check_inplace(L, t, fn);
     LT_TRY(L, fn, dt_fill_(t, lt_check_num(L, 2, fn, "value")));
     lua_settop(L, 1);
     return 1;
@@ -537,7 +559,9 @@ static int m_fill_(lua_State *L)
 
 static int m_zero_(lua_State *L)
 {
-    LT_TRY(L, "Tensor:zero_", dt_fill_(lt_check(L, 1, "Tensor:zero_"), 0));
+    dt_tensor *t = lt_check(L, 1, "Tensor:zero_");
+    lt_check_inplace(L, t, "Tensor:zero_");
+    LT_TRY(L, "Tensor:zero_", dt_fill_(t, 0));
     lua_settop(L, 1);
     return 1;
 }
@@ -549,7 +573,7 @@ static int convert(lua_State *L, const char *fn, dt_dtype dtype)
         lua_settop(L, 1);
         return 1;
     }
-    LT_TRY(L, fn, dt_to_dtype(t, dtype, &r));
+    LT_TRY(L, fn, dt_f_to_dtype(t, dtype, &r));
     lt_push(L, r);
     return 1;
 }

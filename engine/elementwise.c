@@ -1,0 +1,812 @@
+/* elementwise.c - binary/unary maths, clamp and where, with NumPy broadcasting.
+ *
+ * Every op follows one plan: pick the compute dtype (type promotion),
+ * convert operands whose dtype differs (rare: mixed-dtype maths), expand
+ * them to the broadcast shape as stride-0 views, then run a typed "run
+ * kernel" over the runs of a dt_iter. A run kernel gets the first element
+ * of a run of each tensor and their element strides; it special-cases the
+ * contiguous and scalar-operand runs with plain loops that gcc vectorises.
+ *
+ * Large tensors are split into fixed pieces of runs (or of one long run)
+ * that OpenMP threads take; each element is computed independently, so the
+ * result is bitwise the same for any number of threads.
+ */
+#include "distill.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PARALLEL_MIN 32768   /* elements below which threads cost more than they save */
+#define PIECE 16384          /* elements per parallel work item */
+
+/* A kernel over one run: p[j] points at the run's first element of tensor j
+ * (tensor 0 is the output), s[j] is its stride in elements. */
+typedef void (*run_fn)(int64_t n, char *const *p, const int64_t *s, const void *ctx);
+
+/* ------------------------------------------------------------------ driver */
+
+/* Put `it` at run number `run` (0-based, in iteration order). */
+static void iter_seek(dt_iter *it, int64_t run, int64_t nruns)
+{
+    for (int j = 0; j < it->ntensors; j++)
+        it->offset[j] = 0;
+    for (int i = 0; i < it->ndim; i++) {
+        int64_t c = run % it->shape[i];
+        run /= it->shape[i];
+        it->counter[i] = c;
+        for (int j = 0; j < it->ntensors; j++)
+            it->offset[j] += c * it->strides[j][i];
+    }
+    it->started = false;   /* the next dt_iter_next returns this run */
+    it->remaining = nruns;
+}
+
+static void call_run(const dt_iter *it, char *const *base, const size_t *esize, int64_t k0,
+                     int64_t n, run_fn fn, const void *ctx)
+{
+    char *p[4];
+    for (int j = 0; j < it->ntensors; j++)
+        p[j] = base[j] + (it->offset[j] + k0 * it->inner_stride[j]) * (int64_t)esize[j];
+    fn(n, p, it->inner_stride, ctx);
+}
+
+/* Apply fn to every element of ts[0..nt) (all of one shape). */
+static void for_each(int nt, const dt_tensor *const *ts, run_fn fn, const void *ctx)
+{
+    int64_t numel = dt_numel(ts[0]);
+    if (numel == 0)
+        return;
+    dt_iter it;
+    dt_iter_init(&it, nt, ts);
+    char *base[4];
+    size_t esize[4];
+    for (int j = 0; j < nt; j++) {
+        base[j] = (char *)dt_data(ts[j]);
+        esize[j] = dt_dtype_size(ts[j]->dtype);
+    }
+    int64_t runs = it.remaining, inner = it.inner;
+    if (numel < PARALLEL_MIN) {
+        while (dt_iter_next(&it))
+            call_run(&it, base, esize, 0, inner, fn, ctx);
+    } else if (inner >= PIECE) {
+        /* Long runs: cut each into pieces. */
+        int64_t per_run = (inner + PIECE - 1) / PIECE, items = runs * per_run;
+#pragma omp parallel for schedule(static)
+        for (int64_t q = 0; q < items; q++) {
+            dt_iter local = it;
+            iter_seek(&local, q / per_run, 1);
+            int64_t k0 = (q % per_run) * PIECE;
+            int64_t n = inner - k0 < PIECE ? inner - k0 : PIECE;
+            call_run(&local, base, esize, k0, n, fn, ctx);
+        }
+    } else {
+        /* Many short runs: group them. */
+        int64_t per_item = PIECE / inner, items = (runs + per_item - 1) / per_item;
+#pragma omp parallel for schedule(static)
+        for (int64_t q = 0; q < items; q++) {
+            dt_iter local = it;
+            int64_t first = q * per_item;
+            iter_seek(&local, first, runs - first < per_item ? runs - first : per_item);
+            while (dt_iter_next(&local))
+                call_run(&local, base, esize, 0, inner, fn, ctx);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ scalar maths */
+
+/* Integer arithmetic wraps (two's complement) instead of being undefined. */
+static inline int64_t wadd(int64_t x, int64_t y) { return (int64_t)((uint64_t)x + (uint64_t)y); }
+static inline int64_t wsub(int64_t x, int64_t y) { return (int64_t)((uint64_t)x - (uint64_t)y); }
+static inline int64_t wmul(int64_t x, int64_t y) { return (int64_t)((uint64_t)x * (uint64_t)y); }
+
+/* x^e by squaring, wrapping; e >= 0 (callers reject negative exponents). */
+static inline int64_t ipow(int64_t x, int64_t e)
+{
+    uint64_t r = 1, b = (uint64_t)x;
+    while (e > 0) {
+        if (e & 1)
+            r *= b;
+        b *= b;
+        e >>= 1;
+    }
+    return (int64_t)r;
+}
+
+/* torch.maximum/minimum propagate NaN. */
+static inline float fmax_nan(float x, float y) { return (x > y || x != x) ? x : y; }
+static inline float fmin_nan(float x, float y) { return (x < y || x != x) ? x : y; }
+
+/* ---------------------------------------------------------- binary kernels */
+
+/* One kernel per (op, compute type). x and y are the operands, EXPR the
+ * result; the four loop shapes let the common cases vectorise. */
+#define BIN_KERNEL(NAME, TI, TO, EXPR)                                                   \
+    static void NAME(int64_t n, char *const *p, const int64_t *s, const void *ctx)       \
+    {                                                                                    \
+        (void)ctx;                                                                       \
+        TO *o = (TO *)p[0];                                                              \
+        const TI *a = (const TI *)p[1], *b = (const TI *)p[2];                           \
+        int64_t so = s[0], sa = s[1], sb = s[2];                                         \
+        if (so == 1 && sa == 1 && sb == 1) {                                             \
+            for (int64_t k = 0; k < n; k++) {                                            \
+                TI x = a[k], y = b[k];                                                   \
+                o[k] = (TO)(EXPR);                                                       \
+            }                                                                            \
+        } else if (so == 1 && sa == 1 && sb == 0) {                                      \
+            TI y = b[0];                                                                 \
+            for (int64_t k = 0; k < n; k++) {                                            \
+                TI x = a[k];                                                             \
+                o[k] = (TO)(EXPR);                                                       \
+            }                                                                            \
+        } else if (so == 1 && sa == 0 && sb == 1) {                                      \
+            TI x = a[0];                                                                 \
+            for (int64_t k = 0; k < n; k++) {                                            \
+                TI y = b[k];                                                             \
+                o[k] = (TO)(EXPR);                                                       \
+            }                                                                            \
+        } else {                                                                         \
+            for (int64_t k = 0; k < n; k++) {                                            \
+                TI x = a[k * sa], y = b[k * sb];                                         \
+                o[k * so] = (TO)(EXPR);                                                  \
+            }                                                                            \
+        }                                                                                \
+    }
+
+BIN_KERNEL(f_add, float, float, x + y)
+BIN_KERNEL(f_sub, float, float, x - y)
+BIN_KERNEL(f_mul, float, float, x * y)
+BIN_KERNEL(f_div, float, float, x / y)
+BIN_KERNEL(f_pow, float, float, powf(x, y))
+BIN_KERNEL(f_max, float, float, fmax_nan(x, y))
+BIN_KERNEL(f_min, float, float, fmin_nan(x, y))
+BIN_KERNEL(f_eq, float, uint8_t, x == y)
+BIN_KERNEL(f_ne, float, uint8_t, x != y)
+BIN_KERNEL(f_lt, float, uint8_t, x < y)
+BIN_KERNEL(f_le, float, uint8_t, x <= y)
+BIN_KERNEL(f_gt, float, uint8_t, x > y)
+BIN_KERNEL(f_ge, float, uint8_t, x >= y)
+
+BIN_KERNEL(l_add, int64_t, int64_t, wadd(x, y))
+BIN_KERNEL(l_sub, int64_t, int64_t, wsub(x, y))
+BIN_KERNEL(l_mul, int64_t, int64_t, wmul(x, y))
+BIN_KERNEL(l_pow, int64_t, int64_t, ipow(x, y))
+BIN_KERNEL(l_max, int64_t, int64_t, x > y ? x : y)
+BIN_KERNEL(l_min, int64_t, int64_t, x < y ? x : y)
+BIN_KERNEL(l_eq, int64_t, uint8_t, x == y)
+BIN_KERNEL(l_ne, int64_t, uint8_t, x != y)
+BIN_KERNEL(l_lt, int64_t, uint8_t, x < y)
+BIN_KERNEL(l_le, int64_t, uint8_t, x <= y)
+BIN_KERNEL(l_gt, int64_t, uint8_t, x > y)
+BIN_KERNEL(l_ge, int64_t, uint8_t, x >= y)
+
+BIN_KERNEL(b_add, uint8_t, uint8_t, x + y)
+BIN_KERNEL(b_sub, uint8_t, uint8_t, x - y)
+BIN_KERNEL(b_mul, uint8_t, uint8_t, x * y)
+BIN_KERNEL(b_pow, uint8_t, uint8_t, ipow(x, y))
+BIN_KERNEL(b_max, uint8_t, uint8_t, x > y ? x : y)
+BIN_KERNEL(b_min, uint8_t, uint8_t, x < y ? x : y)
+BIN_KERNEL(b_eq, uint8_t, uint8_t, x == y)
+BIN_KERNEL(b_ne, uint8_t, uint8_t, x != y)
+BIN_KERNEL(b_lt, uint8_t, uint8_t, x < y)
+BIN_KERNEL(b_le, uint8_t, uint8_t, x <= y)
+BIN_KERNEL(b_gt, uint8_t, uint8_t, x > y)
+BIN_KERNEL(b_ge, uint8_t, uint8_t, x >= y)
+
+#define NUM_BINOPS (DT_GE + 1)
+
+/* Indexed [op][compute dtype]; integer DIV never runs (it computes in float). */
+static const run_fn bin_kernels[NUM_BINOPS][DT_NUM_DTYPES] = {
+    [DT_ADD] = {f_add, l_add, b_add},     [DT_SUB] = {f_sub, l_sub, b_sub},
+    [DT_MUL] = {f_mul, l_mul, b_mul},     [DT_DIV] = {f_div, NULL, NULL},
+    [DT_POW] = {f_pow, l_pow, b_pow},     [DT_MAXIMUM] = {f_max, l_max, b_max},
+    [DT_MINIMUM] = {f_min, l_min, b_min}, [DT_EQ] = {f_eq, l_eq, b_eq},
+    [DT_NE] = {f_ne, l_ne, b_ne},         [DT_LT] = {f_lt, l_lt, b_lt},
+    [DT_LE] = {f_le, l_le, b_le},         [DT_GT] = {f_gt, l_gt, b_gt},
+    [DT_GE] = {f_ge, l_ge, b_ge},
+};
+
+/* ------------------------------------------------------------ type rules */
+
+static bool is_comparison(dt_binop op) { return op >= DT_EQ && op <= DT_GE; }
+
+static dt_dtype promote(dt_dtype a, dt_dtype b)
+{
+    if (a == DT_FLOAT32 || b == DT_FLOAT32)
+        return DT_FLOAT32;
+    if (a == DT_INT64 || b == DT_INT64)
+        return DT_INT64;
+    return DT_UINT8;
+}
+
+dt_dtype dt_result_dtype(dt_binop op, dt_dtype a, dt_dtype b)
+{
+    if (is_comparison(op))
+        return DT_UINT8;
+    if (op == DT_DIV)
+        return DT_FLOAT32;
+    return promote(a, b);
+}
+
+/* The dtype the arithmetic happens in (comparisons compare in the promoted
+ * type; division is always true division in float32). */
+static dt_dtype compute_dtype(dt_binop op, dt_dtype a, dt_dtype b)
+{
+    return op == DT_DIV ? DT_FLOAT32 : promote(a, b);
+}
+
+static dt_status check_binop(dt_binop op)
+{
+    if ((int)op < 0 || (int)op >= NUM_BINOPS)
+        return dt_fail(DT_ERR_ARG, "unknown binary op %d", (int)op);
+    return DT_OK;
+}
+
+/* t itself (retained) when it already has `dtype`, else a converted copy. */
+static dt_status as_dtype(const dt_tensor *t, dt_dtype dtype, dt_tensor **out)
+{
+    if (t->dtype == dtype) {
+        dt_tensor_retain((dt_tensor *)t);
+        *out = (dt_tensor *)t;
+        return DT_OK;
+    }
+    return dt_to_dtype(t, dtype, out);
+}
+
+/* Integer pow: a negative exponent has no integer result. */
+static dt_status check_int_exponent(const dt_tensor *e)
+{
+    if (e->dtype != DT_INT64)
+        return DT_OK;
+    dt_iter it;
+    const dt_tensor *ts[1] = {e};
+    dt_iter_init(&it, 1, ts);
+    const int64_t *p = dt_i64(e);
+    bool negative = false;
+    while (dt_iter_next(&it))
+        for (int64_t k = 0; k < it.inner; k++)
+            negative |= p[it.offset[0] + k * it.inner_stride[0]] < 0;
+    if (negative)
+        return dt_fail(DT_ERR_ARG, "integers to negative integer powers are not allowed "
+                       "(convert to float first)");
+    return DT_OK;
+}
+
+/* A tensor whose elements overlap (an expanded view) cannot be written in place. */
+static dt_status check_writable(const dt_tensor *t)
+{
+    for (int d = 0; d < t->ndim; d++)
+        if (t->stride[d] == 0 && t->shape[d] > 1)
+            return dt_fail(DT_ERR_ARG, "in-place operation on a tensor whose elements overlap "
+                           "(an expanded view); clone() it first");
+    return DT_OK;
+}
+
+static bool same_view(const dt_tensor *a, const dt_tensor *b)
+{
+    if (a->storage != b->storage || a->offset != b->offset || !dt_same_shape(a, b))
+        return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] > 1 && a->stride[d] != b->stride[d])
+            return false;
+    return true;
+}
+
+/* ----------------------------------------------------------- binary entry */
+
+/* out <- a op b, where out already has the broadcast shape and the result
+ * dtype; a and b are converted to the compute dtype and expanded. */
+static dt_status binary_into(dt_binop op, const dt_tensor *a, const dt_tensor *b, dt_tensor *out)
+{
+    dt_dtype ct = compute_dtype(op, a->dtype, b->dtype);
+    dt_tensor *ac = NULL, *bc = NULL, *ae = NULL, *be = NULL;
+    dt_status st = as_dtype(a, ct, &ac);
+    if (st == DT_OK)
+        st = as_dtype(b, ct, &bc);
+    if (st == DT_OK && op == DT_POW)
+        st = check_int_exponent(bc);
+    if (st == DT_OK)
+        st = dt_expand(ac, out->ndim, out->shape, &ae);
+    if (st == DT_OK)
+        st = dt_expand(bc, out->ndim, out->shape, &be);
+    if (st == DT_OK) {
+        const dt_tensor *ts[3] = {out, ae, be};
+        for_each(3, ts, bin_kernels[op][ct], NULL);
+    }
+    dt_tensor_release(ac);
+    dt_tensor_release(bc);
+    dt_tensor_release(ae);
+    dt_tensor_release(be);
+    return st;
+}
+
+static dt_status dt_binary_unprof(dt_binop op, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
+{
+    *out = NULL;
+    dt_status st = check_binop(op);
+    int nd;
+    int64_t shape[DT_MAX_DIMS];
+    if (st == DT_OK)
+        st = dt_broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &nd, shape);
+    if (st)
+        return st;
+    dt_tensor *r;
+    st = dt_zeros(dt_result_dtype(op, a->dtype, b->dtype), nd, shape, &r);
+    if (st == DT_OK)
+        st = binary_into(op, a, b, r);
+    if (st) {
+        dt_tensor_release(r);
+        return st;
+    }
+    *out = r;
+    return DT_OK;
+}
+
+dt_status dt_binary(dt_binop op, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_binary_unprof(op, a, b, out);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}
+
+/* The dtype a Lua number takes next to a tensor of dtype t: an integer keeps
+ * the tensor's dtype, a float makes the op float32. Comparing a uint8
+ * tensor with an integer outside 0..255 happens in int64, so x < 300 is
+ * true rather than a comparison with 300 wrapped to 44. */
+static dt_dtype scalar_dtype(dt_binop op, dt_dtype t, double s, bool is_int)
+{
+    if (!is_int)
+        return DT_FLOAT32;
+    if (t == DT_UINT8 && (s < 0 || s > 255) &&
+        (is_comparison(op) || op == DT_MAXIMUM || op == DT_MINIMUM))
+        return DT_INT64;
+    return t;
+}
+
+static dt_status scalar_op(dt_binop op, const dt_tensor *a, double s, bool is_int, bool scalar_first,
+                           dt_tensor **out)
+{
+    *out = NULL;
+    dt_tensor *sc;
+    dt_status st = dt_scalar(scalar_dtype(op, a->dtype, s, is_int), s, &sc);
+    if (st)
+        return st;
+    st = scalar_first ? dt_binary(op, sc, a, out) : dt_binary(op, a, sc, out);
+    if (st == DT_OK && scalar_dtype(op, a->dtype, s, is_int) != a->dtype &&
+        (op == DT_MAXIMUM || op == DT_MINIMUM) && is_int) {
+        /* maximum(uint8, 300) computed in int64: an integer scalar keeps the
+         * tensor's dtype, so convert back. */
+        dt_tensor *c;
+        st = dt_to_dtype(*out, a->dtype, &c);
+        dt_tensor_release(*out);
+        *out = st == DT_OK ? c : NULL;
+    }
+    dt_tensor_release(sc);
+    return st;
+}
+
+static dt_status dt_binary_scalar_unprof(dt_binop op, const dt_tensor *a, double s, bool scalar_is_int,
+                           dt_tensor **out)
+{
+    return scalar_op(op, a, s, scalar_is_int, false, out);
+}
+
+dt_status dt_binary_scalar(dt_binop op, const dt_tensor *a, double s, bool scalar_is_int,
+                           dt_tensor **out)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_binary_scalar_unprof(op, a, s, scalar_is_int, out);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}
+
+static dt_status dt_scalar_binary_unprof(dt_binop op, double s, bool scalar_is_int, const dt_tensor *a,
+                           dt_tensor **out)
+{
+    return scalar_op(op, a, s, scalar_is_int, true, out);
+}
+
+dt_status dt_scalar_binary(dt_binop op, double s, bool scalar_is_int, const dt_tensor *a,
+                           dt_tensor **out)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_scalar_binary_unprof(op, s, scalar_is_int, a, out);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}
+
+static dt_status dt_binary__unprof(dt_binop op, dt_tensor *a, const dt_tensor *b)
+{
+    dt_status st = check_binop(op);
+    if (st == DT_OK)
+        st = check_writable(a);
+    int nd;
+    int64_t shape[DT_MAX_DIMS];
+    if (st == DT_OK)
+        st = dt_broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &nd, shape);
+    if (st)
+        return st;
+    bool fits = nd == a->ndim;
+    for (int d = 0; d < nd && fits; d++)
+        fits = shape[d] == a->shape[d];
+    if (!fits) {
+        char x[128], y[128];
+        return dt_fail(DT_ERR_SHAPE, "in-place: the operand of shape %s cannot be broadcast to "
+                       "the target's shape %s", dt_shape_str(b->shape, b->ndim, x, sizeof x),
+                       dt_shape_str(a->shape, a->ndim, y, sizeof y));
+    }
+    dt_tensor *tmp = NULL;
+    if (dt_result_dtype(op, a->dtype, b->dtype) != a->dtype ||
+        compute_dtype(op, a->dtype, b->dtype) != a->dtype) {
+        /* The result needs another dtype: compute it, then cast into a. */
+        st = dt_binary(op, a, b, &tmp);
+        if (st == DT_OK)
+            st = dt_copy_(a, tmp);
+        dt_tensor_release(tmp);
+        return st;
+    }
+    /* An operand that views a's memory differently would be read after
+     * parts of it were overwritten: work from a copy. */
+    dt_tensor *bsrc = (dt_tensor *)b;
+    if (b->storage == a->storage && !same_view(a, b)) {
+        st = dt_clone(b, &tmp);
+        if (st)
+            return st;
+        bsrc = tmp;
+    }
+    st = binary_into(op, a, bsrc, a);
+    dt_tensor_release(tmp);
+    a->storage->version++;
+    return st;
+}
+
+dt_status dt_binary_(dt_binop op, dt_tensor *a, const dt_tensor *b)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_binary__unprof(op, a, b);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}
+
+static dt_status dt_binary_scalar__unprof(dt_binop op, dt_tensor *a, double s)
+{
+    /* No Lua type to go by: an integral value on an integer tensor stays
+     * integer maths; anything else computes in float32 and casts back. */
+    bool is_int = a->dtype != DT_FLOAT32 && s == floor(s) && fabs(s) < 9.2e18;
+    dt_tensor *sc;
+    dt_status st = dt_scalar(is_int ? a->dtype : DT_FLOAT32, s, &sc);
+    if (st)
+        return st;
+    if (is_int && a->dtype == DT_UINT8 && (s < 0 || s > 255) &&
+        (is_comparison(op) || op == DT_MAXIMUM || op == DT_MINIMUM)) {
+        dt_tensor_release(sc);
+        st = dt_scalar(DT_INT64, s, &sc);
+        if (st)
+            return st;
+    }
+    st = dt_binary_(op, a, sc);
+    dt_tensor_release(sc);
+    return st;
+}
+
+dt_status dt_binary_scalar_(dt_binop op, dt_tensor *a, double s)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_binary_scalar__unprof(op, a, s);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}
+
+/* ----------------------------------------------------------- unary kernels */
+
+#define UN_KERNEL(NAME, TI, TO, EXPR)                                                    \
+    static void NAME(int64_t n, char *const *p, const int64_t *s, const void *ctx)       \
+    {                                                                                    \
+        (void)ctx;                                                                       \
+        TO *o = (TO *)p[0];                                                              \
+        const TI *a = (const TI *)p[1];                                                  \
+        int64_t so = s[0], sa = s[1];                                                    \
+        if (so == 1 && sa == 1) {                                                        \
+            for (int64_t k = 0; k < n; k++) {                                            \
+                TI x = a[k];                                                             \
+                o[k] = (TO)(EXPR);                                                       \
+            }                                                                            \
+        } else {                                                                         \
+            for (int64_t k = 0; k < n; k++) {                                            \
+                TI x = a[k * sa];                                                        \
+                o[k * so] = (TO)(EXPR);                                                  \
+            }                                                                            \
+        }                                                                                \
+    }
+
+UN_KERNEL(f_neg, float, float, -x)
+UN_KERNEL(f_abs, float, float, fabsf(x))
+UN_KERNEL(f_sign, float, float, (float)((x > 0) - (x < 0)))
+UN_KERNEL(f_exp, float, float, expf(x))
+UN_KERNEL(f_log, float, float, logf(x))
+UN_KERNEL(f_sqrt, float, float, sqrtf(x))
+UN_KERNEL(f_rsqrt, float, float, 1.0f / sqrtf(x))
+UN_KERNEL(f_relu, float, float, x < 0 ? 0.0f : x)   /* NaN stays NaN */
+UN_KERNEL(f_sigmoid, float, float, 1.0f / (1.0f + expf(-x)))
+UN_KERNEL(f_tanh, float, float, tanhf(x))
+
+UN_KERNEL(l_neg, int64_t, int64_t, wsub(0, x))
+UN_KERNEL(l_abs, int64_t, int64_t, x < 0 ? wsub(0, x) : x)
+UN_KERNEL(l_sign, int64_t, int64_t, (x > 0) - (x < 0))
+UN_KERNEL(l_relu, int64_t, int64_t, x < 0 ? 0 : x)
+
+UN_KERNEL(b_neg, uint8_t, uint8_t, -x)   /* wraps, as torch's uint8 */
+UN_KERNEL(b_copy, uint8_t, uint8_t, x)   /* abs and relu of unsigned values */
+UN_KERNEL(b_sign, uint8_t, uint8_t, x > 0)
+
+#define NUM_UNOPS (DT_TANH + 1)
+
+/* [op][compute dtype]; NULL: the op computes in float32 for that dtype. */
+static const run_fn un_kernels[NUM_UNOPS][DT_NUM_DTYPES] = {
+    [DT_NEG] = {f_neg, l_neg, b_neg},     [DT_ABS] = {f_abs, l_abs, b_copy},
+    [DT_SIGN] = {f_sign, l_sign, b_sign}, [DT_EXP] = {f_exp, NULL, NULL},
+    [DT_LOG] = {f_log, NULL, NULL},       [DT_SQRT] = {f_sqrt, NULL, NULL},
+    [DT_RSQRT] = {f_rsqrt, NULL, NULL},   [DT_RELU] = {f_relu, l_relu, b_copy},
+    [DT_SIGMOID] = {f_sigmoid, NULL, NULL}, [DT_TANH] = {f_tanh, NULL, NULL},
+};
+
+static dt_status check_unop(dt_unop op)
+{
+    if ((int)op < 0 || (int)op >= NUM_UNOPS)
+        return dt_fail(DT_ERR_ARG, "unknown unary op %d", (int)op);
+    return DT_OK;
+}
+
+static dt_dtype unary_dtype(dt_unop op, dt_dtype in)
+{
+    return un_kernels[op][in] ? in : DT_FLOAT32;
+}
+
+/* out <- op(a); out has a's shape and unary_dtype's dtype. */
+static dt_status unary_into(dt_unop op, const dt_tensor *a, dt_tensor *out)
+{
+    dt_dtype ct = unary_dtype(op, a->dtype);
+    dt_tensor *ac;
+    dt_status st = as_dtype(a, ct, &ac);
+    if (st)
+        return st;
+    const dt_tensor *ts[2] = {out, ac};
+    for_each(2, ts, un_kernels[op][ct], NULL);
+    dt_tensor_release(ac);
+    return DT_OK;
+}
+
+static dt_status dt_unary_unprof(dt_unop op, const dt_tensor *a, dt_tensor **out)
+{
+    *out = NULL;
+    dt_status st = check_unop(op);
+    if (st)
+        return st;
+    dt_tensor *r;
+    st = dt_zeros(unary_dtype(op, a->dtype), a->ndim, a->shape, &r);
+    if (st == DT_OK)
+        st = unary_into(op, a, r);
+    if (st) {
+        dt_tensor_release(r);
+        return st;
+    }
+    *out = r;
+    return DT_OK;
+}
+
+dt_status dt_unary(dt_unop op, const dt_tensor *a, dt_tensor **out)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_unary_unprof(op, a, out);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}
+
+static dt_status dt_unary__unprof(dt_unop op, dt_tensor *a)
+{
+    dt_status st = check_unop(op);
+    if (st == DT_OK)
+        st = check_writable(a);
+    if (st)
+        return st;
+    if (unary_dtype(op, a->dtype) != a->dtype) {
+        /* e.g. exp_ on an int64 tensor: compute in float, truncate back. */
+        dt_tensor *tmp;
+        st = dt_unary(op, a, &tmp);
+        if (st == DT_OK)
+            st = dt_copy_(a, tmp);
+        dt_tensor_release(tmp);
+        return st;
+    }
+    st = unary_into(op, a, a);
+    a->storage->version++;
+    return st;
+}
+
+dt_status dt_unary_(dt_unop op, dt_tensor *a)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_unary__unprof(op, a);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}
+
+/* ------------------------------------------------------------------- clamp */
+
+typedef struct clamp_ctx {
+    float flo, fhi;
+    int64_t llo, lhi;
+} clamp_ctx;
+
+/* max then min, as torch: lo > hi gives hi everywhere; NaN passes through. */
+#define CLAMP_KERNEL(NAME, T, LO, HI)                                                    \
+    static void NAME(int64_t n, char *const *p, const int64_t *s, const void *ctx)       \
+    {                                                                                    \
+        const clamp_ctx *c = ctx;                                                        \
+        T *o = (T *)p[0];                                                                \
+        const T *a = (const T *)p[1];                                                    \
+        T lo = (T)c->LO, hi = (T)c->HI;                                                  \
+        int64_t so = s[0], sa = s[1];                                                    \
+        if (so == 1 && sa == 1) {                                                        \
+            for (int64_t k = 0; k < n; k++) {                                            \
+                T x = a[k];                                                              \
+                x = x < lo ? lo : x;                                                     \
+                o[k] = x > hi ? hi : x;                                                  \
+            }                                                                            \
+        } else {                                                                         \
+            for (int64_t k = 0; k < n; k++) {                                            \
+                T x = a[k * sa];                                                         \
+                x = x < lo ? lo : x;                                                     \
+                o[k * so] = x > hi ? hi : x;                                             \
+            }                                                                            \
+        }                                                                                \
+    }
+
+CLAMP_KERNEL(f_clamp, float, flo, fhi)
+CLAMP_KERNEL(l_clamp, int64_t, llo, lhi)
+CLAMP_KERNEL(b_clamp, uint8_t, llo, lhi)
+
+/* Integer bounds: the smallest integer >= lo and the largest <= hi,
+ * saturated to the dtype's range. */
+static int64_t int_bound(double v, bool lower, dt_dtype dtype)
+{
+    double lo_lim = dtype == DT_UINT8 ? 0 : -9.2233720368547758e18;
+    double hi_lim = dtype == DT_UINT8 ? 255 : 9.2233720368547748e18;
+    v = lower ? ceil(v) : floor(v);
+    if (v <= lo_lim)
+        return dtype == DT_UINT8 ? 0 : INT64_MIN;
+    if (v >= hi_lim)
+        return dtype == DT_UINT8 ? 255 : INT64_MAX;
+    return (int64_t)v;
+}
+
+static dt_status clamp_into(const dt_tensor *a, double lo, double hi, dt_tensor *out)
+{
+    if (lo != lo || hi != hi)
+        return dt_fail(DT_ERR_ARG, "clamp bounds must not be NaN");
+    clamp_ctx c = {(float)lo, (float)hi, int_bound(lo, true, a->dtype),
+                   int_bound(hi, false, a->dtype)};
+    /* An integer range with lo > hi after rounding: everything becomes hi, as
+     * max-then-min gives for floats. */
+    static const run_fn kernels[DT_NUM_DTYPES] = {f_clamp, l_clamp, b_clamp};
+    const dt_tensor *ts[2] = {out, a};
+    for_each(2, ts, kernels[a->dtype], &c);
+    return DT_OK;
+}
+
+static dt_status dt_clamp_unprof(const dt_tensor *a, double lo, double hi, dt_tensor **out)
+{
+    *out = NULL;
+    dt_tensor *r;
+    dt_status st = dt_zeros(a->dtype, a->ndim, a->shape, &r);
+    if (st == DT_OK)
+        st = clamp_into(a, lo, hi, r);
+    if (st) {
+        dt_tensor_release(r);
+        return st;
+    }
+    *out = r;
+    return DT_OK;
+}
+
+dt_status dt_clamp(const dt_tensor *a, double lo, double hi, dt_tensor **out)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_clamp_unprof(a, lo, hi, out);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}
+
+static dt_status dt_clamp__unprof(dt_tensor *a, double lo, double hi)
+{
+    dt_status st = check_writable(a);
+    if (st == DT_OK)
+        st = clamp_into(a, lo, hi, a);
+    if (st == DT_OK)
+        a->storage->version++;
+    return st;
+}
+
+dt_status dt_clamp_(dt_tensor *a, double lo, double hi)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_clamp__unprof(a, lo, hi);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}
+
+/* ------------------------------------------------------------------- where */
+
+#define WHERE_KERNEL(NAME, T)                                                            \
+    static void NAME(int64_t n, char *const *p, const int64_t *s, const void *ctx)       \
+    {                                                                                    \
+        (void)ctx;                                                                       \
+        T *o = (T *)p[0];                                                                \
+        const uint8_t *c = (const uint8_t *)p[1];                                        \
+        const T *a = (const T *)p[2], *b = (const T *)p[3];                              \
+        if (s[0] == 1 && s[1] == 1 && s[2] == 1 && s[3] == 1) {                          \
+            for (int64_t k = 0; k < n; k++)                                              \
+                o[k] = c[k] ? a[k] : b[k];                                               \
+        } else {                                                                         \
+            for (int64_t k = 0; k < n; k++)                                              \
+                o[k * s[0]] = c[k * s[1]] ? a[k * s[2]] : b[k * s[3]];                   \
+        }                                                                                \
+    }
+
+WHERE_KERNEL(f_where, float)
+WHERE_KERNEL(l_where, int64_t)
+WHERE_KERNEL(b_where, uint8_t)
+
+static dt_status dt_where_unprof(const dt_tensor *cond, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
+{
+    *out = NULL;
+    if (cond->dtype != DT_UINT8)
+        return dt_fail(DT_ERR_DTYPE, "condition must be a uint8 tensor (e.g. a comparison "
+                       "result), got %s", dt_dtype_name(cond->dtype));
+    int n1, nd;
+    int64_t s1[DT_MAX_DIMS], shape[DT_MAX_DIMS];
+    dt_status st = dt_broadcast_shape(cond->ndim, cond->shape, a->ndim, a->shape, &n1, s1);
+    if (st == DT_OK)
+        st = dt_broadcast_shape(n1, s1, b->ndim, b->shape, &nd, shape);
+    if (st)
+        return st;
+    dt_dtype dtype = promote(a->dtype, b->dtype);
+    dt_tensor *r = NULL, *ac = NULL, *bc = NULL, *ce = NULL, *ae = NULL, *be = NULL;
+    st = dt_zeros(dtype, nd, shape, &r);
+    if (st == DT_OK)
+        st = as_dtype(a, dtype, &ac);
+    if (st == DT_OK)
+        st = as_dtype(b, dtype, &bc);
+    if (st == DT_OK)
+        st = dt_expand((dt_tensor *)cond, nd, shape, &ce);
+    if (st == DT_OK)
+        st = dt_expand(ac, nd, shape, &ae);
+    if (st == DT_OK)
+        st = dt_expand(bc, nd, shape, &be);
+    if (st == DT_OK) {
+        static const run_fn kernels[DT_NUM_DTYPES] = {f_where, l_where, b_where};
+        const dt_tensor *ts[4] = {r, ce, ae, be};
+        for_each(4, ts, kernels[dtype], NULL);
+    }
+    dt_tensor_release(ac);
+    dt_tensor_release(bc);
+    dt_tensor_release(ce);
+    dt_tensor_release(ae);
+    dt_tensor_release(be);
+    if (st) {
+        dt_tensor_release(r);
+        return st;
+    }
+    *out = r;
+    return DT_OK;
+}
+
+dt_status dt_where(const dt_tensor *cond, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
+{
+    DT_PROF_BEGIN(t0_);
+    dt_status st_ = dt_where_unprof(cond, a, b, out);
+    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
+    return st_;
+}

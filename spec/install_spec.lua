@@ -1,0 +1,73 @@
+-- `luarocks make` installs a working module and the distill command into a
+-- fresh tree; the module then loads from any directory.
+-- (The rockspec's luafilesystem dependency is not registered with luarocks
+-- on a Debian machine that has lua-filesystem from apt, hence
+-- --deps-mode=none.)
+
+local function sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Runs a shell command; returns its output and whether it exited with 0.
+local function run(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok == true
+end
+
+describe("luarocks make", function()
+  local root, tree
+
+  setup(function()
+    root = assert(io.popen("pwd")):read("l")
+    tree = assert(io.popen("mktemp -d /tmp/distill-install-XXXXXX")):read("l")
+    assert(tree and tree:match("^/tmp/distill%-install%-"), "mktemp failed")
+  end)
+
+  teardown(function()
+    if tree and tree:match("^/tmp/distill%-install%-") then
+      os.execute("rm -rf " .. sh_quote(tree))
+    end
+  end)
+
+  local function in_tree(cmd)
+    return run("cd /tmp && eval \"$(luarocks --lua-version 5.4 --tree " .. sh_quote(tree) ..
+      " path)\" && " .. cmd)
+  end
+
+  it("installs into a fresh tree", function()
+    local out, ok = run("cd " .. sh_quote(root) .. " && luarocks --lua-version 5.4 make --tree " ..
+      sh_quote(tree) .. " --deps-mode=none distill-scm-1.rockspec")
+    assert.is_true(ok, "luarocks make failed:\n" .. out)
+    assert.truthy(out:find("is now installed", 1, true), out)
+  end)
+
+  it("require 'distill' works from another directory", function()
+    local out, ok = in_tree([[lua5.4 -e 'print(require("distill").randn{2,3})']])
+    assert.is_true(ok, out)
+    assert.truthy(out:find("float32", 1, true), out)
+    assert.truthy(out:find("2", 1, true) and out:find("3", 1, true), out)
+    out, ok = in_tree([[lua5.4 -e 'local d = require("distill")
+      local x = d.randn{2,3}
+      assert(x:numel() == 6 and x:dim() == 2 and x:dtype() == "float32")
+      assert(package.searchpath("distill.core", package.cpath):find("/lib/lua/5.4/", 1, true))
+      print(d.mm(d.ones{2,3}, d.ones{3,4}):sum():item())']])
+    assert.is_true(ok, out)
+    assert.are.equal("24.0", out:match("^%s*(.-)%s*$"))
+  end)
+
+  it("installs the distill command", function()
+    -- a tree other than the default one needs `luarocks path`, as any rock does
+    local out, ok = in_tree(sh_quote(tree .. "/bin/distill") .. " --help")
+    assert.is_true(ok, out)
+    assert.truthy(out:find("usage: distill", 1, true), out)
+    local script = tree .. "/hello.lua"
+    local f = assert(io.open(script, "w"))
+    f:write('local d = require "distill"\nprint(arg[1], d.eye(2):sum():item())\n')
+    f:close()
+    out, ok = in_tree(sh_quote(tree .. "/bin/distill") .. " " .. sh_quote(script) .. " hi")
+    assert.is_true(ok, out)
+    assert.are.equal("hi\t2.0", out:match("^%s*(.-)%s*$"))
+  end)
+end)
