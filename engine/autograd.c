@@ -1,0 +1,414 @@
+/* autograd.c - the dynamic tape: nodes, grad mode and the backward pass.
+ *
+ * A recorded op attaches a node to its output. The node keeps edges to the
+ * nodes of its inputs (or, for leaves, to the leaf tensors themselves) and
+ * detached aliases of the tensors its backward needs, so a saved tensor
+ * never keeps a graph alive and outputs saved by their own node make no
+ * reference cycle. Backward visits nodes in an order where every node runs
+ * after all the nodes that consume it (Kahn's algorithm on edge counts). */
+#include "distill.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local bool grad_enabled = true;
+
+bool dt_grad_enabled(void) { return grad_enabled; }
+void dt_set_grad_enabled(bool enabled) { grad_enabled = enabled; }
+
+bool dt_needs_grad(const dt_tensor *t)
+{
+    return grad_enabled && t && (t->requires_grad || t->grad_fn != NULL);
+}
+
+bool dt_any_needs_grad(int n, const dt_tensor *const *ts)
+{
+    for (int i = 0; i < n; i++)
+        if (dt_needs_grad(ts[i]))
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------- nodes */
+
+static void free_saved(dt_node *n)
+{
+    for (int i = 0; i < n->nsaved; i++) {
+        dt_tensor_release(n->saved[i]);
+        n->saved[i] = NULL;
+    }
+    if (n->ctx && n->free_ctx)
+        n->free_ctx(n->ctx);
+    n->ctx = NULL;
+}
+
+dt_status dt_node_new(const char *name, dt_backward_fn backward, int ninputs,
+                      const dt_tensor *const *inputs, dt_node **out)
+{
+    *out = NULL;
+    if (!dt_any_needs_grad(ninputs, inputs))
+        return DT_OK;
+    dt_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return dt_fail(DT_ERR_NOMEM, "out of memory recording %s", name);
+    n->name = name;
+    n->backward = backward;
+    n->refcount = 1;
+    n->ninputs = ninputs;
+    n->input_nodes = calloc((size_t)ninputs, sizeof *n->input_nodes);
+    n->input_leaves = calloc((size_t)ninputs, sizeof *n->input_leaves);
+    n->needs_grad = calloc((size_t)ninputs, sizeof *n->needs_grad);
+    n->input_shapes = calloc((size_t)ninputs, sizeof *n->input_shapes);
+    n->input_ndims = calloc((size_t)ninputs, sizeof *n->input_ndims);
+    n->input_dtypes = calloc((size_t)ninputs, sizeof *n->input_dtypes);
+    if (!n->input_nodes || !n->input_leaves || !n->needs_grad || !n->input_shapes ||
+        !n->input_ndims || !n->input_dtypes) {
+        dt_node_release(n);
+        return dt_fail(DT_ERR_NOMEM, "out of memory recording %s", name);
+    }
+    for (int i = 0; i < ninputs; i++) {
+        const dt_tensor *t = inputs[i];
+        if (!t)
+            continue;
+        n->input_ndims[i] = t->ndim;
+        n->input_dtypes[i] = t->dtype;
+        memcpy(n->input_shapes[i], t->shape, sizeof t->shape);
+        if (!dt_needs_grad(t))
+            continue;
+        n->needs_grad[i] = true;
+        if (t->grad_fn) {
+            n->input_nodes[i] = t->grad_fn;
+            dt_node_retain(t->grad_fn);
+        } else {
+            n->input_leaves[i] = (dt_tensor *)t;
+            dt_tensor_retain((dt_tensor *)t);
+        }
+    }
+    *out = n;
+    return DT_OK;
+}
+
+dt_status dt_node_save(dt_node *n, const dt_tensor *t)
+{
+    if (n->nsaved >= DT_NODE_MAX_SAVED)
+        return dt_fail(DT_ERR_STATE, "%s saves more than %d tensors", n->name, DT_NODE_MAX_SAVED);
+    dt_tensor *alias;
+    dt_status st = dt_alias((dt_tensor *)t, &alias);
+    if (st)
+        return st;
+    n->saved[n->nsaved] = alias;
+    n->saved_version[n->nsaved] = t->storage->version;
+    n->nsaved++;
+    return DT_OK;
+}
+
+dt_status dt_node_saved(dt_node *n, int i, dt_tensor **t)
+{
+    *t = NULL;
+    if (n->released)
+        return dt_fail(DT_ERR_STATE, "trying to backward through %s a second time: its saved "
+                       "tensors were freed after the first backward (use retain_graph)", n->name);
+    if (i < 0 || i >= n->nsaved)
+        return dt_fail(DT_ERR_STATE, "%s has no saved tensor %d", n->name, i);
+    if (n->saved[i]->storage->version != n->saved_version[i])
+        return dt_fail(DT_ERR_STATE, "a tensor saved by %s for backward was modified by an "
+                       "in-place operation (version %llu, expected %llu)", n->name,
+                       (unsigned long long)n->saved[i]->storage->version,
+                       (unsigned long long)n->saved_version[i]);
+    *t = n->saved[i];
+    return DT_OK;
+}
+
+void dt_node_attach(dt_node *n, dt_tensor *out)
+{
+    n->out_ndim = out->ndim;
+    memcpy(n->out_shape, out->shape, sizeof out->shape);
+    dt_node_release(out->grad_fn);
+    out->grad_fn = n;
+}
+
+void dt_node_retain(dt_node *n) { n->refcount++; }
+
+dt_status dt_record(const char *name, dt_backward_fn backward, int ninputs,
+                    const dt_tensor *const *inputs, int nsave, const dt_tensor *const *save,
+                    dt_tensor *out, dt_node **node)
+{
+    dt_node *n = NULL;
+    if (node)
+        *node = NULL;
+    dt_status st = dt_node_new(name, backward, ninputs, inputs, &n);
+    if (st || !n)
+        return st;
+    for (int i = 0; i < nsave && st == DT_OK; i++)
+        st = dt_node_save(n, save[i]);
+    if (st) {
+        dt_node_release(n);
+        return st;
+    }
+    dt_node_attach(n, out);
+    if (node)
+        *node = n;
+    return DT_OK;
+}
+
+/* Iterative, so that releasing a long chain of nodes cannot overflow the C
+ * stack. */
+void dt_node_release(dt_node *n)
+{
+    if (!n)
+        return;
+    size_t cap = 16, top = 0;
+    dt_node **stack = malloc(cap * sizeof *stack);
+    dt_node *single[1];
+    if (!stack) {   /* degrade to recursion rather than leak */
+        stack = single;
+        cap = 1;
+    }
+    stack[top++] = n;
+    while (top > 0) {
+        dt_node *m = stack[--top];
+        if (--m->refcount > 0)
+            continue;
+        for (int i = 0; i < m->ninputs; i++) {
+            if (m->input_leaves && m->input_leaves[i])
+                dt_tensor_release(m->input_leaves[i]);
+            dt_node *child = m->input_nodes ? m->input_nodes[i] : NULL;
+            if (!child)
+                continue;
+            if (top == cap && stack != single) {
+                dt_node **grown = realloc(stack, 2 * cap * sizeof *stack);
+                if (grown) {
+                    stack = grown;
+                    cap *= 2;
+                }
+            }
+            if (top < cap)
+                stack[top++] = child;
+            else
+                dt_node_release(child);
+        }
+        free_saved(m);
+        dt_tensor_release(m->grad_acc);
+        free(m->input_nodes);
+        free(m->input_leaves);
+        free(m->needs_grad);
+        free(m->input_shapes);
+        free(m->input_ndims);
+        free(m->input_dtypes);
+        free(m);
+    }
+    if (stack != single)
+        free(stack);
+}
+
+dt_status dt_detach(dt_tensor *t, dt_tensor **out) { return dt_alias(t, out); }
+
+/* ---------------------------------------------------------------- backward */
+
+/* dst += src (same shape, float32), any strides. Gradients are added with
+ * this instead of the general maths so the tape depends on the core only. */
+static dt_status add_into(dt_tensor *dst, const dt_tensor *src)
+{
+    if (!dt_same_shape(dst, src) || dst->dtype != DT_FLOAT32 || src->dtype != DT_FLOAT32)
+        return dt_fail(DT_ERR_STATE, "internal error: accumulating mismatched gradients");
+    dt_iter it;
+    const dt_tensor *ts[2] = {dst, src};
+    dt_iter_init(&it, 2, ts);
+    float *d = dt_f32(dst);
+    const float *s = dt_f32(src);
+    while (dt_iter_next(&it)) {
+        float *dp = d + it.offset[0];
+        const float *sp = s + it.offset[1];
+        int64_t ds = it.inner_stride[0], ss = it.inner_stride[1];
+        for (int64_t k = 0; k < it.inner; k++)
+            dp[k * ds] += sp[k * ss];
+    }
+    dst->storage->version++;
+    return DT_OK;
+}
+
+/* grad of a leaf: the first arrival is copied (the leaf's .grad must not
+ * alias a tensor the user or another node holds); later ones add in place. */
+static dt_status accumulate_leaf(dt_tensor *leaf, const dt_tensor *g)
+{
+    if (!leaf->grad)
+        return dt_to_dtype(g, DT_FLOAT32, &leaf->grad);
+    return add_into(leaf->grad, g);
+}
+
+/* grad of an inner node: keep the first arrival as is (no copy), add later
+ * ones into a buffer this node owns. */
+static dt_status accumulate_node(dt_node *n, dt_tensor *g)
+{
+    if (!n->grad_acc) {
+        dt_tensor_retain(g);
+        n->grad_acc = g;
+        n->grad_owned = false;
+        return DT_OK;
+    }
+    if (!n->grad_owned) {
+        dt_tensor *own;
+        dt_status st = dt_to_dtype(n->grad_acc, DT_FLOAT32, &own);
+        if (st)
+            return st;
+        dt_tensor_release(n->grad_acc);
+        n->grad_acc = own;
+        n->grad_owned = true;
+    }
+    return add_into(n->grad_acc, g);
+}
+
+typedef struct node_list {
+    dt_node **items;
+    size_t len, cap;
+} node_list;
+
+static dt_status list_push(node_list *l, dt_node *n)
+{
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        dt_node **grown = realloc(l->items, cap * sizeof *grown);
+        if (!grown)
+            return dt_fail(DT_ERR_NOMEM, "out of memory in backward");
+        l->items = grown;
+        l->cap = cap;
+    }
+    l->items[l->len++] = n;
+    return DT_OK;
+}
+
+/* Every node reachable from root, each once; pending = number of edges from
+ * reachable nodes into it. */
+static dt_status collect_nodes(dt_node *root, node_list *all)
+{
+    static uint64_t mark_counter;
+    uint64_t mark = ++mark_counter;
+    node_list stack = {0};
+    root->visit_mark = mark;
+    root->pending = 0;
+    dt_status st = list_push(all, root);
+    if (st == DT_OK)
+        st = list_push(&stack, root);
+    while (st == DT_OK && stack.len > 0) {
+        dt_node *n = stack.items[--stack.len];
+        for (int i = 0; i < n->ninputs && st == DT_OK; i++) {
+            dt_node *child = n->input_nodes[i];
+            if (!child)
+                continue;
+            if (child->visit_mark != mark) {
+                child->visit_mark = mark;
+                child->pending = 0;
+                st = list_push(all, child);
+                if (st == DT_OK)
+                    st = list_push(&stack, child);
+            }
+            child->pending++;
+        }
+    }
+    free(stack.items);
+    return st;
+}
+
+static dt_status check_grad_shape(const dt_node *n, int i, const dt_tensor *g)
+{
+    bool ok = g->ndim == n->input_ndims[i] && g->dtype == DT_FLOAT32;
+    for (int d = 0; ok && d < g->ndim; d++)
+        ok = g->shape[d] == n->input_shapes[i][d];
+    if (ok)
+        return DT_OK;
+    char a[128], b[128];
+    return dt_fail(DT_ERR_STATE, "internal error: %s returned a %s gradient of shape %s for "
+                   "input %d of shape %s", n->name, dt_dtype_name(g->dtype), dt_shape_str(g->shape, g->ndim, a, sizeof a), i + 1,
+                   dt_shape_str(n->input_shapes[i], n->input_ndims[i], b, sizeof b));
+}
+
+/* Run one node: compute its input gradients and hand them on. */
+static dt_status run_node(dt_node *n, node_list *ready, bool retain_graph)
+{
+    dt_status st = DT_OK;
+    dt_tensor **gi = NULL;
+    if (n->grad_acc) {
+        if (n->released)
+            return dt_fail(DT_ERR_STATE, "trying to backward through %s a second time: its saved "
+                           "tensors were freed after the first backward (use retain_graph)",
+                           n->name);
+        gi = calloc((size_t)n->ninputs, sizeof *gi);
+        if (!gi)
+            return dt_fail(DT_ERR_NOMEM, "out of memory in backward of %s", n->name);
+        st = n->backward(n, n->grad_acc, gi);
+        dt_tensor_release(n->grad_acc);
+        n->grad_acc = NULL;
+    }
+    for (int i = 0; i < n->ninputs; i++) {
+        dt_tensor *g = gi ? gi[i] : NULL;
+        if (st == DT_OK && g && n->needs_grad[i]) {
+            st = check_grad_shape(n, i, g);
+            if (st == DT_OK && n->input_nodes[i])
+                st = accumulate_node(n->input_nodes[i], g);
+            else if (st == DT_OK && n->input_leaves[i])
+                st = accumulate_leaf(n->input_leaves[i], g);
+        }
+        dt_tensor_release(g);
+        dt_node *child = n->input_nodes[i];
+        if (child && --child->pending == 0 && st == DT_OK)
+            st = list_push(ready, child);
+    }
+    free(gi);
+    if (!retain_graph) {
+        free_saved(n);
+        n->released = true;
+    }
+    return st;
+}
+
+dt_status dt_backward(dt_tensor *root, const dt_tensor *grad, bool retain_graph)
+{
+    dt_tensor *g0 = NULL;
+    dt_status st;
+    char a[128], b[128];
+    if (grad) {
+        if (!dt_same_shape(grad, root))
+            return dt_fail(DT_ERR_SHAPE, "gradient of shape %s given for a tensor of shape %s",
+                           dt_shape_str(grad->shape, grad->ndim, a, sizeof a),
+                           dt_shape_str(root->shape, root->ndim, b, sizeof b));
+        st = dt_to_dtype(grad, DT_FLOAT32, &g0);
+    } else {
+        if (dt_numel(root) != 1)
+            return dt_fail(DT_ERR_SHAPE, "a gradient can be implied only for a one-element "
+                           "tensor; this one has shape %s (pass the gradient explicitly)",
+                           dt_shape_str(root->shape, root->ndim, a, sizeof a));
+        st = dt_full(DT_FLOAT32, root->ndim, root->shape, 1.0, &g0);
+    }
+    if (st)
+        return st;
+    if (!root->grad_fn) {
+        st = root->requires_grad
+            ? accumulate_leaf(root, g0)
+            : dt_fail(DT_ERR_STATE, "the tensor does not require grad and has no grad_fn");
+        dt_tensor_release(g0);
+        return st;
+    }
+    node_list all = {0}, ready = {0};
+    st = collect_nodes(root->grad_fn, &all);
+    if (st == DT_OK) {
+        root->grad_fn->grad_acc = g0;
+        root->grad_fn->grad_owned = true;
+        g0 = NULL;
+        st = list_push(&ready, root->grad_fn);
+    }
+    while (st == DT_OK && ready.len > 0) {
+        dt_node *n = ready.items[--ready.len];
+        st = run_node(n, &ready, retain_graph);
+    }
+    /* After a failure some nodes still hold partial gradients; drop them so
+     * a later backward starts clean. */
+    for (size_t i = 0; i < all.len; i++) {
+        dt_tensor_release(all.items[i]->grad_acc);
+        all.items[i]->grad_acc = NULL;
+        all.items[i]->pending = 0;
+    }
+    dt_tensor_release(g0);
+    free(all.items);
+    free(ready.items);
+    return st;
+}
