@@ -1,0 +1,608 @@
+/* conv.c - differentiable 2-d convolution (NCHW), forward and backward.
+ *
+ * General path: per image and per group, the input patch matrix ("im2col",
+ * K = Cg*kh*kw rows by P = OH*OW columns) is multiplied by the group's
+ * weight matrix (Og x K) with cblas_sgemm. 1x1 stride-1 unpadded kernels
+ * use the input planes as the patch matrix directly. Depthwise convolutions
+ * (groups == C == O) use a direct loop kernel: a K = kh*kw GEMM per channel
+ * would spend more time building patches than multiplying.
+ *
+ * Threading: images are spread over OpenMP threads, each with its own patch
+ * buffer, and each sgemm runs single-threaded inside that region
+ * (openblas_set_num_threads(1) around the region). The alternative of one
+ * large multi-threaded sgemm over a whole-batch patch matrix was measured
+ * (scripts/bench_ops.lua, DISTILL_CONV_BIGGEMM=1 selects it for forward) and
+ * was slower at ResNet shapes: it needs a batch-sized patch buffer and an
+ * extra pass to reorder the (O x N*P) result into NCHW. (The six 3x3
+ * convolutions of ResNet8x4 at batch 64, forward, 2-core VM, two
+ * interleaved runs: 1094 and 1194 ms batch-parallel, 1804 and 1488 ms
+ * big-GEMM.) When the batch is
+ * smaller than the thread count, images run serially and OpenBLAS threads
+ * the products instead.
+ *
+ * Backward runs grad_weight (over fixed image chunks) and grad_input (over
+ * images) as two passes, so each is timed under its own profile kind.
+ * grad_weight is accumulated per fixed chunk of images (chunk boundaries
+ * depend only on N), then the chunk partials are added in chunk order, so
+ * the result does not depend on the number of threads. */
+#include "distill.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct conv_geom {
+    int64_t N, C, H, W;        /* input */
+    int64_t O, kh, kw;         /* weight: O x Cg x kh x kw */
+    int64_t sh, sw, ph, pw, dh, dw, groups;
+    int64_t OH, OW;            /* output plane */
+    int64_t Cg, Og;            /* channels per group (in, out) */
+    int64_t K, P;              /* patch rows (Cg*kh*kw), output positions (OH*OW) */
+    bool direct;               /* 1x1, stride 1, no padding: input is the patch matrix */
+    bool depthwise;            /* groups == C == O */
+} conv_geom;
+
+/* ceil(a / b) for b > 0 and any sign of a. */
+static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* Row-major sgemm on contiguous buffers. */
+static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+static dt_status make_geom(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
+                           const int64_t *stride, const int64_t *padding, const int64_t *dilation,
+                           int64_t groups, conv_geom *g)
+{
+    if (x->dtype != DT_FLOAT32 || w->dtype != DT_FLOAT32 || (bias && bias->dtype != DT_FLOAT32))
+        return dt_fail(DT_ERR_DTYPE, "conv2d needs float32 tensors");
+    if (x->ndim != 4)
+        return dt_fail(DT_ERR_SHAPE, "expected a 4-d input (N, C, H, W), got %d-d", x->ndim);
+    if (w->ndim != 4)
+        return dt_fail(DT_ERR_SHAPE, "expected a 4-d weight (O, C/groups, kh, kw), got %d-d",
+                       w->ndim);
+    memset(g, 0, sizeof *g);
+    g->N = x->shape[0], g->C = x->shape[1], g->H = x->shape[2], g->W = x->shape[3];
+    g->O = w->shape[0], g->kh = w->shape[2], g->kw = w->shape[3];
+    g->sh = stride[0], g->sw = stride[1], g->ph = padding[0], g->pw = padding[1];
+    g->dh = dilation[0], g->dw = dilation[1], g->groups = groups;
+    if (g->sh <= 0 || g->sw <= 0)
+        return dt_fail(DT_ERR_ARG, "stride must be positive, got (%lld, %lld)",
+                       (long long)g->sh, (long long)g->sw);
+    if (g->dh <= 0 || g->dw <= 0)
+        return dt_fail(DT_ERR_ARG, "dilation must be positive, got (%lld, %lld)",
+                       (long long)g->dh, (long long)g->dw);
+    if (g->ph < 0 || g->pw < 0)
+        return dt_fail(DT_ERR_ARG, "padding must be non-negative, got (%lld, %lld)",
+                       (long long)g->ph, (long long)g->pw);
+    if (groups <= 0)
+        return dt_fail(DT_ERR_ARG, "groups must be positive, got %lld", (long long)groups);
+    if (w->shape[1] * groups != g->C)
+        return dt_fail(DT_ERR_SHAPE, "input has %lld channels but weight expects %lld "
+                       "(groups=%lld)", (long long)g->C, (long long)(w->shape[1] * groups),
+                       (long long)groups);
+    if (g->C % groups || g->O % groups)
+        return dt_fail(DT_ERR_ARG, "input channels (%lld) and output channels (%lld) must both "
+                       "be divisible by groups (%lld)", (long long)g->C, (long long)g->O,
+                       (long long)groups);
+    if (bias && (bias->ndim != 1 || bias->shape[0] != g->O))
+        return dt_fail(DT_ERR_SHAPE, "bias must be a 1-d tensor of %lld elements", (long long)g->O);
+    if (g->kh <= 0 || g->kw <= 0)
+        return dt_fail(DT_ERR_SHAPE, "kernel size must be positive");
+    int64_t ekh = g->dh * (g->kh - 1) + 1, ekw = g->dw * (g->kw - 1) + 1;
+    if (g->H + 2 * g->ph < ekh || g->W + 2 * g->pw < ekw)
+        return dt_fail(DT_ERR_SHAPE, "kernel size (%lld x %lld, dilated) is bigger than the "
+                       "padded input (%lld x %lld)", (long long)ekh, (long long)ekw,
+                       (long long)(g->H + 2 * g->ph), (long long)(g->W + 2 * g->pw));
+    g->OH = (g->H + 2 * g->ph - ekh) / g->sh + 1;
+    g->OW = (g->W + 2 * g->pw - ekw) / g->sw + 1;
+    g->Cg = g->C / groups;
+    g->Og = g->O / groups;
+    g->K = g->Cg * g->kh * g->kw;
+    g->P = g->OH * g->OW;
+    g->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    g->depthwise = groups == g->C && groups == g->O && groups > 1;
+    return DT_OK;
+}
+
+/* The output columns ow whose input column iw = ow*sw - pw + j*dw lies in
+ * [0, W): [*lo, *hi). */
+static void valid_cols(const conv_geom *g, int64_t j, int64_t *lo, int64_t *hi)
+{
+    int64_t off = j * g->dw - g->pw;
+    *lo = clamp64(ceil_div(-off, g->sw), 0, g->OW);
+    *hi = clamp64(ceil_div(g->W - off, g->sw), *lo, g->OW);
+}
+
+/* Patch matrix of one group of one image: Cg planes (H x W) -> K x P,
+ * rows `ld` floats apart (ld = P unless patches of images sit side by side). */
+static void im2col_ld(const conv_geom *g, const float *x, float *col, int64_t ld)
+{
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t j = 0; j < g->kw; j++) {
+                float *row = col + ((c * g->kh + i) * g->kw + j) * ld;
+                int64_t lo, hi;
+                valid_cols(g, j, &lo, &hi);
+                for (int64_t oh = 0; oh < g->OH; oh++) {
+                    float *dst = row + oh * g->OW;
+                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                    if (ih < 0 || ih >= g->H) {
+                        memset(dst, 0, (size_t)g->OW * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = x + (c * g->H + ih) * g->W + j * g->dw - g->pw;
+                    for (int64_t ow = 0; ow < lo; ow++)
+                        dst[ow] = 0.0f;
+                    if (g->sw == 1)
+                        memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] = src[ow * g->sw];
+                    for (int64_t ow = hi; ow < g->OW; ow++)
+                        dst[ow] = 0.0f;
+                }
+            }
+}
+
+static void im2col(const conv_geom *g, const float *x, float *col) { im2col_ld(g, x, col, g->P); }
+
+/* The adjoint of im2col: dx (Cg planes, already zeroed) += scatter of col. */
+static void col2im(const conv_geom *g, const float *col, float *dx)
+{
+    for (int64_t c = 0; c < g->Cg; c++)
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t j = 0; j < g->kw; j++) {
+                const float *row = col + ((c * g->kh + i) * g->kw + j) * g->P;
+                int64_t lo, hi;
+                valid_cols(g, j, &lo, &hi);
+                for (int64_t oh = 0; oh < g->OH; oh++) {
+                    int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                    if (ih < 0 || ih >= g->H)
+                        continue;
+                    const float *src = row + oh * g->OW;
+                    float *dst = dx + (c * g->H + ih) * g->W + j * g->dw - g->pw;
+                    if (g->sw == 1)
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow] += src[ow];
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            dst[ow * g->sw] += src[ow];
+                }
+            }
+}
+
+/* ---------------------------------------------------------- threading */
+
+/* Batch-parallel regions run one single-threaded sgemm per thread. */
+typedef struct blas_guard {
+    int saved;
+    bool parallel;
+} blas_guard;
+
+static blas_guard batch_parallel_begin(int64_t items)
+{
+    blas_guard b = {openblas_get_num_threads(), items >= omp_get_max_threads() && items > 1};
+    if (b.parallel)
+        openblas_set_num_threads(1);
+    return b;
+}
+
+static void batch_parallel_end(blas_guard b)
+{
+    if (b.parallel)
+        openblas_set_num_threads(b.saved);
+}
+
+/* One scratch buffer of `per_thread` floats for each OpenMP thread. */
+static dt_status scratch_new(int64_t per_thread, float **buf, int *nthreads)
+{
+    *nthreads = omp_get_max_threads();
+    *buf = NULL;
+    if (per_thread == 0)
+        return DT_OK;
+    *buf = malloc((size_t)per_thread * (size_t)*nthreads * sizeof(float));
+    if (!*buf)
+        return dt_fail(DT_ERR_NOMEM, "conv2d: out of memory for %lld-float scratch buffers",
+                       (long long)(per_thread * *nthreads));
+    return DT_OK;
+}
+
+/* -------------------------------------------------------- depthwise */
+
+/* out plane (OH x OW) = bias + sum over taps of w[i][j] * shifted x plane. */
+static void depthwise_plane_forward(const conv_geom *g, const float *x, const float *w, float b,
+                                    float *out)
+{
+    for (int64_t p = 0; p < g->P; p++)
+        out[p] = b;
+    for (int64_t i = 0; i < g->kh; i++)
+        for (int64_t j = 0; j < g->kw; j++) {
+            float wv = w[i * g->kw + j];
+            int64_t lo, hi;
+            valid_cols(g, j, &lo, &hi);
+            for (int64_t oh = 0; oh < g->OH; oh++) {
+                int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                if (ih < 0 || ih >= g->H)
+                    continue;
+                const float *src = x + ih * g->W + j * g->dw - g->pw;
+                float *dst = out + oh * g->OW;
+                if (g->sw == 1)
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        dst[ow] += wv * src[ow];
+                else
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        dst[ow] += wv * src[ow * g->sw];
+            }
+        }
+}
+
+/* dx plane += taps scattered back; dw (kh*kw) += correlation of x and dy. */
+static void depthwise_plane_backward(const conv_geom *g, const float *x, const float *w,
+                                     const float *dy, float *dx, double *dw)
+{
+    for (int64_t i = 0; i < g->kh; i++)
+        for (int64_t j = 0; j < g->kw; j++) {
+            float wv = w[i * g->kw + j];
+            double acc = 0.0;
+            int64_t lo, hi;
+            valid_cols(g, j, &lo, &hi);
+            for (int64_t oh = 0; oh < g->OH; oh++) {
+                int64_t ih = oh * g->sh - g->ph + i * g->dh;
+                if (ih < 0 || ih >= g->H)
+                    continue;
+                int64_t base = ih * g->W + j * g->dw - g->pw;
+                const float *gy = dy + oh * g->OW;
+                if (dx)
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        dx[base + ow * g->sw] += wv * gy[ow];
+                if (dw) {
+                    float row = 0.0f;
+                    for (int64_t ow = lo; ow < hi; ow++)
+                        row += x[base + ow * g->sw] * gy[ow];
+                    acc += row;
+                }
+            }
+            if (dw)
+                dw[i * g->kw + j] += acc;
+        }
+}
+
+static void depthwise_forward(const conv_geom *g, const float *x, const float *w,
+                              const float *bias, float *out)
+{
+    int64_t planes = g->N * g->C, hw = g->H * g->W, kk = g->kh * g->kw;
+    #pragma omp parallel for schedule(static)
+    for (int64_t q = 0; q < planes; q++) {
+        int64_t c = q % g->C;
+        depthwise_plane_forward(g, x + q * hw, w + c * kk, bias ? bias[c] : 0.0f, out + q * g->P);
+    }
+}
+
+/* ---------------------------------------------------------- forward */
+
+/* One image: every group's product, then the bias. */
+static void image_forward(const conv_geom *g, const float *x, const float *w, const float *bias,
+                          float *out, float *col)
+{
+    for (int64_t grp = 0; grp < g->groups; grp++) {
+        const float *xg = x + grp * g->Cg * g->H * g->W;
+        const float *patches = xg;
+        if (!g->direct) {
+            im2col(g, xg, col);
+            patches = col;
+        }
+        sgemm(false, false, g->Og, g->P, g->K, 1.0f, w + grp * g->Og * g->K, g->K, patches, g->P,
+              0.0f, out + grp * g->Og * g->P, g->P);
+    }
+    if (bias)
+        for (int64_t o = 0; o < g->O; o++) {
+            float *row = out + o * g->P, b = bias[o];
+            for (int64_t p = 0; p < g->P; p++)
+                row[p] += b;
+        }
+}
+
+static dt_status batch_forward(const conv_geom *g, const float *x, const float *w,
+                               const float *bias, float *out)
+{
+    float *col;
+    int nthreads;
+    dt_status st = scratch_new(g->direct ? 0 : g->K * g->P, &col, &nthreads);
+    if (st)
+        return st;
+    int64_t in_img = g->C * g->H * g->W, out_img = g->O * g->P;
+    blas_guard b = batch_parallel_begin(g->N);
+    #pragma omp parallel for schedule(static) if (b.parallel)
+    for (int64_t n = 0; n < g->N; n++) {
+        float *mine = col ? col + (int64_t)omp_get_thread_num() * g->K * g->P : NULL;
+        image_forward(g, x + n * in_img, w, bias, out + n * out_img, mine);
+    }
+    batch_parallel_end(b);
+    free(col);
+    return DT_OK;
+}
+
+/* The measured alternative (groups == 1 only): patches of a chunk of images
+ * side by side (K x B*P), one threaded sgemm, then reorder into NCHW. */
+static dt_status biggemm_forward(const conv_geom *g, const float *x, const float *w,
+                                 const float *bias, float *out)
+{
+    int64_t chunk = (32 << 20) / (int64_t)sizeof(float) / (g->K * g->P);
+    chunk = clamp64(chunk, 1, g->N);
+    float *col = malloc((size_t)(g->K * g->P * chunk) * sizeof(float));
+    float *tmp = malloc((size_t)(g->O * g->P * chunk) * sizeof(float));
+    if (!col || !tmp) {
+        free(col), free(tmp);
+        return dt_fail(DT_ERR_NOMEM, "conv2d: out of memory");
+    }
+    int64_t in_img = g->C * g->H * g->W;
+    for (int64_t n0 = 0; n0 < g->N; n0 += chunk) {
+        int64_t B = g->N - n0 < chunk ? g->N - n0 : chunk, ld = B * g->P;
+        #pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            const float *src = x + (n0 + b) * in_img;
+            if (g->direct)
+                for (int64_t r = 0; r < g->K; r++)
+                    memcpy(col + b * g->P + r * ld, src + r * g->P, (size_t)g->P * sizeof(float));
+            else
+                im2col_ld(g, src, col + b * g->P, ld);
+        }
+        sgemm(false, false, g->O, ld, g->K, 1.0f, w, g->K, col, ld, 0.0f, tmp, ld);
+        #pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t o = 0; o < g->O; o++) {
+                float *dst = out + ((n0 + b) * g->O + o) * g->P, bv = bias ? bias[o] : 0.0f;
+                const float *s = tmp + o * ld + b * g->P;
+                for (int64_t p = 0; p < g->P; p++)
+                    dst[p] = s[p] + bv;
+            }
+    }
+    free(col), free(tmp);
+    return DT_OK;
+}
+
+/* ---------------------------------------------------------- backward */
+
+/* Images are cut into fixed chunks for grad_weight partials. */
+#define WGRAD_CHUNKS 8
+
+/* grad_weight: dW_g (Og x K) = sum over images of dY_g (Og x P) . patches^T,
+ * accumulated per fixed chunk of images, chunks added in order. */
+static dt_status batch_backward_weight(const conv_geom *g, const float *x, const float *dy,
+                                       float *dw)
+{
+    int64_t KP = g->direct ? 0 : g->K * g->P;
+    float *scratch;
+    int nthreads;
+    dt_status st = scratch_new(KP, &scratch, &nthreads);
+    if (st)
+        return st;
+    int64_t nchunks = g->N < WGRAD_CHUNKS ? g->N : WGRAD_CHUNKS;
+    int64_t wsize = g->O * g->K;
+    float *partial = calloc((size_t)(nchunks * wsize), sizeof(float));
+    if (!partial) {
+        free(scratch);
+        return dt_fail(DT_ERR_NOMEM, "conv2d backward: out of memory");
+    }
+    int64_t in_img = g->C * g->H * g->W, out_img = g->O * g->P, plane = g->Cg * g->H * g->W;
+    blas_guard b = batch_parallel_begin(nchunks);
+    #pragma omp parallel for schedule(static) if (b.parallel)
+    for (int64_t u = 0; u < nchunks; u++) {
+        float *col = scratch ? scratch + (int64_t)omp_get_thread_num() * KP : NULL;
+        int64_t n0 = u * g->N / nchunks, n1 = (u + 1) * g->N / nchunks;
+        for (int64_t n = n0; n < n1; n++) {
+            const float *xn = x + n * in_img, *dyn = dy + n * out_img;
+            for (int64_t grp = 0; grp < g->groups; grp++) {
+                const float *xg = xn + grp * plane, *dyg = dyn + grp * g->Og * g->P;
+                const float *patches = xg;
+                if (!g->direct) {
+                    im2col(g, xg, col);
+                    patches = col;
+                }
+                sgemm(false, true, g->Og, g->K, g->P, 1.0f, dyg, g->P, patches, g->P, 1.0f,
+                      partial + u * wsize + grp * g->Og * g->K, g->K);
+            }
+        }
+    }
+    batch_parallel_end(b);
+    #pragma omp parallel for schedule(static)
+    for (int64_t e = 0; e < wsize; e++) {
+        float s = 0.0f;
+        for (int64_t c = 0; c < nchunks; c++)
+            s += partial[c * wsize + e];
+        dw[e] = s;
+    }
+    free(partial);
+    free(scratch);
+    return DT_OK;
+}
+
+/* grad_input, per image: dX_g = col2im(W_g^T . dY_g). */
+static dt_status batch_backward_data(const conv_geom *g, const float *w, const float *dy,
+                                     float *dx)
+{
+    int64_t KP = g->direct ? 0 : g->K * g->P;
+    float *scratch;
+    int nthreads;
+    dt_status st = scratch_new(KP, &scratch, &nthreads);
+    if (st)
+        return st;
+    int64_t in_img = g->C * g->H * g->W, out_img = g->O * g->P, plane = g->Cg * g->H * g->W;
+    blas_guard b = batch_parallel_begin(g->N);
+    #pragma omp parallel for schedule(static) if (b.parallel)
+    for (int64_t n = 0; n < g->N; n++) {
+        float *dcol = scratch ? scratch + (int64_t)omp_get_thread_num() * KP : NULL;
+        const float *dyn = dy + n * out_img;
+        for (int64_t grp = 0; grp < g->groups; grp++) {
+            const float *dyg = dyn + grp * g->Og * g->P, *wg = w + grp * g->Og * g->K;
+            float *dxg = dx + n * in_img + grp * plane;
+            if (g->direct) {   /* dX_g (Cg x HW) = W_g^T . dY_g */
+                sgemm(true, false, g->K, g->P, g->Og, 1.0f, wg, g->K, dyg, g->P, 0.0f, dxg, g->P);
+            } else {
+                sgemm(true, false, g->K, g->P, g->Og, 1.0f, wg, g->K, dyg, g->P, 0.0f, dcol,
+                      g->P);
+                memset(dxg, 0, (size_t)plane * sizeof *dxg);
+                col2im(g, dcol, dxg);
+            }
+        }
+    }
+    batch_parallel_end(b);
+    free(scratch);
+    return DT_OK;
+}
+
+static dt_status depthwise_backward(const conv_geom *g, const float *x, const float *w,
+                                    const float *dy, float *dx, float *dw)
+{
+    int64_t hw = g->H * g->W, kk = g->kh * g->kw;
+    double *acc = dw ? calloc((size_t)(g->C * kk), sizeof *acc) : NULL;
+    if (dw && !acc)
+        return dt_fail(DT_ERR_NOMEM, "conv2d backward: out of memory");
+    /* One channel per iteration; images in order, so dw is deterministic. */
+    #pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < g->C; c++) {
+        double *a = acc ? acc + c * kk : NULL;
+        for (int64_t n = 0; n < g->N; n++) {
+            int64_t q = n * g->C + c;
+            float *dxq = dx ? dx + q * hw : NULL;
+            if (dxq)
+                memset(dxq, 0, (size_t)hw * sizeof *dxq);
+            depthwise_plane_backward(g, x + q * hw, w + c * kk, dy + q * g->P, dxq, a);
+        }
+        if (a)
+            for (int64_t t = 0; t < kk; t++)
+                dw[c * kk + t] = (float)a[t];
+    }
+    free(acc);
+    return DT_OK;
+}
+
+static void bias_backward(const conv_geom *g, const float *dy, float *db)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < g->O; o++) {
+        double s = 0.0;
+        for (int64_t n = 0; n < g->N; n++) {
+            const float *row = dy + (n * g->O + o) * g->P;
+            float part = 0.0f;
+            for (int64_t p = 0; p < g->P; p++)
+                part += row[p];
+            s += part;
+        }
+        db[o] = (float)s;
+    }
+}
+
+static dt_status conv_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
+{
+    dt_tensor *xs, *ws, *x = NULL, *w = NULL, *dy = NULL;
+    dt_status st = dt_node_saved(node, 0, &xs);
+    if (st == DT_OK)
+        st = dt_node_saved(node, 1, &ws);
+    if (st)
+        return st;
+    conv_geom g;
+    st = make_geom(xs, ws, NULL, &node->iarg[0], &node->iarg[2], &node->iarg[4], node->iarg[6], &g);
+    if (st == DT_OK)
+        st = dt_contiguous(xs, &x);
+    if (st == DT_OK)
+        st = dt_contiguous(ws, &w);
+    if (st == DT_OK)
+        st = dt_contiguous((dt_tensor *)grad_out, &dy);
+    bool need_x = node->needs_grad[0], need_w = node->needs_grad[1];
+    bool need_b = node->ninputs > 2 && node->needs_grad[2];
+    if (st == DT_OK && need_x)
+        st = dt_empty(DT_FLOAT32, 4, xs->shape, &gi[0]);
+    if (st == DT_OK && need_w)
+        st = dt_empty(DT_FLOAT32, 4, ws->shape, &gi[1]);
+    if (st == DT_OK && need_b)
+        st = dt_empty(DT_FLOAT32, 1, &g.O, &gi[2]);
+    if (st == DT_OK && (need_x || need_w)) {
+        float *dx = need_x ? dt_f32(gi[0]) : NULL, *dw = need_w ? dt_f32(gi[1]) : NULL;
+        if (g.depthwise) {
+            DT_PROF_BEGIN(t0);
+            st = depthwise_backward(&g, dt_f32(x), dt_f32(w), dt_f32(dy), dx, dw);
+            DT_PROF_END(DT_PROF_CONV_BWD_DATA, t0);
+        } else {
+            if (dw) {
+                DT_PROF_BEGIN(t0);
+                st = batch_backward_weight(&g, dt_f32(x), dt_f32(dy), dw);
+                DT_PROF_END(DT_PROF_CONV_BWD_WEIGHT, t0);
+            }
+            if (st == DT_OK && dx) {
+                DT_PROF_BEGIN(t0);
+                st = batch_backward_data(&g, dt_f32(w), dt_f32(dy), dx);
+                DT_PROF_END(DT_PROF_CONV_BWD_DATA, t0);
+            }
+        }
+    }
+    if (st == DT_OK && need_b) {
+        DT_PROF_BEGIN(t0);
+        bias_backward(&g, dt_f32(dy), dt_f32(gi[2]));
+        DT_PROF_END(DT_PROF_CONV_BWD_WEIGHT, t0);
+    }
+    dt_tensor_release(x);
+    dt_tensor_release(w);
+    dt_tensor_release(dy);
+    return st;
+}
+
+dt_status dt_f_conv2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
+                      const int64_t stride[2], const int64_t padding[2],
+                      const int64_t dilation[2], int64_t groups, dt_tensor **out)
+{
+    *out = NULL;
+    conv_geom g;
+    dt_status st = make_geom(x, w, bias, stride, padding, dilation, groups, &g);
+    if (st)
+        return st;
+    dt_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
+    st = dt_contiguous((dt_tensor *)x, &xc);
+    if (st == DT_OK)
+        st = dt_contiguous((dt_tensor *)w, &wc);
+    if (st == DT_OK && bias)
+        st = dt_contiguous((dt_tensor *)bias, &bc);
+    int64_t shape[4] = {g.N, g.O, g.OH, g.OW};
+    if (st == DT_OK)
+        st = dt_empty(DT_FLOAT32, 4, shape, &y);
+    DT_PROF_BEGIN(t0);
+    if (st == DT_OK && g.N > 0 && g.P > 0) {
+        const float *bp = bc ? dt_f32(bc) : NULL;
+        static int use_big = -1;
+        if (use_big < 0) {
+            const char *e = getenv("DISTILL_CONV_BIGGEMM");
+            use_big = e && e[0] == '1';
+        }
+        if (g.depthwise)
+            depthwise_forward(&g, dt_f32(xc), dt_f32(wc), bp, dt_f32(y));
+        else if (use_big && g.groups == 1)
+            st = biggemm_forward(&g, dt_f32(xc), dt_f32(wc), bp, dt_f32(y));
+        else
+            st = batch_forward(&g, dt_f32(xc), dt_f32(wc), bp, dt_f32(y));
+    }
+    DT_PROF_END(DT_PROF_CONV_FWD, t0);
+    dt_tensor_release(xc);
+    dt_tensor_release(wc);
+    dt_tensor_release(bc);
+    dt_node *node = NULL;
+    if (st == DT_OK)
+        st = dt_record("Conv2dBackward", conv_backward, bias ? 3 : 2,
+                       (const dt_tensor *[]){x, w, bias}, 2, (const dt_tensor *[]){x, w}, y, &node);
+    if (st) {
+        dt_tensor_release(y);
+        return st;
+    }
+    if (node) {
+        node->iarg[0] = g.sh, node->iarg[1] = g.sw, node->iarg[2] = g.ph, node->iarg[3] = g.pw;
+        node->iarg[4] = g.dh, node->iarg[5] = g.dw, node->iarg[6] = g.groups;
+    }
+    *out = y;
+    return DT_OK;
+}

@@ -1,0 +1,192 @@
+local distill = require "distill"
+local gradcheck = require "distill.gradcheck"
+
+local function f32(values)
+  return distill.tensor(values, "float32")
+end
+
+local function flat(t)
+  return t:contiguous():view{-1}:totable()
+end
+
+local function assert_close(expected, actual, tol)
+  tol = tol or 1e-5
+  assert.are.equal(#expected, #actual)
+  for i = 1, #expected do
+    if math.abs(expected[i] - actual[i]) > tol then
+      error(("element %d: expected %.7g, got %.7g"):format(i, expected[i], actual[i]), 2)
+    end
+  end
+end
+
+-- A leaf of the given shape with random values kept at least `gap` away
+-- from every kink, so central differences do not straddle one.
+local function leaf_away_from(shape, kinks, gap)
+  local t = distill.randn(shape)
+  local v = t:view{-1}
+  for i = 1, v:numel() do
+    local x = v[i] * 3
+    for _, k in ipairs(kinks) do
+      if math.abs(x - k) < gap then
+        x = k + (x >= k and gap or -gap)
+      end
+    end
+    v[i] = x
+  end
+  t.requires_grad = true
+  return t
+end
+
+local function leaf(shape)
+  local t = distill.randn(shape)
+  t.requires_grad = true
+  return t
+end
+
+local function check(fn, inputs, opts)
+  local ok, report = gradcheck.gradcheck(fn, inputs, opts)
+  assert(ok, report)
+end
+
+-- softmax of a Lua list, in double precision
+local function ref_softmax(list)
+  local m = -math.huge
+  for _, v in ipairs(list) do m = math.max(m, v) end
+  local s = 0
+  for _, v in ipairs(list) do s = s + math.exp(v - m) end
+  local out, lse = {}, m + math.log(s)
+  for i, v in ipairs(list) do out[i] = v - lse end
+  return out
+end
+
+describe("activations", function()
+  before_each(function()
+    distill.manual_seed(11)
+    math.randomseed(11)
+  end)
+
+  describe("relu6", function()
+    it("clamps to [0, 6]", function()
+      local y = distill.relu6(f32{ -1, 0, 3.5, 6, 7 })
+      assert_close({ 0, 0, 3.5, 6, 6 }, flat(y))
+      assert.are.equal("float32", y:dtype())
+    end)
+
+    it("works on a non-contiguous input", function()
+      local base = f32{ { -1, 2 }, { 8, 5 } }
+      assert_close({ 0, 6, 2, 5 }, flat(distill.relu6(base:t())))
+    end)
+
+    it("records RELU6 backward and passes gradcheck", function()
+      local x = leaf_away_from({ 3, 4 }, { 0, 6 }, 0.05)
+      assert.are.equal("Relu6Backward", distill.relu6(x).grad_fn)
+      check(function(a) return distill.relu6(a) end, { x })
+      check(function(a) return distill.relu6(a) end, { leaf_away_from({ 1, 7 }, { 0, 6 }, 0.05) })
+    end)
+
+    it("rejects integer tensors", function()
+      local ok, err = pcall(distill.relu6, distill.tensor({ 1, 2 }, "int64"))
+      assert.is_false(ok)
+      assert.truthy(err:find("distill.relu6: expected a float32 tensor, got int64", 1, true))
+    end)
+  end)
+
+  describe("leaky_relu", function()
+    it("uses slope 0.01 by default and accepts another", function()
+      assert_close({ -0.02, 0, 3 }, flat(distill.leaky_relu(f32{ -2, 0, 3 })))
+      assert_close({ -0.4, 0, 3 }, flat(distill.leaky_relu(f32{ -2, 0, 3 }, 0.2)))
+    end)
+
+    it("passes gradcheck", function()
+      check(function(a) return distill.leaky_relu(a, 0.2) end, { leaf_away_from({ 2, 5 }, { 0 }, 0.05) })
+      check(function(a) return distill.leaky_relu(a) end, { leaf_away_from({ 4 }, { 0 }, 0.05) })
+    end)
+  end)
+
+  describe("softmax and log_softmax", function()
+    it("matches hand-computed values", function()
+      local x = f32{ { 1, 2, 3 } }
+      assert_close({ 0.09003057, 0.24472847, 0.66524096 }, flat(distill.softmax(x, 2)))
+      assert_close({ -2.40760596, -1.40760596, -0.40760596 }, flat(distill.log_softmax(x, 2)))
+      assert_close({ -2.40760596, -1.40760596, -0.40760596 }, flat(distill.log_softmax(x, -1)))
+    end)
+
+    it("gives rows that sum to 1", function()
+      local y = distill.softmax(distill.randn{ 5, 7 }, 2):totable()
+      for _, row in ipairs(y) do
+        local s = 0
+        for _, v in ipairs(row) do s = s + v end
+        assert.is_true(math.abs(s - 1) < 1e-5)
+      end
+    end)
+
+    it("is stable for logits around 1000", function()
+      local big = f32{ { 1000, 1001, 1002 }, { -1000, -1001, -1002 } }
+      assert_close({ 0.09003057, 0.24472847, 0.66524096, 0.66524096, 0.24472847, 0.09003057 },
+        flat(distill.softmax(big, 2)))
+      assert_close({ -2.40760596, -1.40760596, -0.40760596, -0.40760596, -1.40760596, -2.40760596 },
+        flat(distill.log_softmax(big, 2)), 1e-4)
+    end)
+
+    it("works along dim 1 and dim 2", function()
+      local x = f32{ { 1, 5 }, { 2, 7 }, { 3, 0 } }
+      local by_col = distill.log_softmax(x, 1):totable()
+      local c1, c2 = ref_softmax{ 1, 2, 3 }, ref_softmax{ 5, 7, 0 }
+      for i = 1, 3 do
+        assert_close({ c1[i], c2[i] }, by_col[i])
+      end
+      local by_row = distill.log_softmax(x, 2):totable()
+      assert_close(ref_softmax{ 1, 5 }, by_row[1])
+      assert_close(ref_softmax{ 3, 0 }, by_row[3])
+    end)
+
+    it("works on a transposed (non-contiguous) input", function()
+      local base = distill.randn{ 3, 4 }
+      local xt = base:t()
+      assert.is_false(xt:is_contiguous())
+      local y = distill.log_softmax(xt, 2):totable()
+      local b = base:totable()
+      for i = 1, 4 do
+        assert_close(ref_softmax{ b[1][i], b[2][i], b[3][i] }, y[i])
+      end
+      local s = distill.softmax(xt, 1):totable()
+      for j = 1, 3 do
+        local ref = ref_softmax(b[j])
+        for i = 1, 4 do
+          assert.is_true(math.abs(math.exp(ref[i]) - s[i][j]) < 1e-5)
+        end
+      end
+    end)
+
+    it("works along the middle dim of a 3-d tensor", function()
+      local x = distill.randn{ 2, 3, 2 }
+      local y = distill.softmax(x, 2):totable()
+      local v = x:totable()
+      for a = 1, 2 do
+        for c = 1, 2 do
+          local ref = ref_softmax{ v[a][1][c], v[a][2][c], v[a][3][c] }
+          for k = 1, 3 do
+            assert.is_true(math.abs(math.exp(ref[k]) - y[a][k][c]) < 1e-5)
+          end
+        end
+      end
+    end)
+
+    it("checks the dim", function()
+      local ok, err = pcall(distill.softmax, distill.randn{ 2, 3 }, 3)
+      assert.is_false(ok)
+      assert.truthy(err:find("distill.softmax: dim 3 out of range for a 2-d tensor", 1, true))
+    end)
+
+    it("passes gradcheck along every dim, batch 1 and non-contiguous", function()
+      for _, case in ipairs{ { { 3, 4 }, 1 }, { { 3, 4 }, 2 }, { { 1, 5 }, 2 }, { { 2, 3, 2 }, 2 }, { { 2, 2, 3 }, -1 } } do
+        local shape, dim = case[1], case[2]
+        check(function(a) return distill.softmax(a, dim) end, { leaf(shape) })
+        check(function(a) return distill.log_softmax(a, dim) end, { leaf(shape) })
+      end
+      local x = leaf{ math.random(2, 4), math.random(2, 4) }
+      check(function(a) return distill.log_softmax(a:t(), 2) end, { x })
+      check(function(a) return distill.softmax(a:t(), 1) end, { x })
+    end)
+  end)
+end)
