@@ -1,0 +1,350 @@
+-- distill.cli: the `distill` command's subcommands.
+--
+--   distill train CONFIG [--set key=value ...] [--resume RUN_DIR] [--overwrite] [--quiet]
+--   distill distill CONFIG [...]              (the same, with a teacher)
+--   distill eval CHECKPOINT --data NAME [--split test] [--root DIR] [--batch-size N] [--limit N]
+--   distill plot RUN_DIR [RUN_DIR ...] [-o out.svg]
+--   distill repl | distill | distill SCRIPT.lua [ARGS]
+--
+-- cli.main(args) returns the exit code: 0 ok, 1 failure, 2 usage error.
+local cli = {}
+
+local USAGE = [[
+usage: distill <command> [options]
+
+commands:
+  train CONFIG      train a model from scratch (teachers, CE baselines)
+  distill CONFIG    train a student from a teacher checkpoint with the config's method
+  eval CHECKPOINT   top-1/top-5 and loss of a checkpoint on a dataset split
+  plot RUN_DIR...   draw the curves of one or more runs in one figure
+  repl              a Lua 5.4 REPL with distill loaded (also: distill with no arguments)
+  FILE.lua [ARGS]   run a Lua script with distill on the path
+
+`distill <command> --help` describes a command's options.]]
+
+local HELP = {
+  train = [[
+usage: distill train CONFIG [--set key=value ...] [--resume RUN_DIR] [--overwrite] [--quiet]
+
+Trains the config's model (its `student`, or `model`) with its method
+(default "ce"); the run directory (config key run_dir, default runs/<name>)
+receives config.lua, metrics.jsonl/csv, curves.svg/png, last.safetensors,
+best.safetensors and summary.json.
+
+options:
+  --set key=value   override a config value; dotted keys reach into tables
+                    (--set optimizer.lr=0.1 --set epochs=30); the value must
+                    have the type of the value it replaces
+  --resume RUN_DIR  continue an interrupted run from its last completed epoch
+                    (CONFIG may be omitted: the run's own config is used)
+  --overwrite       start over in a run directory that already holds a run
+  --quiet           no progress output (files are still written)
+  --progress MODE   bar | lines | none | auto (default: a bar on a terminal)]],
+  eval = [[
+usage: distill eval CHECKPOINT --data NAME [--split test] [--root DIR] [--batch-size N] [--limit N]
+
+Evaluates a checkpoint written by `distill train`/`distill distill` (its
+model and normalisation are read from the checkpoint) and prints top-1,
+top-5 and the cross-entropy loss.
+
+options:
+  --data NAME       cifar10 | cifar100 | fashion_mnist | mnist | image_folder | synthetic
+  --split SPLIT     train | test (default test)
+  --root DIR        dataset directory (default: the dataset's usual place)
+  --batch-size N    evaluation batch size (default 64)
+  --limit N         only the first N samples of the split]],
+  plot = [[
+usage: distill plot RUN_DIR [RUN_DIR ...] [-o out.svg]
+
+Draws every loss term and train/test top-1 accuracy per epoch of the given
+runs in one figure (gnuplot). One run without -o redraws RUN_DIR/curves.svg
+and curves.png; several runs default to comparison.svg.
+
+options:
+  -o, --output FILE   output file (.svg or .png; no extension: both)]],
+  repl = [[
+usage: distill repl   (or just: distill)
+
+A Lua 5.4 REPL with `distill` loaded and the shortcuts nn, F and models.
+Reads from a pipe too: echo 'print(distill.randn{2})' | distill repl]],
+}
+HELP.distill = HELP.train:gsub("^usage: distill train", "usage: distill distill"):gsub(
+  "Trains the config's model %(its `student`, or `model`%) with its method\n%(default \"ce\"%)",
+  "Distils the config's teacher (teacher.model, teacher.checkpoint) into its\nstudent with the method `method` (--set method=kd|fsecd|...)")
+
+cli.USAGE, cli.HELP = USAGE, HELP
+
+-- A usage error: exit code 2.
+local UsageError = {}
+UsageError.__index = UsageError
+UsageError.__tostring = function(self) return self.message end
+
+local function usage_error(message)
+  error(setmetatable({ message = message }, UsageError), 0)
+end
+
+local function sorted(list)
+  table.sort(list)
+  return list
+end
+
+-- Parses args against a flag spec {["--set"] = "list", ["--quiet"] = "flag", ...};
+-- returns options and positional arguments.
+local function parse(command, args, spec)
+  local options, positional = {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--help" or a == "-h" then
+      options.help = true
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      local name, inline = a:match("^(%-%-?[^=]+)=(.*)$")
+      name = name or a
+      local kind = spec[name]
+      if not kind then
+        local valid = {}
+        for flag in pairs(spec) do
+          valid[#valid + 1] = flag
+        end
+        valid[#valid + 1] = "--help"
+        usage_error(("distill %s: unknown option '%s' (valid: %s)"):format(command, name,
+          table.concat(sorted(valid), ", ")))
+      end
+      local key = name:gsub("^%-+", ""):gsub("%-", "_")
+      if kind == "flag" then
+        options[key] = true
+      else
+        local value = inline
+        if value == nil then
+          i = i + 1
+          value = args[i]
+        end
+        if value == nil then
+          usage_error(("distill %s: option %s needs a value"):format(command, name))
+        end
+        if kind == "list" then
+          options[key] = options[key] or {}
+          table.insert(options[key], value)
+        else
+          options[key] = value
+        end
+      end
+    else
+      positional[#positional + 1] = a
+    end
+    i = i + 1
+  end
+  return options, positional
+end
+
+-- --------------------------------------------------------------- commands
+
+local function cmd_train(mode, args, out)
+  local options, positional = parse(mode, args, {
+    ["--set"] = "list", ["--resume"] = "value", ["--overwrite"] = "flag", ["--quiet"] = "flag",
+    ["--progress"] = "value", ["-s"] = "list",
+  })
+  if options.help then
+    out:write(HELP[mode], "\n")
+    return 0
+  end
+  local overrides = options.set or {}
+  for _, item in ipairs(options.s or {}) do
+    overrides[#overrides + 1] = item
+  end
+  if #positional > 1 then
+    usage_error(("distill %s: expected one CONFIG file, got %d arguments (%s)"):format(mode,
+      #positional, table.concat(positional, " ")))
+  end
+  if #positional == 0 and not options.resume then
+    usage_error(("distill %s: missing CONFIG (a Lua file in scripts/configs/)\n%s"):format(mode,
+      HELP[mode]))
+  end
+  local progress = options.quiet and "none" or options.progress
+  if progress and progress ~= "none" and progress ~= "bar" and progress ~= "lines" and progress ~= "auto" then
+    usage_error(("distill %s: --progress must be bar, lines, none or auto, got '%s'"):format(mode, progress))
+  end
+  local trainer = require "distill.trainer"
+  local config_path = positional[1]
+  if config_path and not options.resume then
+    local f = io.open(config_path, "r")
+    if not f then
+      usage_error(("distill %s: cannot read config file %s"):format(mode, config_path))
+    end
+    f:close()
+  end
+  trainer.run{
+    mode = mode, config_path = config_path, overrides = overrides, resume = options.resume,
+    overwrite = options.overwrite, progress = progress, out = out,
+  }
+  return 0
+end
+
+local function cmd_eval(args, out)
+  local options, positional = parse("eval", args, {
+    ["--data"] = "value", ["--split"] = "value", ["--root"] = "value",
+    ["--batch-size"] = "value", ["--limit"] = "value", ["--workers"] = "value",
+  })
+  if options.help then
+    out:write(HELP.eval, "\n")
+    return 0
+  end
+  if #positional ~= 1 then
+    usage_error("distill eval: expected one CHECKPOINT file\n" .. HELP.eval)
+  end
+  local trainer = require "distill.trainer"
+  local valid = {}
+  for _, name in ipairs(trainer.DATASETS) do
+    valid[name] = true
+  end
+  if not options.data then
+    usage_error("distill eval: --data NAME is required (" .. table.concat(trainer.DATASETS, ", ") .. ")")
+  elseif not valid[options.data] then
+    usage_error(("distill eval: unknown dataset '%s' (valid: %s)"):format(options.data,
+      table.concat(trainer.DATASETS, ", ")))
+  end
+  local split = options.split or "test"
+  if split ~= "test" and split ~= "train" then
+    usage_error("distill eval: --split must be train or test, got " .. split)
+  end
+  local batch_size = math.tointeger(tonumber(options.batch_size or "64"))
+  local limit = math.tointeger(tonumber(options.limit or "0"))
+  if not batch_size or batch_size < 1 or not limit or limit < 0 then
+    usage_error("distill eval: --batch-size and --limit take positive integers")
+  end
+  local distill = require "distill"
+  local checkpoint = require "distill.checkpoint"
+  local config = require "distill.config"
+  local ck = checkpoint.load(positional[1])
+  local meta = ck.meta
+  if type(ck.model) ~= "table" or type(meta) ~= "table" or meta.model_spec == nil then
+    error(("distill eval: %s is not a distill training checkpoint (no model/meta)"):format(positional[1]), 0)
+  end
+  local d = config.copy(config.data_defaults)
+  d.dataset = options.data
+  d.root = options.root or (options.data == (meta.data and meta.data.dataset) and meta.data.root) or false
+  d.test_limit, d.train_limit = limit, limit
+  d.num_classes = meta.num_classes
+  if meta.data and meta.data.dataset == options.data then
+    d.mean, d.std = meta.data.mean or false, meta.data.std or false
+  end
+  local ds = trainer.open_dataset(d, split, 1)
+  local input_shape = ds:get(1).input:shape()
+  local loader = require("distill.data.loader")(ds, {
+    batch_size = batch_size, shuffle = false, workers = math.tointeger(tonumber(options.workers or "2")) or 2,
+    seed = 1, transform = trainer.transforms_for(d, input_shape, "test"),
+  })
+  local model = trainer.build_model(meta.model_spec, meta.num_classes)
+  model:load_state_dict(ck.model)
+  local t0 = distill.wallclock()
+  local result = trainer.evaluate(model, loader)
+  loader:close()
+  out:write(("%s on %s/%s (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%.1f s)\n"):format(
+    positional[1], options.data, split, result.n, result.top1, result.top5, result.loss,
+    distill.wallclock() - t0))
+  return 0, result
+end
+
+local function cmd_plot(args, out)
+  local options, positional = parse("plot", args, { ["-o"] = "value", ["--output"] = "value" })
+  if options.help then
+    out:write(HELP.plot, "\n")
+    return 0
+  end
+  if #positional == 0 then
+    usage_error("distill plot: expected at least one RUN_DIR\n" .. HELP.plot)
+  end
+  local plot = require "distill.plot"
+  local output = options.o or options.output
+  local files, err
+  if #positional == 1 and not output then
+    files, err = plot.curves(positional[1])
+  else
+    files, err = plot.overlay(positional, output or "comparison.svg")
+  end
+  if not files then
+    error("distill plot: " .. tostring(err), 0)
+  end
+  out:write("wrote ", table.concat(files, ", "), "\n")
+  return 0
+end
+
+local function cmd_repl(args, out)
+  if args[1] == "--help" or args[1] == "-h" then
+    out:write(HELP.repl, "\n")
+    return 0
+  end
+  if #args > 0 then
+    usage_error("distill repl: unexpected argument '" .. args[1] .. "' (see distill repl --help)")
+  end
+  require("distill.repl").run()
+  return 0
+end
+
+local function cmd_script(path, args)
+  local chunk, err = loadfile(path)
+  if not chunk then
+    error(err, 0)
+  end
+  local script_args = { [0] = path }
+  for i, a in ipairs(args) do
+    script_args[i] = a
+  end
+  _G.arg = script_args
+  local ok, run_err = xpcall(chunk, debug.traceback, table.unpack(script_args))
+  if not ok then
+    error(run_err, 0)
+  end
+  return 0
+end
+
+local commands = {
+  train = function(args, out) return cmd_train("train", args, out) end,
+  distill = function(args, out) return cmd_train("distill", args, out) end,
+  eval = cmd_eval,
+  plot = cmd_plot,
+  repl = cmd_repl,
+}
+
+--- Runs the command line `args` (a list of strings). Returns the exit code.
+-- opts.out / opts.err: file handles (default io.stdout / io.stderr).
+function cli.main(args, opts)
+  opts = opts or {}
+  local out, err_out = opts.out or io.stdout, opts.err or io.stderr
+  local command = args[1]
+  local rest = { table.unpack(args, 2) }
+  local ok, code = pcall(function()
+    if command == nil then
+      return cmd_repl({}, out)
+    elseif command == "--help" or command == "-h" or command == "help" then
+      if rest[1] and HELP[rest[1]] then
+        out:write(HELP[rest[1]], "\n")
+      else
+        out:write(USAGE, "\n")
+      end
+      return 0
+    elseif commands[command] then
+      return commands[command](rest, out)
+    elseif command:match("%.lua$") then
+      return cmd_script(command, rest)
+    end
+    local names = {}
+    for name in pairs(commands) do
+      names[#names + 1] = name
+    end
+    usage_error(("distill: unknown command '%s' (valid: %s, or a FILE.lua)\n%s"):format(command,
+      table.concat(sorted(names), ", "), USAGE))
+  end)
+  if ok then
+    return code or 0
+  end
+  if getmetatable(code) == UsageError then
+    err_out:write(code.message, "\n")
+    return 2
+  end
+  local message = tostring(code)
+  err_out:write((message:match("^distill") and "" or "distill: "), message, "\n")
+  return 1
+end
+
+return cli

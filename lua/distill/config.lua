@@ -1,0 +1,551 @@
+-- distill.config: experiment configs are Lua files returning a table.
+--
+--   local config = require "distill.config"
+--   local cfg = config.load("scripts/configs/fmnist_teacher.lua", {"epochs=3", "optimizer.lr=0.1"})
+--   print(config.serialize(cfg))
+--
+-- load() reads the file, fills the defaults below, applies `key=value`
+-- overrides (dotted paths; type-checked against the value they replace) and
+-- validates the result. Unknown keys, in the file or in an override, are
+-- errors that list the valid ones. See docs/configs.md.
+local config = {}
+
+-- Top-level keys and their defaults (nil: no default, may be absent).
+config.defaults = {
+  name = "run",
+  method = "ce",
+  seed = 1,
+  epochs = 240,
+  batch_size = 64,
+  workers = 2,
+  run_dir = false,          -- false: runs/<name>[-<method>]
+  log_every = 0,            -- plain-output lines per epoch; 0: about 10 per epoch
+  eval_every = 1,
+  plot = true,
+  progress = "auto",        -- "auto" | "bar" | "lines" | "none"
+  teacher = false,          -- {model =, checkpoint =} for `distill distill`
+  student = false,          -- {model = name or {family =, name =, ...}}
+  model = false,            -- alias of student for `distill train`
+  data = false,
+  methods = false,          -- {ce = {terms}, kd = {terms}, ...}
+  optimizer = false,
+  schedule = false,
+  description = "",
+}
+
+config.data_defaults = {
+  dataset = "fashion_mnist",   -- cifar10 | cifar100 | fashion_mnist | mnist | image_folder | synthetic
+  root = false,
+  num_classes = false,         -- false: from the dataset
+  augment = "none",            -- "none" | "crop_flip" (RandomCrop(size, pad) + flip)
+  crop_padding = 4,
+  mean = false,
+  std = false,
+  train_limit = 0,             -- 0: the whole split; N: its first N samples
+  test_limit = 0,
+  -- synthetic data (specs, smoke tests)
+  synthetic_size = 512,
+  synthetic_test_size = 256,
+  synthetic_shape = { 1, 12, 12 },
+}
+
+config.optimizer_defaults = {
+  name = "SGD", lr = 0.05, momentum = 0.9, weight_decay = 5e-4, nesterov = false,
+}
+
+config.schedule_defaults = {
+  name = "MultiStepLR", milestones = { 150, 180, 210 }, gamma = 0.1,
+  T_max = false, warmup_epochs = 0,
+}
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do
+    keys[#keys + 1] = tostring(k)
+  end
+  table.sort(keys)
+  return keys
+end
+
+local function deep_copy(value)
+  if type(value) ~= "table" then
+    return value
+  end
+  local out = {}
+  for k, v in pairs(value) do
+    out[k] = deep_copy(v)
+  end
+  return out
+end
+config.copy = deep_copy
+
+-- Config errors name the key and the problem; a Lua position would only
+-- point into this file.
+local function fail(message)
+  error("config: " .. message, 0)
+end
+
+local function check_known(where, tbl, valid)
+  for key in pairs(tbl) do
+    if valid[key] == nil then
+      fail(("unknown key '%s%s' (valid: %s)"):format(where, tostring(key),
+        table.concat(sorted_keys(valid), ", ")), 3)
+    end
+  end
+end
+
+local function fill(tbl, defaults)
+  for key, value in pairs(defaults) do
+    if tbl[key] == nil then
+      tbl[key] = deep_copy(value)
+    end
+  end
+  return tbl
+end
+
+--- Fills defaults and checks keys. Returns the same (mutated) table.
+function config.resolve(cfg)
+  if type(cfg) ~= "table" then
+    fail("a config must be a table, got " .. type(cfg), 2)
+  end
+  check_known("", cfg, config.defaults)
+  fill(cfg, config.defaults)
+  if not cfg.student and cfg.model then
+    cfg.student = cfg.model
+  end
+  cfg.model = false
+  if type(cfg.student) == "string" then
+    cfg.student = { model = cfg.student }
+  end
+  if type(cfg.data) ~= "table" then
+    cfg.data = {}
+  end
+  check_known("data.", cfg.data, config.data_defaults)
+  fill(cfg.data, config.data_defaults)
+  if type(cfg.optimizer) ~= "table" then
+    cfg.optimizer = {}
+  end
+  fill(cfg.optimizer, config.optimizer_defaults)
+  if type(cfg.schedule) ~= "table" then
+    cfg.schedule = {}
+  end
+  fill(cfg.schedule, config.schedule_defaults)
+  if type(cfg.methods) ~= "table" then
+    cfg.methods = { ce = { { distiller = "ce", weight = 1 } } }
+  end
+  return cfg
+end
+
+--- Checks what training needs; `mode` is "train" or "distill".
+function config.validate(cfg, mode)
+  if type(cfg.student) ~= "table" or cfg.student.model == nil then
+    fail("'student' (or 'model') must name a model: student = {model = \"resnet8x4\"}", 2)
+  end
+  for _, key in ipairs { "epochs", "batch_size", "seed", "workers" } do
+    if math.type(cfg[key]) ~= "integer" or cfg[key] < 0 then
+      fail(("'%s' must be a non-negative integer, got %s"):format(key, tostring(cfg[key])), 2)
+    end
+  end
+  if cfg.batch_size < 1 then
+    fail("'batch_size' must be at least 1", 2)
+  end
+  local terms = cfg.methods[cfg.method]
+  if type(terms) ~= "table" then
+    fail(("method '%s' is not defined by this config (defined: %s)"):format(
+      tostring(cfg.method), table.concat(sorted_keys(cfg.methods), ", ")), 2)
+  end
+  local needs_teacher = false
+  for i, term in ipairs(terms) do
+    local name = term.distiller or term[1]
+    if type(name) ~= "string" then
+      fail(("methods.%s[%d]: 'distiller' must be a distiller name"):format(cfg.method, i), 2)
+    end
+    local w = term.weight or term[2] or 1
+    if type(w) ~= "number" and type(w) ~= "function" then
+      fail(("methods.%s[%d]: 'weight' must be a number or a function of epoch"):format(cfg.method, i), 2)
+    end
+    if name ~= "ce" then
+      needs_teacher = true
+    end
+  end
+  if mode == "distill" then
+    if not needs_teacher then
+      -- a CE baseline through `distill distill` is allowed: the teacher is unused
+      needs_teacher = false
+    end
+    if needs_teacher and (type(cfg.teacher) ~= "table" or not cfg.teacher.model) then
+      fail(("method '%s' needs a teacher = {model =, checkpoint =}"):format(cfg.method), 2)
+    end
+  elseif mode == "train" and needs_teacher then
+    fail(("method '%s' distils from a teacher: use `distill distill` (or --set method=ce)")
+      :format(cfg.method), 2)
+  end
+  if mode == "distill" and needs_teacher and not cfg.teacher.checkpoint then
+    fail("teacher.checkpoint (a .safetensors file) is required", 2)
+  end
+  return cfg
+end
+
+-- ---------------------------------------------------------------- overrides
+
+local function parse_scalar(text)
+  if text == "true" then
+    return true
+  elseif text == "false" then
+    return false
+  end
+  local n = math.tointeger(tonumber(text)) or tonumber(text)
+  if n ~= nil then
+    return n
+  end
+  return text
+end
+
+local function kind_of(value)
+  if math.type(value) == "integer" then
+    return "integer"
+  end
+  return type(value)
+end
+
+local function convert(path, old, text)
+  local kind = kind_of(old)
+  if kind == "string" then
+    return text
+  elseif kind == "boolean" then
+    if text == "true" or text == "1" then
+      return true
+    elseif text == "false" or text == "0" then
+      return false
+    end
+    fail(("--set %s: expected a boolean (true/false), got '%s'"):format(path, text), 3)
+  elseif kind == "integer" then
+    local n = math.tointeger(tonumber(text))
+    if n == nil then
+      fail(("--set %s: expected an integer, got '%s'"):format(path, text), 3)
+    end
+    return n
+  elseif kind == "number" or kind == "function" then
+    -- a number may replace a weight function (a constant weight)
+    local n = tonumber(text)
+    if n == nil then
+      fail(("--set %s: expected a number, got '%s'"):format(path, text), 3)
+    end
+    return n
+  elseif kind == "table" then
+    -- a list given as a,b,c (e.g. schedule.milestones=100,150)
+    local list = {}
+    for item in text:gmatch("[^,]+") do
+      list[#list + 1] = parse_scalar(item)
+    end
+    return list
+  elseif kind == "nil" then
+    return parse_scalar(text)
+  end
+  fail(("--set %s: cannot override a %s"):format(path, kind), 3)
+end
+
+-- Options whose default `false` means "not set" (any type may replace it).
+local UNSET_OPTIONS = { run_dir = true, ["data.root"] = true, ["data.num_classes"] = true,
+  ["data.mean"] = true, ["data.std"] = true, ["schedule.T_max"] = true }
+
+--- Applies {"a.b=value", ...} to cfg (after resolve). Integer path parts
+-- index lists (methods.kd.2.weight=0.5).
+function config.apply_overrides(cfg, overrides)
+  for _, item in ipairs(overrides or {}) do
+    local path, text = tostring(item):match("^([^=]+)=(.*)$")
+    if not path then
+      fail(("--set expects key=value, got '%s'"):format(tostring(item)), 2)
+    end
+    local parts = {}
+    for part in path:gmatch("[^.]+") do
+      parts[#parts + 1] = math.tointeger(tonumber(part)) or part
+    end
+    local node, where = cfg, ""
+    for i = 1, #parts - 1 do
+      local child = node[parts[i]]
+      if child == nil then
+        fail(("--set %s: unknown key '%s%s' (valid: %s)"):format(path, where,
+          tostring(parts[i]), table.concat(sorted_keys(node), ", ")), 2)
+      elseif type(child) ~= "table" then
+        fail(("--set %s: '%s%s' is a %s, not a table"):format(path, where, tostring(parts[i]),
+          kind_of(child)), 2)
+      end
+      where = where .. tostring(parts[i]) .. "."
+      node = child
+    end
+    local last = parts[#parts]
+    local old = node[last]
+    if old == nil then
+      -- a brand-new key only inside option tables of a term or a model spec
+      local open = where:match("^methods%.[^.]+%.%d+%.$") or where:match("^student%.$")
+        or where:match("^teacher%.$")
+      if not open then
+        fail(("--set %s: unknown key '%s%s' (valid: %s)"):format(path, where, tostring(last),
+          table.concat(sorted_keys(node), ", ")), 2)
+      end
+    end
+    if old == false and UNSET_OPTIONS[where .. tostring(last)] then
+      node[last] = parse_scalar(text)   -- an option that is off by default (data.root=...)
+    else
+      node[last] = convert(path, old, text)
+    end
+  end
+  return cfg
+end
+
+-- ----------------------------------------------------------------- loading
+
+--- Loads a config file (a Lua chunk returning a table); returns the
+-- resolved config with overrides applied.
+function config.load(path, overrides)
+  if type(path) ~= "string" then
+    fail("load: expected a file path", 2)
+  end
+  local chunk, err = loadfile(path)
+  if not chunk then
+    fail(err, 2)
+  end
+  local ok, cfg = pcall(chunk)
+  if not ok then
+    fail(("%s: %s"):format(path, tostring(cfg)), 2)
+  end
+  if type(cfg) ~= "table" then
+    fail(("%s must return a table, got %s"):format(path, type(cfg)), 2)
+  end
+  config.resolve(cfg)
+  config.apply_overrides(cfg, overrides)
+  cfg.source = nil
+  return cfg
+end
+
+-- The source text of a config file (kept in run dirs for resume).
+function config.read_source(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    fail(err, 2)
+  end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+--- Loads a config from its source text (as stored in a run directory).
+function config.load_string(text, overrides, chunkname)
+  local chunk, err = load(text, "=" .. (chunkname or "config"), "t")
+  if not chunk then
+    fail(err, 2)
+  end
+  local cfg = chunk()
+  if type(cfg) ~= "table" then
+    fail("the config source must return a table", 2)
+  end
+  config.resolve(cfg)
+  config.apply_overrides(cfg, overrides)
+  return cfg
+end
+
+-- ------------------------------------------------------------ serialising
+
+local function is_identifier(key)
+  return type(key) == "string" and key:match("^[%a_][%w_]*$") ~= nil
+end
+
+local function serialize_value(value, indent, out)
+  local kind = type(value)
+  if kind == "string" then
+    out[#out + 1] = ("%q"):format(value)
+  elseif kind == "number" then
+    if math.type(value) == "integer" then
+      out[#out + 1] = tostring(value)
+    elseif value ~= value then
+      out[#out + 1] = "0/0"
+    elseif value == math.huge or value == -math.huge then
+      out[#out + 1] = value > 0 and "math.huge" or "-math.huge"
+    else
+      local text = ("%.17g"):format(value)
+      for digits = 6, 17 do
+        local short = ("%." .. digits .. "g"):format(value)
+        if tonumber(short) == value then
+          text = short
+          break
+        end
+      end
+      if not text:find("[%.eEn]") then
+        text = text .. ".0"
+      end
+      out[#out + 1] = text
+    end
+  elseif kind == "boolean" or kind == "nil" then
+    out[#out + 1] = tostring(value)
+  elseif kind == "function" then
+    local info = debug.getinfo(value, "S")
+    out[#out + 1] = ("nil --[[ function at %s:%d ]]"):format(info.short_src, info.linedefined)
+  elseif kind == "table" then
+    local n = #value
+    local keys = {}
+    for k in pairs(value) do
+      if not (math.type(k) == "integer" and k >= 1 and k <= n) then
+        keys[#keys + 1] = k
+      end
+    end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    local simple = n > 0 and #keys == 0
+    for i = 1, n do
+      if type(value[i]) == "table" then
+        simple = false
+      end
+    end
+    if simple then
+      local parts = {}
+      for i = 1, n do
+        local sub = {}
+        serialize_value(value[i], indent, sub)
+        parts[i] = table.concat(sub)
+      end
+      out[#out + 1] = "{ " .. table.concat(parts, ", ") .. " }"
+      return
+    end
+    if n == 0 and #keys == 0 then
+      out[#out + 1] = "{}"
+      return
+    end
+    local inner = indent .. "  "
+    out[#out + 1] = "{\n"
+    for i = 1, n do
+      out[#out + 1] = inner
+      serialize_value(value[i], inner, out)
+      out[#out + 1] = ",\n"
+    end
+    for _, k in ipairs(keys) do
+      out[#out + 1] = inner
+      if is_identifier(k) then
+        out[#out + 1] = k
+      else
+        local sub = {}
+        serialize_value(k, inner, sub)
+        out[#out + 1] = "[" .. table.concat(sub) .. "]"
+      end
+      out[#out + 1] = " = "
+      serialize_value(value[k], inner, out)
+      out[#out + 1] = ",\n"
+    end
+    out[#out + 1] = indent .. "}"
+  else
+    out[#out + 1] = ("nil --[[ %s ]]"):format(kind)
+  end
+end
+
+--- Lua source text of a value (a loadable `return {...}` for a config;
+-- functions become comments naming where they were defined).
+function config.serialize(value)
+  local out = { "return " }
+  serialize_value(value, "", out)
+  out[#out + 1] = "\n"
+  return table.concat(out)
+end
+
+-- ------------------------------------------------------- paper presets
+
+--- The distillation methods with the weights published with the CRD/DKD
+-- code bases (the FSECD paper's protocol). opts.dkd_beta: DKD's beta for
+-- the teacher (8; 2 for ResNet56/110 teachers; 6 for WRN-40-2 and VGG13).
+function config.paper_methods(opts)
+  opts = opts or {}
+  return {
+    ce = { { distiller = "ce", weight = 1 } },
+    kd = { { distiller = "ce", weight = 0.1 }, { distiller = "kd", weight = 0.9, T = 4 } },
+    fitnet = { { distiller = "ce", weight = 1 }, { distiller = "fitnet", weight = 100 } },
+    at = { { distiller = "ce", weight = 1 }, { distiller = "at", weight = 1000, p = 2 } },
+    rkd = { { distiller = "ce", weight = 1 },
+            { distiller = "rkd", weight = 1, distance_weight = 25, angle_weight = 50 } },
+    ofd = { { distiller = "ce", weight = 1 }, { distiller = "ofd", weight = 0.001 } },
+    crd = { { distiller = "ce", weight = 1 },
+            { distiller = "crd", weight = 0.8, feat_dim = 128, nce_k = 16384, nce_t = 0.07, nce_m = 0.5 } },
+    dkd = { { distiller = "ce", weight = 1 },
+            { distiller = "dkd", weight = 1, alpha = 1, beta = opts.dkd_beta or 8, T = 4, warmup = 20 } },
+    fsecd = { { distiller = "ce", weight = 1 },
+              { distiller = "fsecd", weight = 1, policy = "instance", tau = 0.1 } },
+  }
+end
+
+local CIFAR100_DATA = {
+  dataset = "cifar100", augment = "crop_flip", crop_padding = 4,
+  mean = { 0.5071, 0.4867, 0.4408 }, std = { 0.2675, 0.2565, 0.2761 },
+}
+
+local SMALL_LR_STUDENTS = { MobileNetV2 = true, ShuffleV1 = true, ShuffleV2 = true }
+local DKD_BETA = { resnet56 = 2, resnet110 = 2, wrn_40_2 = 6, vgg13 = 6 }
+
+--- A CIFAR-100 teacher/student pair under the published protocol: SGD
+-- momentum 0.9, batch 64, 240 epochs, lr 0.05 (0.01 for MobileNetV2 and
+-- ShuffleNet students) /10 at 150, 180, 210, weight decay 5e-4,
+-- RandomCrop(32, 4) + flip. The teacher checkpoint defaults to the run of
+-- its teacher config (runs/cifar100_<teacher>/best.safetensors).
+function config.cifar100_pair(opts)
+  local teacher, student = opts.teacher, opts.student
+  return {
+    name = ("cifar100_%s_%s"):format(teacher, student),
+    description = ("CIFAR-100 %s -> %s (FSECD paper protocol)"):format(teacher, student),
+    method = opts.method or "fsecd",
+    teacher = { model = teacher,
+                checkpoint = opts.checkpoint or ("runs/cifar100_%s/best.safetensors"):format(teacher) },
+    student = { model = student },
+    data = deep_copy(CIFAR100_DATA),
+    methods = config.paper_methods{ dkd_beta = DKD_BETA[teacher] or 8 },
+    optimizer = { name = "SGD", lr = SMALL_LR_STUDENTS[student] and 0.01 or 0.05, momentum = 0.9,
+                  weight_decay = 5e-4 },
+    schedule = { name = "MultiStepLR", milestones = { 150, 180, 210 }, gamma = 0.1 },
+    epochs = 240, batch_size = 64, seed = opts.seed or 1, workers = 2,
+  }
+end
+
+--- A CIFAR-100 teacher trained with cross-entropy under the same protocol.
+function config.cifar100_teacher(model)
+  return {
+    name = "cifar100_" .. model,
+    description = "CIFAR-100 teacher " .. model .. " (cross-entropy, paper protocol)",
+    method = "ce",
+    student = { model = model },
+    data = deep_copy(CIFAR100_DATA),
+    methods = { ce = { { distiller = "ce", weight = 1 } } },
+    optimizer = { name = "SGD", lr = SMALL_LR_STUDENTS[model] and 0.01 or 0.05, momentum = 0.9,
+                  weight_decay = 5e-4 },
+    schedule = { name = "MultiStepLR", milestones = { 150, 180, 210 }, gamma = 0.1 },
+    epochs = 240, batch_size = 64, seed = 1, workers = 2,
+    run_dir = "runs/cifar100_" .. model,
+  }
+end
+
+--- The Fashion-MNIST student of the demo: FashionResNet 8/8/16/32 (about
+-- 20 k parameters) distilled from the shipped teacher
+-- (scripts/assets/fmnist_teacher.safetensors, FashionResNet 16/16/32/64) on
+-- a short budget: the first `train_limit` training images, `epochs` epochs.
+function config.fmnist_student(opts)
+  opts = opts or {}
+  local methods = config.paper_methods()
+  return {
+    name = "fmnist_student",
+    description = "Fashion-MNIST student FashionResNet 8/8/16/32, short budget",
+    method = opts.method or "fsecd",
+    teacher = { model = { family = "fmnist", name = "fmnist_resnet_t" },
+                checkpoint = "scripts/assets/fmnist_teacher.safetensors" },
+    student = { model = { family = "fmnist", name = "fmnist_resnet_s" } },
+    data = { dataset = "fashion_mnist", augment = "crop_flip", crop_padding = 2,
+             train_limit = opts.train_limit or 10000 },
+    methods = { ce = methods.ce, kd = methods.kd, fsecd = methods.fsecd, dkd = methods.dkd,
+                crd = { { distiller = "ce", weight = 1 },
+                        { distiller = "crd", weight = 0.8, nce_k = 4096 } } },
+    optimizer = { name = "SGD", lr = 0.05, momentum = 0.9, weight_decay = 5e-4 },
+    schedule = { name = "MultiStepLR", milestones = { 2 }, gamma = 0.1 },
+    epochs = opts.epochs or 3, batch_size = 64, seed = 1, workers = 2,
+    run_dir = "runs/fmnist_student-" .. (opts.method or "fsecd"),
+  }
+end
+
+--- The list of valid top-level keys (for help texts).
+function config.keys()
+  return sorted_keys(config.defaults)
+end
+
+return config

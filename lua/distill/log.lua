@@ -1,0 +1,275 @@
+-- distill.log: progress display and the files of a run directory.
+--
+--   local log = require "distill.log"
+--   local logger = log.new(run_dir, {progress = "auto", out = io.stdout})
+--   logger:epoch_begin(epoch, epochs, num_batches)
+--   logger:batch(i, {loss =, acc =, images_per_s =})   -- bar (terminal) or plain lines
+--   logger:epoch_end(record)       -- appends metrics.jsonl / metrics.csv, redraws curves
+--
+-- On a terminal the progress is a bar redrawn with \r; otherwise (pipes,
+-- CI) a plain line every few batches. Records are flat tables of numbers
+-- (epoch, lr, time, train_loss, train_<term>, train_top1, ..., test_top5).
+local cjson = require("cjson").new()
+local plot = require "distill.plot"
+
+cjson.encode_number_precision(14)
+cjson.encode_sparse_array(true)
+
+local log = {}
+
+local Logger = {}
+Logger.__index = Logger
+
+--- Is standard output a terminal? (os.execute inherits our stdout; a
+-- popen'd `test -t 1` would test its own pipe.)
+function log.stdout_is_tty()
+  local term = os.getenv("TERM")
+  if not term or term == "" or term == "dumb" then
+    return false
+  end
+  local ok = os.execute("test -t 1")
+  return ok == true
+end
+
+function log.json_encode(value)
+  return cjson.encode(value)
+end
+
+function log.json_decode(text)
+  return cjson.decode(text)
+end
+
+local function format_duration(seconds)
+  if seconds ~= seconds or seconds == math.huge or seconds < 0 then
+    return "--:--"
+  end
+  seconds = math.floor(seconds + 0.5)
+  local h, m, s = seconds // 3600, (seconds % 3600) // 60, seconds % 60
+  if h > 0 then
+    return ("%d:%02d:%02d"):format(h, m, s)
+  end
+  return ("%d:%02d"):format(m, s)
+end
+log.format_duration = format_duration
+
+--- mkdir -p
+function log.mkdir(path)
+  local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
+  if not ok then
+    error("log: cannot create directory " .. path, 2)
+  end
+end
+
+--- Writes text to path through a temporary file and a rename.
+function log.write_file(path, text)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then
+    error("log: cannot write " .. tostring(err), 2)
+  end
+  f:write(text)
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then
+    error("log: cannot rename " .. tmp .. ": " .. tostring(rerr), 2)
+  end
+end
+
+function log.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+--- The records of a metrics.jsonl (a list of tables), [] when absent.
+function log.read_metrics(path)
+  local records = {}
+  local f = io.open(path, "r")
+  if not f then
+    return records
+  end
+  for line in f:lines() do
+    if line:match("%S") then
+      records[#records + 1] = cjson.decode(line)
+    end
+  end
+  f:close()
+  return records
+end
+
+-- Column order: epoch, lr, train_loss, the train_<term> losses in order,
+-- then accuracies, test loss, speed and time.
+local function columns_of(record, term_names)
+  local cols = { "epoch", "lr", "train_loss" }
+  for _, name in ipairs(term_names) do
+    cols[#cols + 1] = "train_" .. name
+  end
+  for _, c in ipairs { "train_top1", "train_top5", "test_loss", "test_top1", "test_top5",
+    "images_per_s", "epoch_time", "time" } do
+    if record[c] ~= nil then
+      cols[#cols + 1] = c
+    end
+  end
+  return cols
+end
+
+local function csv_value(v)
+  if v == nil then
+    return ""
+  elseif math.type(v) == "integer" then
+    return tostring(v)
+  elseif type(v) == "number" then
+    return ("%.10g"):format(v)
+  end
+  return tostring(v)
+end
+
+--- log.new(run_dir, {progress = "auto"|"bar"|"lines"|"none", out = file,
+---                    term_names = {...}, plot = true, lines_per_epoch = 10})
+function log.new(run_dir, opts)
+  opts = opts or {}
+  local mode = opts.progress or "auto"
+  if mode == "auto" then
+    mode = log.stdout_is_tty() and "bar" or "lines"
+  end
+  local self = setmetatable({
+    run_dir = run_dir,
+    mode = mode,
+    out = opts.out or io.stdout,
+    term_names = opts.term_names or {},
+    plot = opts.plot ~= false,
+    lines_per_epoch = opts.lines_per_epoch or 10,
+    records = {},
+    plot_warned = false,
+  }, Logger)
+  if run_dir then
+    log.mkdir(run_dir)
+  end
+  return self
+end
+
+function Logger:print(...)
+  if self.mode == "none" then
+    return
+  end
+  if self.bar_open then
+    self.out:write("\n")
+    self.bar_open = false
+  end
+  local parts = table.pack(...)
+  for i = 1, parts.n do
+    parts[i] = tostring(parts[i])
+  end
+  self.out:write(table.concat(parts, " "), "\n")
+  self.out:flush()
+end
+
+function Logger:epoch_begin(epoch, epochs, num_batches)
+  self.epoch, self.epochs, self.num_batches = epoch, epochs, num_batches
+  self.last_draw = nil
+end
+
+-- stats = {loss =, acc =, images_per_s =, elapsed =}
+function Logger:batch(i, stats)
+  if self.mode == "none" then
+    return
+  end
+  local n = self.num_batches or 0
+  local rate = stats.elapsed and stats.elapsed > 0 and i / stats.elapsed or 0
+  local eta = rate > 0 and (n - i) / rate or math.huge
+  if self.mode == "bar" then
+    -- at most ~10 redraws a second, and always the last batch
+    local now = stats.elapsed or 0
+    if i ~= n and i ~= 1 and self.last_draw and now - self.last_draw < 0.1 then
+      return
+    end
+    self.last_draw = now
+    local width = 24
+    local filled = n > 0 and math.floor(width * i / n) or 0
+    local bar = string.rep("=", filled) .. (filled < width and ">" or "") ..
+      string.rep(" ", math.max(0, width - filled - 1))
+    self.out:write(("\r\27[Kepoch %d/%d [%s] %d/%d loss %.4f acc %5.2f%% %6.0f img/s ETA %s"):format(
+      self.epoch, self.epochs, bar, i, n, stats.loss, stats.acc, stats.images_per_s or 0,
+      format_duration(eta)))
+    self.out:flush()
+    self.bar_open = true
+    if i == n then
+      self.out:write("\n")
+      self.bar_open = false
+    end
+  else
+    local every = math.max(1, n // math.max(1, self.lines_per_epoch))
+    if i % every == 0 or i == n then
+      self.out:write(("epoch %d/%d batch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %s\n"):format(
+        self.epoch, self.epochs, i, n, stats.loss, stats.acc, stats.images_per_s or 0,
+        format_duration(eta)))
+      self.out:flush()
+    end
+  end
+end
+
+--- Replaces the stored records (used on resume: the epochs that stay).
+function Logger:set_records(records)
+  self.records = records
+  self:write_metrics()
+end
+
+function Logger:write_metrics()
+  if not self.run_dir then
+    return
+  end
+  local jsonl = {}
+  for _, r in ipairs(self.records) do
+    jsonl[#jsonl + 1] = cjson.encode(r)
+  end
+  log.write_file(self.run_dir .. "/metrics.jsonl", #jsonl > 0 and table.concat(jsonl, "\n") .. "\n" or "")
+  local csv = {}
+  if #self.records > 0 then
+    local cols = columns_of(self.records[#self.records], self.term_names)
+    csv[1] = table.concat(cols, ",")
+    for _, r in ipairs(self.records) do
+      local row = {}
+      for i, c in ipairs(cols) do
+        row[i] = csv_value(r[c])
+      end
+      csv[#csv + 1] = table.concat(row, ",")
+    end
+  end
+  log.write_file(self.run_dir .. "/metrics.csv", #csv > 0 and table.concat(csv, "\n") .. "\n" or "")
+end
+
+--- Appends an epoch record, rewrites the metrics files, redraws the curves
+-- and prints a one-line summary.
+function Logger:epoch_end(record)
+  self.records[#self.records + 1] = record
+  self:write_metrics()
+  local parts = { ("epoch %d/%d"):format(record.epoch, self.epochs or record.epoch),
+    ("loss %.4f"):format(record.train_loss) }
+  for _, name in ipairs(self.term_names) do
+    local v = record["train_" .. name]
+    if v and #self.term_names > 1 then
+      parts[#parts + 1] = ("%s %.4f"):format(name, v)
+    end
+  end
+  parts[#parts + 1] = ("train %.2f%%"):format(record.train_top1)
+  if record.test_top1 then
+    parts[#parts + 1] = ("test %.2f%% (top-5 %.2f%%)"):format(record.test_top1, record.test_top5)
+  end
+  parts[#parts + 1] = ("lr %.4g"):format(record.lr)
+  parts[#parts + 1] = ("%.0f img/s"):format(record.images_per_s)
+  parts[#parts + 1] = format_duration(record.epoch_time)
+  self:print(table.concat(parts, "  "))
+  if self.plot and self.run_dir then
+    local ok, err = plot.curves(self.run_dir)
+    if not ok and not self.plot_warned then
+      self.plot_warned = true
+      self:print("(no curves: " .. tostring(err) .. ")")
+    end
+  end
+end
+
+return log

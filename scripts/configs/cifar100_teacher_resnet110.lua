@@ -1,0 +1,5 @@
+-- CIFAR-100 teacher resnet110, cross-entropy under the paper protocol (240 epochs,
+-- lr 0.05 /10 at 150, 180, 210, batch 64, wd 5e-4). Its best.safetensors is
+-- the teacher checkpoint of the cifar100_resnet110_*.lua pair configs.
+--   distill train scripts/configs/cifar100_teacher_resnet110.lua
+return require("distill.config").cifar100_teacher("resnet110")

@@ -1,0 +1,124 @@
+-- The distill command: subcommands, help, errors and exit codes.
+local cli = require "distill.cli"
+
+local tmp = os.tmpname()
+os.remove(tmp)
+os.execute("mkdir -p " .. tmp)
+
+local function quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- Runs scripts/distill; returns exit code, stdout, stderr.
+local function run(args)
+  local build = os.getenv("DISTILL_BUILD")
+  local env = "OMP_WAIT_POLICY=passive " .. (build and ("DISTILL_BUILD=" .. quote(build) .. " ") or "")
+  local out, err = tmp .. "/out", tmp .. "/err"
+  local _, _, code = os.execute(env .. "lua5.4 scripts/distill " .. args .. " > " .. out .. " 2> " .. err
+    .. " < /dev/null")
+  local function slurp(p)
+    local f = io.open(p)
+    local t = f:read("a")
+    f:close()
+    return t
+  end
+  return code, slurp(out), slurp(err)
+end
+
+local CONFIG = tmp .. "/tiny.lua"
+local f = assert(io.open(CONFIG, "w"))
+f:write([[
+return {
+  name = "cli",
+  student = { model = { family = "fmnist", name = "FashionResNet", widths = { 4, 4, 8, 8 } } },
+  data = { dataset = "synthetic", num_classes = 10, synthetic_size = 128, synthetic_test_size = 64,
+           synthetic_shape = { 1, 12, 12 } },
+  epochs = 2, batch_size = 32, seed = 2, workers = 1,
+}
+]])
+f:close()
+
+describe("distill command", function()
+  it("prints help for the command and every subcommand", function()
+    local code, out = run("--help")
+    assert.are.equal(0, code)
+    for _, c in ipairs { "train", "distill", "eval", "plot", "repl" } do
+      assert.truthy(out:find(c, 1, true))
+      local c2, out2 = run(c .. " --help")
+      assert.are.equal(0, c2, c)
+      assert.truthy(out2:find("usage: distill " .. c, 1, true), c)
+    end
+  end)
+
+  it("exits 2 on usage errors, naming the valid choices", function()
+    local code, _, err = run("frobnicate")
+    assert.are.equal(2, code)
+    assert.truthy(err:find("valid: distill, eval, plot, repl, train", 1, true))
+    code, _, err = run("train " .. quote(CONFIG) .. " --epochs 3")
+    assert.are.equal(2, code)
+    assert.truthy(err:find("unknown option '--epochs'", 1, true))
+    assert.truthy(err:find("--set", 1, true))
+    code = run("train")
+    assert.are.equal(2, code)
+    code, _, err = run("eval x.safetensors --data imagenet")
+    assert.are.equal(2, code)
+    assert.truthy(err:find("cifar100", 1, true))
+  end)
+
+  it("exits 1 on failures: unknown config keys, bad types, missing files", function()
+    local code, _, err = run("train " .. quote(CONFIG) .. " --set epochz=3")
+    assert.are.equal(1, code)
+    assert.truthy(err:find("unknown key 'epochz'", 1, true))
+    assert.truthy(err:find("epochs", 1, true))
+    code, _, err = run("train " .. quote(CONFIG) .. " --set epochs=two")
+    assert.are.equal(1, code)
+    assert.truthy(err:find("expected an integer", 1, true))
+    code = run("eval " .. quote(tmp .. "/none.safetensors") .. " --data synthetic")
+    assert.are.equal(1, code)
+  end)
+
+  it("trains, evaluates and plots a run", function()
+    local dir = tmp .. "/run"
+    local code, out, err = run("train " .. quote(CONFIG) .. " --set run_dir=" .. quote(dir)
+      .. " --set epochs=1")
+    assert.are.equal(0, code, err)
+    assert.truthy(out:find("epoch 1/1", 1, true))
+    assert.truthy(out:find("batch 4/4", 1, true), "plain progress lines without a terminal")
+    code, out = run("eval " .. quote(dir .. "/best.safetensors") .. " --data synthetic")
+    assert.are.equal(0, code)
+    assert.truthy(out:match("top%-1 %d+%.%d+%%  top%-5 %d+%.%d+%%  loss %d"))
+    code, out = run("plot " .. quote(dir) .. " " .. quote(dir) .. " -o " .. quote(tmp .. "/cmp.svg"))
+    if io.open("/usr/bin/gnuplot") then
+      assert.are.equal(0, code)
+      local svg = io.open(tmp .. "/cmp.svg"):read("a")
+      assert.truthy(svg:find("<svg", 1, true))
+      assert.truthy(io.open(dir .. "/curves.svg"), "curves drawn during training")
+      assert.truthy(io.open(dir .. "/curves.png"))
+    end
+    code = run("plot " .. quote(tmp .. "/nothing"))
+    assert.are.equal(1, code)
+  end)
+
+  it("runs a script with its arguments", function()
+    local script = tmp .. "/s.lua"
+    local h = io.open(script, "w")
+    h:write("local distill = require 'distill'\nprint(arg[1], arg[2], select('#', ...), distill.zeros{2}:numel())\n")
+    h:close()
+    local code, out = run(quote(script) .. " a b")
+    assert.are.equal(0, code)
+    assert.are.equal("a\tb\t2\t2\n", out)
+    h = io.open(script, "w")
+    h:write("error('boom')\n")
+    h:close()
+    local code2, _, err = run(quote(script))
+    assert.are.equal(1, code2)
+    assert.truthy(err:find("boom", 1, true))
+  end)
+
+  it("cli.main returns exit codes in-process", function()
+    local sink = { write = function() end }
+    assert.are.equal(0, cli.main({ "--help" }, { out = sink, err = sink }))
+    assert.are.equal(2, cli.main({ "plot" }, { out = sink, err = sink }))
+    assert.are.equal(2, cli.main({ "train", "a.lua", "b.lua" }, { out = sink, err = sink }))
+  end)
+end)

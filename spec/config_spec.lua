@@ -1,0 +1,148 @@
+-- distill.config: loading, defaults, --set overrides, serialising, the shipped configs.
+local config = require "distill.config"
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local tmp = os.tmpname()
+os.remove(tmp)
+os.execute("mkdir -p " .. tmp)
+
+describe("distill.config", function()
+  local path = tmp .. "/c.lua"
+  write(path, [[
+return {
+  name = "t", epochs = 5, seed = 3,
+  student = { model = "resnet8" },
+  data = { dataset = "synthetic" },
+  optimizer = { lr = 0.1 },
+  methods = { ce = { { distiller = "ce", weight = 1 } },
+              kd = { { distiller = "ce", weight = 0.1 }, { distiller = "kd", weight = 0.9, T = 4 } } },
+}]])
+
+  it("loads a file and fills the defaults", function()
+    local cfg = config.load(path)
+    assert.are.equal(5, cfg.epochs)
+    assert.are.equal(64, cfg.batch_size)
+    assert.are.equal("SGD", cfg.optimizer.name)
+    assert.are.equal(0.1, cfg.optimizer.lr)
+    assert.are.equal(0.9, cfg.optimizer.momentum)
+    assert.are.same({ 150, 180, 210 }, cfg.schedule.milestones)
+    assert.are.equal("ce", cfg.method)
+  end)
+
+  it("applies --set overrides with type checking", function()
+    local cfg = config.load(path, { "epochs=7", "optimizer.lr=0.02", "method=kd",
+      "optimizer.nesterov=true", "methods.kd.2.T=2", "schedule.milestones=3,4" })
+    assert.are.equal(7, cfg.epochs)
+    assert.are.equal(math.type(7), math.type(cfg.epochs))
+    assert.are.equal(0.02, cfg.optimizer.lr)
+    assert.are.equal("kd", cfg.method)
+    assert.is_true(cfg.optimizer.nesterov)
+    assert.are.equal(2, cfg.methods.kd[2].T)
+    assert.are.same({ 3, 4 }, cfg.schedule.milestones)
+  end)
+
+  it("rejects wrong types and unknown keys, listing the valid ones", function()
+    assert.has_error(function() config.load(path, { "epochs=1.5" }) end,
+      "config: --set epochs: expected an integer, got '1.5'")
+    assert.has_error(function() config.load(path, { "optimizer.nesterov=maybe" }) end)
+    assert.has_error(function() config.load(path, { "optimizer.lr=fast" }) end)
+    local ok, err = pcall(config.load, path, { "epoch=3" })
+    assert.is_false(ok)
+    assert.truthy(err:find("unknown key 'epoch'", 1, true))
+    assert.truthy(err:find("epochs", 1, true) and err:find("batch_size", 1, true))
+    ok, err = pcall(config.load, path, { "optimizer.learning_rate=3" })
+    assert.is_false(ok)
+    assert.truthy(err:find("optimizer.learning_rate", 1, true))
+    assert.truthy(err:find("weight_decay", 1, true))
+    ok, err = pcall(config.load, path, { "noequals" })
+    assert.is_false(ok)
+    assert.truthy(err:find("key=value", 1, true))
+  end)
+
+  it("rejects unknown keys in the file", function()
+    local bad = tmp .. "/bad.lua"
+    write(bad, "return { epochz = 3, student = {model = 'resnet8'} }")
+    local ok, err = pcall(config.load, bad)
+    assert.is_false(ok)
+    assert.truthy(err:find("unknown key 'epochz'", 1, true))
+    write(bad, "return { data = { datasett = 'x' } }")
+    ok, err = pcall(config.load, bad)
+    assert.is_false(ok)
+    assert.truthy(err:find("data.datasett", 1, true))
+  end)
+
+  it("validates the method against the mode", function()
+    local cfg = config.load(path, { "method=kd" })
+    assert.has_error(function() config.validate(cfg, "train") end)
+    cfg = config.load(path, { "method=nope" })
+    local ok, err = pcall(config.validate, cfg, "train")
+    assert.is_false(ok)
+    assert.truthy(err:find("ce, kd", 1, true))
+  end)
+
+  it("serialises to loadable Lua that round-trips", function()
+    local cfg = config.load(path, { "epochs=9" })
+    cfg.methods.ce[1].weight = function(epoch) return epoch end
+    local text = config.serialize(cfg)
+    local back = assert(load(text))()
+    assert.are.equal(9, back.epochs)
+    assert.are.equal(0.1, back.optimizer.lr)
+    assert.are.same(cfg.schedule.milestones, back.schedule.milestones)
+    assert.truthy(text:find("function at", 1, true))
+  end)
+
+  it("ships a config for every Table 3-4 pair with the published protocol", function()
+    local pairs_ = {
+      { "resnet56", "resnet20", 0.05, 2 }, { "resnet110", "resnet32", 0.05, 2 },
+      { "resnet32x4", "resnet8x4", 0.05, 8 }, { "wrn_40_2", "wrn_16_2", 0.05, 6 },
+      { "wrn_40_2", "wrn_40_1", 0.05, 6 }, { "vgg13", "vgg8", 0.05, 6 },
+      { "resnet32x4", "ShuffleV1", 0.01, 8 }, { "wrn_40_2", "ShuffleV1", 0.01, 6 },
+      { "vgg13", "MobileNetV2", 0.01, 6 }, { "ResNet50", "MobileNetV2", 0.01, 8 },
+      { "resnet32x4", "ShuffleV2", 0.01, 8 },
+    }
+    for _, p in ipairs(pairs_) do
+      local file = ("scripts/configs/cifar100_%s_%s.lua"):format(p[1], p[2])
+      local cfg = config.load(file, { "method=kd" })
+      assert.are.equal(p[1], cfg.teacher.model)
+      assert.are.equal(p[2], cfg.student.model)
+      assert.are.equal(240, cfg.epochs)
+      assert.are.equal(64, cfg.batch_size)
+      assert.are.equal(p[3], cfg.optimizer.lr, file)
+      assert.are.equal(5e-4, cfg.optimizer.weight_decay)
+      assert.are.equal(0.9, cfg.optimizer.momentum)
+      assert.are.same({ 150, 180, 210 }, cfg.schedule.milestones)
+      assert.are.equal("crop_flip", cfg.data.augment)
+      assert.are.same({ 0.5071, 0.4867, 0.4408 }, cfg.data.mean)
+      assert.are.equal(0.9, cfg.methods.kd[2].weight)
+      assert.are.equal(p[4], cfg.methods.dkd[2].beta, file)
+      for _, m in ipairs { "ce", "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd" } do
+        assert.is_table(cfg.methods[m], m)
+      end
+      assert.are.equal(100, cfg.methods.fitnet[2].weight)
+      assert.are.equal(1000, cfg.methods.at[2].weight)
+      assert.are.equal(0.001, cfg.methods.ofd[2].weight)
+      assert.are.equal(0.8, cfg.methods.crd[2].weight)
+      assert.are.equal("instance", cfg.methods.fsecd[2].policy)
+      config.validate(cfg, "distill")
+    end
+    for _, t in ipairs { "resnet56", "resnet110", "resnet32x4", "wrn_40_2", "vgg13", "ResNet50" } do
+      local cfg = config.load("scripts/configs/cifar100_teacher_" .. t .. ".lua")
+      config.validate(cfg, "train")
+      assert.are.equal(t, cfg.student.model)
+    end
+  end)
+
+  it("ships the Fashion-MNIST configs", function()
+    config.validate(config.load("scripts/configs/fmnist_teacher.lua"), "train")
+    for _, m in ipairs { "ce", "kd", "fsecd" } do
+      local cfg = config.load("scripts/configs/fmnist_student_" .. m .. ".lua")
+      assert.are.equal(m, cfg.method)
+      config.validate(cfg, "distill")
+    end
+  end)
+end)

@@ -1,0 +1,136 @@
+-- distill.trainer on tiny synthetic data: training, distillation, metrics,
+-- checkpoints, determinism, evaluation.
+local config = require "distill.config"
+local trainer = require "distill.trainer"
+local log = require "distill.log"
+local checkpoint = require "distill.checkpoint"
+
+local tmp = os.tmpname()
+os.remove(tmp)
+os.execute("mkdir -p " .. tmp)
+
+local function tiny(overrides, extra)
+  local cfg = config.resolve({
+    name = "tiny",
+    student = { model = { family = "fmnist", name = "FashionResNet", widths = { 4, 4, 8, 8 } } },
+    teacher = { model = { family = "fmnist", name = "FashionResNet", widths = { 4, 8, 8, 16 } },
+                checkpoint = tmp .. "/teacher/best.safetensors" },
+    data = { dataset = "synthetic", num_classes = 10, synthetic_size = 256, synthetic_test_size = 128,
+             synthetic_shape = { 1, 12, 12 } },
+    methods = config.paper_methods(),
+    method = "ce",
+    optimizer = { lr = 0.05 },
+    schedule = { milestones = { 2 } },
+    epochs = 2, batch_size = 32, seed = 5, workers = 1, plot = false, progress = "none",
+  })
+  for k, v in pairs(extra or {}) do
+    cfg[k] = v
+  end
+  return config.apply_overrides(cfg, overrides or {})
+end
+
+local function strip_times(records)
+  for _, r in ipairs(records) do
+    r.time, r.epoch_time, r.images_per_s = nil, nil, nil
+  end
+  return records
+end
+
+describe("distill.trainer", function()
+  it("trains a model, writes the run directory and learns", function()
+    local dir = tmp .. "/teacher"
+    local summary = trainer.run{ mode = "train", config = tiny({ "run_dir=" .. dir, "epochs=3",
+      "schedule.milestones=5" }, { student = { model = { family = "fmnist", name = "FashionResNet",
+      widths = { 4, 8, 8, 16 } } } }), progress = "none" }
+    for _, f in ipairs { "config.lua", "config.source.lua", "run.json", "metrics.jsonl", "metrics.csv",
+      "summary.json", "last.safetensors", "best.safetensors" } do
+      assert.truthy(io.open(dir .. "/" .. f), f)
+    end
+    local records = log.read_metrics(dir .. "/metrics.jsonl")
+    assert.are.equal(3, #records)
+    for _, key in ipairs { "epoch", "lr", "train_loss", "train_ce", "train_top1", "train_top5",
+      "test_loss", "test_top1", "test_top5", "images_per_s", "time" } do
+      assert.is_number(records[3][key], key)
+    end
+    assert.is_true(records[3].train_loss < records[1].train_loss)
+    assert.is_true(summary.best_top1 > 30, "synthetic data is learnable: " .. summary.best_top1)
+    assert.are.equal(3, summary.epochs_done)
+    local header = io.open(dir .. "/metrics.csv"):read("l")
+    assert.are.equal("epoch,lr,train_loss,train_ce,train_top1,train_top5,test_loss,test_top1,test_top5,"
+      .. "images_per_s,epoch_time,time", header)
+    local ck = checkpoint.load(dir .. "/last.safetensors")
+    assert.are.equal(3, ck.meta.epoch)
+    assert.is_table(ck.optimizer.state)
+    assert.is_table(ck.meta.rng)
+    assert.is_string(ck.meta.config)
+    -- the resolved config in the run dir loads back
+    local saved = assert(loadfile(dir .. "/config.lua"))()
+    assert.are.equal(3, saved.epochs)
+  end)
+
+  it("is deterministic: same config and seed, same losses", function()
+    local a = trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/det_a" }) }
+    local b = trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/det_b" }) }
+    assert.are.equal(a.last_train_loss, b.last_train_loss)
+    assert.are.same(strip_times(log.read_metrics(tmp .. "/det_a/metrics.jsonl")),
+      strip_times(log.read_metrics(tmp .. "/det_b/metrics.jsonl")))
+  end)
+
+  it("refuses to overwrite a run unless asked", function()
+    local cfg = tiny({ "run_dir=" .. tmp .. "/det_a" })
+    local ok, err = pcall(trainer.run, { mode = "train", config = cfg })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("--resume", 1, true))
+  end)
+
+  it("distils with KD and FSECD from a teacher checkpoint, logging every term", function()
+    for _, method in ipairs { "kd", "fsecd" } do
+      local dir = tmp .. "/student-" .. method
+      local summary = trainer.run{ mode = "distill",
+        config = tiny({ "run_dir=" .. dir, "method=" .. method, "epochs=1" }) }
+      assert.are.equal(1, summary.epochs_done)
+      local r = log.read_metrics(dir .. "/metrics.jsonl")[1]
+      assert.is_number(r.train_ce)
+      assert.is_number(r["train_" .. method])
+      local ck = checkpoint.load(dir .. "/last.safetensors")
+      assert.is_table(ck.objective[method])
+      if method == "fsecd" then
+        -- the embedding's parameters were in the optimizer with the student's
+        local n_student = #trainer.build_model(tiny().student, 10):parameters()
+        local n_groups = 0
+        for _ in pairs(ck.optimizer.param_groups[1].params) do
+          n_groups = n_groups + 1
+        end
+        assert.are.equal(n_student + 2, n_groups)
+      end
+    end
+  end)
+
+  it("refuses a distillation method under `train`", function()
+    assert.has_error(function()
+      trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/x", "method=kd" }) }
+    end)
+  end)
+
+  it("computes top-1 and top-5 counts", function()
+    local distill = require "distill"
+    local logits = distill.tensor({ { 0, 1, 2, 3, 4, 5, 6 }, { 6, 5, 4, 3, 2, 1, 0 } }, "float32")
+    local t1, t5 = trainer.topk_correct(logits, distill.tensor({ 7, 2 }, "int64"))
+    assert.are.equal(1, t1)
+    assert.are.equal(2, t5)
+    t1, t5 = trainer.topk_correct(logits, distill.tensor({ 1, 7 }, "int64"))
+    assert.are.equal(0, t1)
+    assert.are.equal(0, t5)
+  end)
+
+  it("evaluates a checkpoint", function()
+    local ck = checkpoint.load(tmp .. "/teacher/best.safetensors")
+    local cfg = tiny()
+    local data = trainer.build_data(cfg)
+    local model = trainer.build_model(ck.meta.model_spec, ck.meta.num_classes)
+    model:load_state_dict(ck.model)
+    local result = trainer.evaluate(model, data.test_loader)
+    assert.are.equal(128, result.n)
+    assert.are.equal(ck.meta.best_top1, result.top1)
+  end)
+end)
