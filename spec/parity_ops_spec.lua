@@ -1,0 +1,167 @@
+-- PyTorch parity of the engine ops and of SGD (issue 8).
+-- The oracle (spec/oracle/oracle.py, Debian's python3-torch) writes the
+-- inputs, PyTorch's outputs and PyTorch's gradients of sum(out * g) for a
+-- random upstream gradient g; we run the same op, call out:backward(g) and
+-- compare per tensor with rel = max|ours - torch| / max(max|torch|, 1e-12):
+-- forward <= 1e-4, gradients <= 1e-3. References are computed in float64 from
+-- float32-exact inputs. Skipped (pending) without python3-torch.
+local distill = require "distill"
+local F = require "distill.functional"
+local parity = require "oracle.parity"
+
+if not parity.torch_available() then
+  describe("PyTorch parity: ops", function()
+    pending(parity.SKIP_MESSAGE)
+  end)
+  return
+end
+
+local function leaf(t)
+  local c = t:clone()
+  c.requires_grad = true
+  return c
+end
+
+-- op -> function(inputs, opts) returning out, {role = leaf tensor}
+local runners = {
+  conv2d = function(i, o)
+    local x, w = leaf(i.x), leaf(i.w)
+    local b = i.b and leaf(i.b) or nil
+    local out = F.conv2d(x, w, b, o)
+    return out, { x = x, w = w, b = b }
+  end,
+  max_pool2d = function(i, o)
+    local x = leaf(i.x)
+    return F.max_pool2d(x, o), { x = x }
+  end,
+  avg_pool2d = function(i, o)
+    local x = leaf(i.x)
+    return F.avg_pool2d(x, o), { x = x }
+  end,
+  adaptive_avg_pool2d = function(i, o)
+    local x = leaf(i.x)
+    return F.adaptive_avg_pool2d(x, o.size), { x = x }
+  end,
+  batch_norm = function(i, o, state)
+    local x, w, b = leaf(i.x), leaf(i.w), leaf(i.b)
+    state.rm, state.rv = i.rm:clone(), i.rv:clone()
+    local out = F.batch_norm(x, state.rm, state.rv, w, b, o)
+    return out, { x = x, w = w, b = b }
+  end,
+  log_softmax = function(i, o)
+    local x = leaf(i.x)
+    return F.log_softmax(x, o.dim), { x = x }
+  end,
+  softmax = function(i, o)
+    local x = leaf(i.x)
+    return F.softmax(x, o.dim), { x = x }
+  end,
+  cross_entropy = function(i, o)
+    local x = leaf(i.x)
+    return F.cross_entropy(x, i.y1, o), { x = x }
+  end,
+  kl_div = function(i, o)
+    local x = leaf(i.x)
+    return F.kl_div(x, i.t, o), { x = x }
+  end,
+}
+
+local function gather(tensors, name, group)
+  local prefix = name .. "." .. group .. "."
+  local out = {}
+  for key, t in pairs(tensors) do
+    if key:sub(1, #prefix) == prefix then
+      out[key:sub(#prefix + 1)] = t
+    end
+  end
+  return out
+end
+
+describe("PyTorch parity: ops", function()
+  local dir, tensors, meta
+
+  setup(function()
+    dir = parity.tmpdir()
+    parity.oracle("ops", dir)
+    parity.oracle("sgd", dir)
+    tensors, meta = parity.load(dir .. "/ops.safetensors")
+  end)
+
+  teardown(function()
+    parity.cleanup()
+  end)
+
+  for _, op in ipairs({ "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "batch_norm",
+    "log_softmax", "softmax", "cross_entropy", "kl_div" }) do
+    it(op .. " forward and backward match PyTorch", function()
+      local rec = parity.recorder()
+      local n = 0
+      for _, case in ipairs(meta.cases) do
+        if case.op == op then
+          n = n + 1
+          local inputs = gather(tensors, case.name, "in")
+          local outputs = gather(tensors, case.name, "out")
+          local grads = gather(tensors, case.name, "grad")
+          local opts = parity.options(case.opts)
+          local label = ("%s %s"):format(case.name, require("cjson").encode(case.opts))
+          local state = {}
+          local ok, err = pcall(function()
+            local out, leaves = runners[op](inputs, opts, state)
+            rec:check("forward", label .. " out", out:view{ -1 }, outputs.out:view{ -1 }, parity.FORWARD_TOL)
+            if state.rm then
+              rec:check("forward", label .. " running_mean", state.rm, outputs.rm, parity.FORWARD_TOL)
+              rec:check("forward", label .. " running_var", state.rv, outputs.rv, parity.FORWARD_TOL)
+            end
+            local g = inputs.g
+            if out:dim() == 0 then
+              out:backward()
+            else
+              out:backward(g:view(out:shape()))
+            end
+            for role, ref in pairs(grads) do
+              local t = leaves[role]
+              if not t.grad then
+                error(label .. ": no gradient reached " .. role)
+              end
+              rec:check("grad", label .. " grad " .. role, t.grad, ref, parity.GRAD_TOL)
+            end
+          end)
+          if not ok then
+            rec.bad[#rec.bad + 1] = label .. ": " .. tostring(err)
+          end
+        end
+      end
+      assert.is_true(n > 0, "no oracle cases for " .. op)
+      print(("\n  parity %-20s %2d cases, worst: %s"):format(op, n, rec:summary({ "forward", "grad" })))
+      rec:assert_ok()
+    end)
+  end
+
+  it("SGD (momentum, dampening, nesterov, weight decay, maximize) steps match torch.optim.SGD", function()
+    local sgd_tensors, sgd_meta = parity.load(dir .. "/sgd.safetensors")
+    local rec = parity.recorder()
+    for _, case in ipairs(sgd_meta.cases) do
+      local inputs = gather(sgd_tensors, case.name, "in")
+      local outputs = gather(sgd_tensors, case.name, "out")
+      local opts = parity.options(case.opts, { steps = true })
+      local label = ("%s %s"):format(case.name, require("cjson").encode(case.opts))
+      local ok, err = pcall(function()
+        local p1, p2 = leaf(inputs.p1), leaf(inputs.p2)
+        local opt = distill.optim.SGD({ p1, p2 }, opts)
+        for s = 1, math.tointeger(case.opts.steps) do
+          opt:zero_grad()
+          p1.grad = inputs["g1." .. s]:clone()
+          p2.grad = inputs["g2." .. s]:clone()
+          opt:step()
+          rec:check("param", label .. " p1 step " .. s, p1:detach(), outputs["p1." .. s], 1e-6)
+          rec:check("param", label .. " p2 step " .. s, p2:detach(), outputs["p2." .. s], 1e-6)
+        end
+      end)
+      if not ok then
+        rec.bad[#rec.bad + 1] = label .. ": " .. tostring(err)
+      end
+    end
+    print(("\n  parity %-20s %2d configs, worst: %s"):format("SGD", #sgd_meta.cases, rec:summary({ "param" })))
+    rec:assert_ok()
+  end)
+end)
