@@ -7,6 +7,7 @@
  * lanes: every output is computed by one thread in a fixed order, so
  * results do not depend on the thread count. */
 #include "distill.h"
+#include "kernel_util.h"
 
 #include <math.h>
 
@@ -19,29 +20,6 @@ static dt_status check_float(const dt_tensor *x)
         return dt_fail(DT_ERR_DTYPE, "expected a float32 tensor, got %s",
                        dt_dtype_name(x->dtype));
     return DT_OK;
-}
-
-/* A row-major view of t's values: t itself (retained) or a copy. */
-static dt_status dense(const dt_tensor *t, dt_tensor **out)
-{
-    return dt_contiguous((dt_tensor *)t, out);
-}
-
-/* A new contiguous float32 tensor shaped like input i of node n. */
-static dt_status grad_like_input(const dt_node *n, int i, dt_tensor **out)
-{
-    return dt_empty(DT_FLOAT32, n->input_ndims[i], n->input_shapes[i], out);
-}
-
-/* Record a one-input op whose backward needs `saved`; drops y on failure. */
-static dt_status record1(const char *name, dt_backward_fn fn, const dt_tensor *x,
-                         const dt_tensor *saved, dt_tensor *y, dt_node **node)
-{
-    dt_status st = dt_record(name, fn, 1, (const dt_tensor *[]){x}, 1,
-                             (const dt_tensor *[]){saved}, y, node);
-    if (st)
-        dt_tensor_release(y);
-    return st;
 }
 
 /* ------------------------------------------------ relu6 and leaky_relu */
@@ -71,34 +49,21 @@ static dt_status act_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_t
         return DT_OK;
     int kind = (int)n->iarg[0];
     float slope = (float)n->darg[0];
-    dt_tensor *x, *xc = NULL, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &x);
-    if (st == DT_OK)
-        st = dense(x, &xc);
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
-    if (st == DT_OK)
-        st = grad_like_input(n, 0, &gi[0]);
+    ku_backward b;
+    dt_status st = ku_backward_begin(n, grad_out, gi, 1, 1, 1, &b);
     if (st == DT_OK) {
-        const float *xp = dt_f32(xc), *gp = dt_f32(gc);
+        const float *xp = dt_f32(b.dense[0]), *gp = dt_f32(b.grad);
         float *out = dt_f32(gi[0]);
-        int64_t count = dt_numel(xc);
+        int64_t count = dt_numel(b.dense[0]);
         #pragma omp parallel for schedule(static) if (count >= PAR_MIN)
         for (int64_t i = 0; i < count; i++)
             out[i] = gp[i] * act_slope(kind, xp[i], slope);
     }
-    dt_tensor_release(xc);
-    dt_tensor_release(gc);
+    ku_backward_end(&b);
     return st;
 }
 
-static dt_status act_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = act_backward_unprof(n, grad_out, gi);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
-}
+KU_PROFILED_BACKWARD(act_backward, DT_PROF_ELEMENTWISE)
 
 static dt_status activation_unprof(int kind, const char *name, const dt_tensor *x,
                             double slope, dt_tensor **out)
@@ -106,13 +71,8 @@ static dt_status activation_unprof(int kind, const char *name, const dt_tensor *
     *out = NULL;
     dt_tensor *xc, *y;
     dt_status st = check_float(x);
-    if (st || (st = dense(x, &xc)))
+    if (st || (st = ku_dense_and_like(x, &xc, &y)))
         return st;
-    st = dt_empty(DT_FLOAT32, x->ndim, x->shape, &y);
-    if (st) {
-        dt_tensor_release(xc);
-        return st;
-    }
     const float *xp = dt_f32(xc);
     float *yp = dt_f32(y);
     int64_t count = dt_numel(xc);
@@ -121,7 +81,7 @@ static dt_status activation_unprof(int kind, const char *name, const dt_tensor *
         yp[i] = act_value(kind, xp[i], (float)slope);
     dt_tensor_release(xc);
     dt_node *node;
-    if ((st = record1(name, act_backward, x, x, y, &node)))
+    if ((st = ku_record1(name, act_backward, x, x, y, &node)))
         return st;
     if (node) {
         node->iarg[0] = kind;
@@ -151,26 +111,6 @@ dt_status dt_f_leaky_relu(const dt_tensor *x, double negative_slope, dt_tensor *
 }
 
 /* ------------------------------------------------ softmax, log_softmax */
-
-/* A contiguous tensor seen as outer x n x inner around one dim: lane
- * (o, i) holds the n elements o*n*inner + i + k*inner. */
-typedef struct lanes {
-    int64_t outer, n, inner;
-} lanes;
-
-static lanes lanes_of(const dt_tensor *t, int dim)
-{
-    lanes l = {1, 1, 1};
-    for (int d = 0; d < t->ndim; d++) {
-        if (d < dim)
-            l.outer *= t->shape[d];
-        else if (d == dim)
-            l.n = t->shape[d];
-        else
-            l.inner *= t->shape[d];
-    }
-    return l;
-}
 
 /* One lane: softmax, or log_softmax, of n values `stride` apart. The
  * maximum is subtracted first so exp never overflows; sums are in double. */
@@ -213,34 +153,25 @@ static dt_status softmax_backward_unprof(dt_node *n, const dt_tensor *grad_out, 
     if (!n->needs_grad[0])
         return DT_OK;
     bool log_space = n->iarg[1] != 0;
-    dt_tensor *y, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &y);   /* the output: contiguous */
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
-    if (st == DT_OK)
-        st = grad_like_input(n, 0, &gi[0]);
+    ku_backward b;   /* saved: the output, contiguous */
+    dt_status st = ku_backward_begin(n, grad_out, gi, 1, 0, 1, &b);
     if (st == DT_OK) {
-        lanes l = lanes_of(y, (int)n->iarg[0]);
-        const float *yp = dt_f32(y), *gp = dt_f32(gc);
+        const dt_tensor *y = b.saved[0];
+        ku_lanes l = ku_lanes_of(y, (int)n->iarg[0]);
+        const float *yp = dt_f32(y), *gp = dt_f32(b.grad);
         float *dx = dt_f32(gi[0]);
         int64_t count = l.outer * l.inner;
         #pragma omp parallel for schedule(static) if (count * l.n >= PAR_MIN)
         for (int64_t lane = 0; lane < count; lane++) {
-            int64_t base = (lane / l.inner) * l.n * l.inner + lane % l.inner;
+            int64_t base = ku_lane_base(&l, lane);
             softmax_lane_backward(yp + base, gp + base, dx + base, l.n, l.inner, log_space);
         }
     }
-    dt_tensor_release(gc);
+    ku_backward_end(&b);
     return st;
 }
 
-static dt_status softmax_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = softmax_backward_unprof(n, grad_out, gi);
-    DT_PROF_END(DT_PROF_LOSS, t0_);
-    return st_;
-}
+KU_PROFILED_BACKWARD(softmax_backward, DT_PROF_LOSS)
 
 static dt_status softmax_common_unprof(const dt_tensor *x, int dim, bool log_space, dt_tensor **out)
 {
@@ -249,26 +180,21 @@ static dt_status softmax_common_unprof(const dt_tensor *x, int dim, bool log_spa
     if (st || (st = dt_normalize_dim(&dim, x->ndim)))
         return st;
     dt_tensor *xc, *y;
-    if ((st = dense(x, &xc)))
+    if ((st = ku_dense_and_like(x, &xc, &y)))
         return st;
-    st = dt_empty(DT_FLOAT32, x->ndim, x->shape, &y);
-    if (st) {
-        dt_tensor_release(xc);
-        return st;
-    }
-    lanes l = lanes_of(xc, dim);
+    ku_lanes l = ku_lanes_of(xc, dim);
     const float *xp = dt_f32(xc);
     float *yp = dt_f32(y);
     int64_t count = l.outer * l.inner;
     #pragma omp parallel for schedule(static) if (count * l.n >= PAR_MIN)
     for (int64_t lane = 0; lane < count; lane++) {
-        int64_t base = (lane / l.inner) * l.n * l.inner + lane % l.inner;
+        int64_t base = ku_lane_base(&l, lane);
         softmax_lane(xp + base, yp + base, l.n, l.inner, log_space);
     }
     dt_tensor_release(xc);
     /* Backward needs only the output, so that is what is saved. */
     dt_node *node;
-    st = record1(log_space ? "LogSoftmaxBackward" : "SoftmaxBackward", softmax_backward, x, y, y,
+    st = ku_record1(log_space ? "LogSoftmaxBackward" : "SoftmaxBackward", softmax_backward, x, y, y,
                  &node);
     if (st)
         return st;
@@ -304,31 +230,22 @@ static dt_status dropout_backward_unprof(dt_node *n, const dt_tensor *grad_out, 
 {
     if (!n->needs_grad[0])
         return DT_OK;
-    dt_tensor *mask, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &mask);   /* contiguous: 0 or 1/(1-p) */
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
-    if (st == DT_OK)
-        st = grad_like_input(n, 0, &gi[0]);
+    ku_backward b;   /* saved: the mask, contiguous: 0 or 1/(1-p) */
+    dt_status st = ku_backward_begin(n, grad_out, gi, 1, 0, 1, &b);
     if (st == DT_OK) {
-        const float *mp = dt_f32(mask), *gp = dt_f32(gc);
+        const dt_tensor *mask = b.saved[0];
+        const float *mp = dt_f32(mask), *gp = dt_f32(b.grad);
         float *dx = dt_f32(gi[0]);
         int64_t count = dt_numel(mask);
         #pragma omp parallel for schedule(static) if (count >= PAR_MIN)
         for (int64_t i = 0; i < count; i++)
             dx[i] = gp[i] * mp[i];
     }
-    dt_tensor_release(gc);
+    ku_backward_end(&b);
     return st;
 }
 
-static dt_status dropout_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dropout_backward_unprof(n, grad_out, gi);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
-}
+KU_PROFILED_BACKWARD(dropout_backward, DT_PROF_ELEMENTWISE)
 
 static dt_status dt_f_dropout_unprof(const dt_tensor *x, double p, bool training, dt_rng *rng, dt_tensor **out)
 {
@@ -345,7 +262,7 @@ static dt_status dt_f_dropout_unprof(const dt_tensor *x, double p, bool training
         rng = dt_default_rng();
 
     dt_tensor *xc, *mask = NULL, *y = NULL;
-    if ((st = dense(x, &xc)))
+    if ((st = ku_dense(x, &xc)))
         return st;
     st = dt_zeros(DT_FLOAT32, x->ndim, x->shape, &mask);
     if (st == DT_OK)
@@ -376,7 +293,7 @@ static dt_status dt_f_dropout_unprof(const dt_tensor *x, double p, bool training
     for (int64_t i = 0; i < count; i++)
         yp[i] = xp[i] * mp[i];
     dt_tensor_release(xc);
-    st = record1("DropoutBackward", dropout_backward, x, mask, y, NULL);
+    st = ku_record1("DropoutBackward", dropout_backward, x, mask, y, NULL);
     dt_tensor_release(mask);   /* the node keeps its own alias */
     if (st)
         return st;

@@ -7,21 +7,12 @@
  * NaN. Sums are in double; parallel loops give each output element to one
  * thread, so results do not depend on the thread count. */
 #include "distill.h"
+#include "kernel_util.h"
 
 #include <math.h>
 
 /* Below this much work OpenMP's start-up costs more than it saves. */
 #define PAR_MIN 32768
-
-static dt_status dense(const dt_tensor *t, dt_tensor **out)
-{
-    return dt_contiguous((dt_tensor *)t, out);
-}
-
-static dt_status grad_like_input(const dt_node *n, int i, dt_tensor **out)
-{
-    return dt_empty(DT_FLOAT32, n->input_ndims[i], n->input_shapes[i], out);
-}
 
 static dt_status check_float(const dt_tensor *x)
 {
@@ -83,31 +74,6 @@ static inline double norm_grad(double v, double norm, double p)
     return s * pow(fabs(v) / norm, p - 1.0);
 }
 
-/* A contiguous tensor seen as outer x n x inner around one dim: lane
- * (o, i) holds the n elements o*n*inner + i + k*inner. */
-typedef struct lanes {
-    int64_t outer, n, inner;
-} lanes;
-
-static lanes lanes_of(const dt_tensor *t, int dim)
-{
-    lanes l = {1, 1, 1};
-    for (int d = 0; d < t->ndim; d++) {
-        if (d < dim)
-            l.outer *= t->shape[d];
-        else if (d == dim)
-            l.n = t->shape[d];
-        else
-            l.inner *= t->shape[d];
-    }
-    return l;
-}
-
-static inline int64_t lane_base(const lanes *l, int64_t lane)
-{
-    return (lane / l->inner) * l->n * l->inner + lane % l->inner;
-}
-
 /* t's shape without `dim`. */
 static int drop_dim(const dt_tensor *t, int dim, int64_t *shape)
 {
@@ -129,23 +95,17 @@ static dt_status normalize_backward(dt_node *n, const dt_tensor *grad_out, dt_te
 {
     if (!n->needs_grad[0])
         return DT_OK;
-    dt_tensor *x, *xc = NULL, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &x);
-    if (st == DT_OK)
-        st = dense(x, &xc);
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
-    if (st == DT_OK)
-        st = grad_like_input(n, 0, &gi[0]);
+    ku_backward b;
+    dt_status st = ku_backward_begin(n, grad_out, gi, 1, 1, 1, &b);
     if (st == DT_OK) {
         double p = n->darg[0], eps = n->darg[1];
-        lanes l = lanes_of(xc, (int)n->iarg[0]);
-        const float *xp = dt_f32(xc), *gp = dt_f32(gc);
+        ku_lanes l = ku_lanes_of(b.dense[0], (int)n->iarg[0]);
+        const float *xp = dt_f32(b.dense[0]), *gp = dt_f32(b.grad);
         float *dx = dt_f32(gi[0]);
         int64_t count = l.outer * l.inner;
         #pragma omp parallel for schedule(static) if (count * l.n >= PAR_MIN)
         for (int64_t lane = 0; lane < count; lane++) {
-            int64_t base = lane_base(&l, lane);
+            int64_t base = ku_lane_base(&l, lane);
             double s = 0, dot = 0;
             for (int64_t k = 0; k < l.n; k++) {
                 double v = xp[base + k * l.inner];
@@ -163,8 +123,7 @@ static dt_status normalize_backward(dt_node *n, const dt_tensor *grad_out, dt_te
             }
         }
     }
-    dt_tensor_release(xc);
-    dt_tensor_release(gc);
+    ku_backward_end(&b);
     return st;
 }
 
@@ -177,19 +136,15 @@ dt_status dt_f_normalize(const dt_tensor *x, double p, int dim, double eps, dt_t
     if (!(eps >= 0.0))
         return dt_fail(DT_ERR_ARG, "eps must be >= 0, got %g", eps);
     dt_tensor *xc, *y;
-    if ((st = dense(x, &xc)))
+    if ((st = ku_dense_and_like(x, &xc, &y)))
         return st;
-    if ((st = dt_empty(DT_FLOAT32, x->ndim, x->shape, &y))) {
-        dt_tensor_release(xc);
-        return st;
-    }
-    lanes l = lanes_of(xc, dim);
+    ku_lanes l = ku_lanes_of(xc, dim);
     const float *xp = dt_f32(xc);
     float *yp = dt_f32(y);
     int64_t count = l.outer * l.inner;
     #pragma omp parallel for schedule(static) if (count * l.n >= PAR_MIN)
     for (int64_t lane = 0; lane < count; lane++) {
-        int64_t base = lane_base(&l, lane);
+        int64_t base = ku_lane_base(&l, lane);
         double s = 0;
         for (int64_t k = 0; k < l.n; k++)
             s += pow_abs(xp[base + k * l.inner], p);
@@ -199,12 +154,8 @@ dt_status dt_f_normalize(const dt_tensor *x, double p, int dim, double eps, dt_t
     }
     dt_tensor_release(xc);
     dt_node *node;
-    st = dt_record("NormalizeBackward", normalize_backward, 1, (const dt_tensor *[]){x}, 1,
-                   (const dt_tensor *[]){x}, y, &node);
-    if (st) {
-        dt_tensor_release(y);
+    if ((st = ku_record1("NormalizeBackward", normalize_backward, x, x, y, &node)))
         return st;
-    }
     if (node) {
         node->iarg[0] = dim;
         node->darg[0] = p;
@@ -234,26 +185,15 @@ static cdist_geom cdist_geom_of(const int64_t *s1, const int64_t *s2, int ndim)
 
 static dt_status cdist_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
-    dt_tensor *x1, *x2, *dist, *c1 = NULL, *c2 = NULL, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &x1);
-    if (st == DT_OK)
-        st = dt_node_saved(n, 1, &x2);
-    if (st == DT_OK)
-        st = dt_node_saved(n, 2, &dist);   /* contiguous: made by the forward */
-    if (st == DT_OK)
-        st = dense(x1, &c1);
-    if (st == DT_OK)
-        st = dense(x2, &c2);
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
-    for (int i = 0; i < 2 && st == DT_OK; i++)
-        if (n->needs_grad[i])
-            st = grad_like_input(n, i, &gi[i]);
+    ku_backward bw;   /* saved 2, the distances, is contiguous: made by the forward */
+    dt_status st = ku_backward_begin(n, grad_out, gi, 3, 2, 2, &bw);
     if (st)
         goto done;
     double p = n->darg[0];
+    const dt_tensor *x1 = bw.saved[0], *x2 = bw.saved[1];
     cdist_geom g = cdist_geom_of(x1->shape, x2->shape, x1->ndim);
-    const float *a = dt_f32(c1), *b = dt_f32(c2), *gp = dt_f32(gc), *dp = dt_f32(dist);
+    const float *a = dt_f32(bw.dense[0]), *b = dt_f32(bw.dense[1]), *gp = dt_f32(bw.grad),
+                *dp = dt_f32(bw.saved[2]);
     int64_t work = g.batch * g.p * g.r * g.m;
     if (gi[0]) {
         /* dx1[b][i][k] = sum_j g[b][i][j] * dd_ij/dx1_ik */
@@ -292,9 +232,7 @@ static dt_status cdist_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor
         }
     }
 done:
-    dt_tensor_release(c1);
-    dt_tensor_release(c2);
-    dt_tensor_release(gc);
+    ku_backward_end(&bw);
     return st;
 }
 
@@ -320,9 +258,7 @@ dt_status dt_f_cdist(const dt_tensor *x1, const dt_tensor *x2, double p, dt_tens
         shape[d] = x1->shape[d];
     shape[x1->ndim - 1] = g.r;
     dt_tensor *c1 = NULL, *c2 = NULL, *y = NULL;
-    st = dense(x1, &c1);
-    if (st == DT_OK)
-        st = dense(x2, &c2);
+    st = ku_dense2(x1, x2, &c1, &c2);
     if (st == DT_OK)
         st = dt_empty(DT_FLOAT32, x1->ndim, shape, &y);
     if (st == DT_OK) {
@@ -340,19 +276,11 @@ dt_status dt_f_cdist(const dt_tensor *x1, const dt_tensor *x2, double p, dt_tens
             }
         }
         dt_node *node = NULL;
-        st = dt_record("CdistBackward", cdist_backward, 2, (const dt_tensor *[]){x1, x2}, 3,
-                       (const dt_tensor *[]){x1, x2, y}, y, &node);
+        st = ku_record2("CdistBackward", cdist_backward, x1, x2, true, y, &node);
         if (node)
             node->darg[0] = p;
     }
-    dt_tensor_release(c1);
-    dt_tensor_release(c2);
-    if (st) {
-        dt_tensor_release(y);
-        return st;
-    }
-    *out = y;
-    return DT_OK;
+    return ku_finish(st, y, out, 2, (dt_tensor *[]){c1, c2});
 }
 
 /* ---------------------------------------------------- pairwise_distance */
@@ -361,25 +289,14 @@ dt_status dt_f_cdist(const dt_tensor *x1, const dt_tensor *x2, double p, dt_tens
  * have one shape (no broadcasting). Saved: x1, x2, out. darg: p, eps. */
 static dt_status pairwise_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
-    dt_tensor *x1, *x2, *dist, *c1 = NULL, *c2 = NULL, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &x1);
-    if (st == DT_OK)
-        st = dt_node_saved(n, 1, &x2);
-    if (st == DT_OK)
-        st = dt_node_saved(n, 2, &dist);
-    if (st == DT_OK)
-        st = dense(x1, &c1);
-    if (st == DT_OK)
-        st = dense(x2, &c2);
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
-    for (int i = 0; i < 2 && st == DT_OK; i++)
-        if (n->needs_grad[i])
-            st = grad_like_input(n, i, &gi[i]);
+    ku_backward bw;
+    dt_status st = ku_backward_begin(n, grad_out, gi, 3, 2, 2, &bw);
     if (st == DT_OK) {
         double p = n->darg[0], eps = n->darg[1];
+        const dt_tensor *x1 = bw.saved[0];
         int64_t m = x1->shape[x1->ndim - 1], rows = m ? dt_numel(x1) / m : 0;
-        const float *a = dt_f32(c1), *b = dt_f32(c2), *gp = dt_f32(gc), *dp = dt_f32(dist);
+        const float *a = dt_f32(bw.dense[0]), *b = dt_f32(bw.dense[1]), *gp = dt_f32(bw.grad),
+                    *dp = dt_f32(bw.saved[2]);
         float *d1 = gi[0] ? dt_f32(gi[0]) : NULL, *d2 = gi[1] ? dt_f32(gi[1]) : NULL;
         #pragma omp parallel for schedule(static) if (rows * m >= PAR_MIN)
         for (int64_t r = 0; r < rows; r++) {
@@ -393,9 +310,7 @@ static dt_status pairwise_backward(dt_node *n, const dt_tensor *grad_out, dt_ten
             }
         }
     }
-    dt_tensor_release(c1);
-    dt_tensor_release(c2);
-    dt_tensor_release(gc);
+    ku_backward_end(&bw);
     return st;
 }
 
@@ -412,9 +327,7 @@ dt_status dt_f_pairwise_distance(const dt_tensor *x1, const dt_tensor *x2, doubl
     int ndim = drop_dim(x1, x1->ndim - 1, shape);
     int64_t m = x1->shape[x1->ndim - 1];
     dt_tensor *c1 = NULL, *c2 = NULL, *y = NULL;
-    st = dense(x1, &c1);
-    if (st == DT_OK)
-        st = dense(x2, &c2);
+    st = ku_dense2(x1, x2, &c1, &c2);
     if (st == DT_OK)
         st = dt_empty(DT_FLOAT32, ndim, shape, &y);
     if (st == DT_OK) {
@@ -429,22 +342,13 @@ dt_status dt_f_pairwise_distance(const dt_tensor *x1, const dt_tensor *x2, doubl
             yp[r] = (float)root(s, p);
         }
         dt_node *node = NULL;
-        st = dt_record("PairwiseDistanceBackward", pairwise_backward, 2,
-                       (const dt_tensor *[]){x1, x2}, 3, (const dt_tensor *[]){x1, x2, y}, y,
-                       &node);
+        st = ku_record2("PairwiseDistanceBackward", pairwise_backward, x1, x2, true, y, &node);
         if (node) {
             node->darg[0] = p;
             node->darg[1] = eps;
         }
     }
-    dt_tensor_release(c1);
-    dt_tensor_release(c2);
-    if (st) {
-        dt_tensor_release(y);
-        return st;
-    }
-    *out = y;
-    return DT_OK;
+    return ku_finish(st, y, out, 2, (dt_tensor *[]){c1, c2});
 }
 
 /* ---------------------------------------------------- cosine_similarity */
@@ -474,28 +378,17 @@ static cos_terms cos_lane(const float *a, const float *b, int64_t n, int64_t str
 
 static dt_status cosine_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
-    dt_tensor *x1, *x2, *c1 = NULL, *c2 = NULL, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &x1);
-    if (st == DT_OK)
-        st = dt_node_saved(n, 1, &x2);
-    if (st == DT_OK)
-        st = dense(x1, &c1);
-    if (st == DT_OK)
-        st = dense(x2, &c2);
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
-    for (int i = 0; i < 2 && st == DT_OK; i++)
-        if (n->needs_grad[i])
-            st = grad_like_input(n, i, &gi[i]);
+    ku_backward bw;
+    dt_status st = ku_backward_begin(n, grad_out, gi, 2, 2, 2, &bw);
     if (st == DT_OK) {
         double eps = n->darg[0];
-        lanes l = lanes_of(c1, (int)n->iarg[0]);
-        const float *a = dt_f32(c1), *b = dt_f32(c2), *gp = dt_f32(gc);
+        ku_lanes l = ku_lanes_of(bw.dense[0], (int)n->iarg[0]);
+        const float *a = dt_f32(bw.dense[0]), *b = dt_f32(bw.dense[1]), *gp = dt_f32(bw.grad);
         float *d1 = gi[0] ? dt_f32(gi[0]) : NULL, *d2 = gi[1] ? dt_f32(gi[1]) : NULL;
         int64_t count = l.outer * l.inner;
         #pragma omp parallel for schedule(static) if (count * l.n >= PAR_MIN)
         for (int64_t lane = 0; lane < count; lane++) {
-            int64_t base = lane_base(&l, lane);
+            int64_t base = ku_lane_base(&l, lane);
             cos_terms t = cos_lane(a + base, b + base, l.n, l.inner);
             double g = gp[lane], prod = t.w1 * t.w2;
             bool clamped = !(prod > eps * eps);
@@ -510,9 +403,7 @@ static dt_status cosine_backward(dt_node *n, const dt_tensor *grad_out, dt_tenso
             }
         }
     }
-    dt_tensor_release(c1);
-    dt_tensor_release(c2);
-    dt_tensor_release(gc);
+    ku_backward_end(&bw);
     return st;
 }
 
@@ -528,37 +419,27 @@ dt_status dt_f_cosine_similarity(const dt_tensor *x1, const dt_tensor *x2, int d
     int64_t shape[DT_MAX_DIMS];
     int ndim = drop_dim(x1, dim, shape);
     dt_tensor *c1 = NULL, *c2 = NULL, *y = NULL;
-    st = dense(x1, &c1);
-    if (st == DT_OK)
-        st = dense(x2, &c2);
+    st = ku_dense2(x1, x2, &c1, &c2);
     if (st == DT_OK)
         st = dt_empty(DT_FLOAT32, ndim, shape, &y);
     if (st == DT_OK) {
-        lanes l = lanes_of(c1, dim);
+        ku_lanes l = ku_lanes_of(c1, dim);
         const float *a = dt_f32(c1), *b = dt_f32(c2);
         float *yp = dt_f32(y);
         int64_t count = l.outer * l.inner;
         /* the output is the lanes in (outer, inner) order: lane index */
         #pragma omp parallel for schedule(static) if (count * l.n >= PAR_MIN)
         for (int64_t lane = 0; lane < count; lane++) {
-            cos_terms t = cos_lane(a + lane_base(&l, lane), b + lane_base(&l, lane), l.n, l.inner);
+            cos_terms t = cos_lane(a + ku_lane_base(&l, lane), b + ku_lane_base(&l, lane), l.n, l.inner);
             double prod = t.w1 * t.w2;
             yp[lane] = (float)(t.w12 / (prod > eps * eps ? sqrt(prod) : eps));
         }
         dt_node *node = NULL;
-        st = dt_record("CosineSimilarityBackward", cosine_backward, 2,
-                       (const dt_tensor *[]){x1, x2}, 2, (const dt_tensor *[]){x1, x2}, y, &node);
+        st = ku_record2("CosineSimilarityBackward", cosine_backward, x1, x2, false, y, &node);
         if (node) {
             node->iarg[0] = dim;
             node->darg[0] = eps;
         }
     }
-    dt_tensor_release(c1);
-    dt_tensor_release(c2);
-    if (st) {
-        dt_tensor_release(y);
-        return st;
-    }
-    *out = y;
-    return DT_OK;
+    return ku_finish(st, y, out, 2, (dt_tensor *[]){c1, c2});
 }

@@ -8,6 +8,7 @@
  * float32 tensors of one shape. Sums are accumulated in double in index
  * order, so results do not depend on the thread count. */
 #include "distill.h"
+#include "kernel_util.h"
 
 #include <math.h>
 #include <string.h>
@@ -25,16 +26,6 @@ bool dt_reduction_parse(const char *name, dt_reduction *out)
         }
     }
     return false;
-}
-
-static dt_status dense(const dt_tensor *t, dt_tensor **out)
-{
-    return dt_contiguous((dt_tensor *)t, out);
-}
-
-static dt_status grad_like_input(const dt_node *n, int i, dt_tensor **out)
-{
-    return dt_empty(DT_FLOAT32, n->input_ndims[i], n->input_shapes[i], out);
 }
 
 /* The result tensor: `values` itself (shape ndim/shape) for "none", else a
@@ -72,10 +63,21 @@ typedef struct cls_geom {
     int64_t n, c, d;   /* batch, classes, positions per sample (d1 * d2 ...) */
 } cls_geom;
 
-/* Checks input (float32, N x C x ...) against target (int64, N x ...) and
- * every target value against [0, C) unless it equals ignore_index. */
+/* The geometry of an input of shape N x C x d1 x ... (ndim >= 2). */
+static cls_geom cls_geom_of(int ndim, const int64_t *shape)
+{
+    cls_geom g = {shape[0], shape[1], 1};
+    for (int d = 2; d < ndim; d++)
+        g.d *= shape[d];
+    return g;
+}
+
+
+/* Checks input (float32, N x C x ...) against target (int64, N x ...),
+ * every target value against [0, C) unless it equals ignore_index, and
+ * then the reduction (classification losses take no "batchmean"). */
 static dt_status check_classification(const dt_tensor *input, const dt_tensor *target,
-                                      int64_t ignore_index, cls_geom *g)
+                                      int64_t ignore_index, dt_reduction reduction, cls_geom *g)
 {
     char a[128], b[128];
     if (input->dtype != DT_FLOAT32)
@@ -95,11 +97,7 @@ static dt_status check_classification(const dt_tensor *input, const dt_tensor *t
                        "(expected the input's shape without the class dim)",
                        dt_shape_str(target->shape, target->ndim, a, sizeof a),
                        dt_shape_str(input->shape, input->ndim, b, sizeof b));
-    g->n = input->shape[0];
-    g->c = input->shape[1];
-    g->d = 1;
-    for (int d = 2; d < input->ndim; d++)
-        g->d *= input->shape[d];
+    *g = cls_geom_of(input->ndim, input->shape);
     int64_t count = dt_numel(target);
     for (int64_t i = 0; i < count; i++) {
         int64_t v = dt_get_flat_i64(target, i);
@@ -107,6 +105,8 @@ static dt_status check_classification(const dt_tensor *input, const dt_tensor *t
             return dt_fail(DT_ERR_INDEX, "target %lld out of range for %lld classes",
                            (long long)v, (long long)g->c);
     }
+    if (reduction == DT_REDUCTION_BATCHMEAN)
+        return dt_fail(DT_ERR_ARG, "reduction must be \"mean\", \"sum\" or \"none\"");
     return DT_OK;
 }
 
@@ -134,27 +134,15 @@ static dt_status cross_entropy_backward_unprof(dt_node *n, const dt_tensor *grad
 {
     if (!n->needs_grad[0])
         return DT_OK;
-    dt_tensor *x, *t, *lse, *xc = NULL, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &x);
-    if (st == DT_OK)
-        st = dt_node_saved(n, 1, &t);
-    if (st == DT_OK)
-        st = dt_node_saved(n, 2, &lse);
-    if (st == DT_OK)
-        st = dense(x, &xc);
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
-    if (st == DT_OK)
-        st = grad_like_input(n, 0, &gi[0]);
+    ku_backward b;   /* saved: input, target (contiguous), logsumexp */
+    dt_status st = ku_backward_begin(n, grad_out, gi, 3, 1, 1, &b);
     if (st == DT_OK) {
-        cls_geom g = {x->shape[0], x->shape[1], 1};
-        for (int d = 2; d < x->ndim; d++)
-            g.d *= x->shape[d];
+        cls_geom g = cls_geom_of(b.saved[0]->ndim, b.saved[0]->shape);
         dt_reduction reduction = (dt_reduction)n->iarg[0];
         int64_t ignore_index = n->iarg[1];
         double divisor = (double)n->iarg[2], eps = n->darg[0];
-        const float *xp = dt_f32(xc), *gp = dt_f32(gc), *lp = dt_f32(lse);
-        const int64_t *tp = dt_i64(t);
+        const float *xp = dt_f32(b.dense[0]), *gp = dt_f32(b.grad), *lp = dt_f32(b.saved[2]);
+        const int64_t *tp = dt_i64(b.saved[1]);
         float *dx = dt_f32(gi[0]);
         int64_t positions = g.n * g.d;
         #pragma omp parallel for schedule(static) if (positions * g.c >= PAR_MIN)
@@ -171,18 +159,11 @@ static dt_status cross_entropy_backward_unprof(dt_node *n, const dt_tensor *grad
             }
         }
     }
-    dt_tensor_release(xc);
-    dt_tensor_release(gc);
+    ku_backward_end(&b);
     return st;
 }
 
-static dt_status cross_entropy_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = cross_entropy_backward_unprof(n, grad_out, gi);
-    DT_PROF_END(DT_PROF_LOSS, t0_);
-    return st_;
-}
+KU_PROFILED_BACKWARD(cross_entropy_backward, DT_PROF_LOSS)
 
 static dt_status dt_f_cross_entropy_unprof(const dt_tensor *logits, const dt_tensor *target,
                              dt_reduction reduction, double label_smoothing, int64_t ignore_index,
@@ -190,19 +171,15 @@ static dt_status dt_f_cross_entropy_unprof(const dt_tensor *logits, const dt_ten
 {
     *out = NULL;
     cls_geom g;
-    dt_status st = check_classification(logits, target, ignore_index, &g);
+    dt_status st = check_classification(logits, target, ignore_index, reduction, &g);
     if (st)
         return st;
-    if (reduction == DT_REDUCTION_BATCHMEAN)
-        return dt_fail(DT_ERR_ARG, "reduction must be \"mean\", \"sum\" or \"none\"");
     if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
         return dt_fail(DT_ERR_ARG, "label_smoothing must be in [0, 1], got %g",
                        label_smoothing);
     int64_t positions = g.n * g.d;
     dt_tensor *xc = NULL, *tc = NULL, *lse = NULL, *loss = NULL, *y = NULL;
-    st = dense(logits, &xc);
-    if (st == DT_OK)
-        st = dense(target, &tc);
+    st = ku_dense2(logits, target, &xc, &tc);
     if (st == DT_OK)
         st = dt_empty(DT_FLOAT32, 1, &positions, &lse);
     if (st == DT_OK)
@@ -248,16 +225,7 @@ static dt_status dt_f_cross_entropy_unprof(const dt_tensor *logits, const dt_ten
             node->darg[0] = eps;
         }
     }
-    dt_tensor_release(xc);
-    dt_tensor_release(tc);
-    dt_tensor_release(lse);
-    dt_tensor_release(loss);
-    if (st) {
-        dt_tensor_release(y);
-        return st;
-    }
-    *out = y;
-    return DT_OK;
+    return ku_finish(st, y, out, 4, (dt_tensor *[]){xc, tc, lse, loss});
 }
 
 dt_status dt_f_cross_entropy(const dt_tensor *logits, const dt_tensor *target,
@@ -276,55 +244,40 @@ static dt_status nll_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_t
 {
     if (!n->needs_grad[0])
         return DT_OK;
-    dt_tensor *t, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &t);
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
+    ku_backward b;   /* saved: target (contiguous) */
+    dt_status st = ku_backward_begin(n, grad_out, gi, 1, 0, 0, &b);
     if (st == DT_OK)
         st = dt_zeros(DT_FLOAT32, n->input_ndims[0], n->input_shapes[0], &gi[0]);
     if (st == DT_OK) {
-        const int64_t *shape = n->input_shapes[0];
-        cls_geom g = {shape[0], shape[1], 1};
-        for (int d = 2; d < n->input_ndims[0]; d++)
-            g.d *= shape[d];
+        cls_geom g = cls_geom_of(n->input_ndims[0], n->input_shapes[0]);
         dt_reduction reduction = (dt_reduction)n->iarg[0];
         int64_t ignore_index = n->iarg[1];
         double divisor = (double)n->iarg[2];
-        const int64_t *tp = dt_i64(t);
-        const float *gp = dt_f32(gc);
+        const int64_t *tp = dt_i64(b.saved[0]);
+        const float *gp = dt_f32(b.grad);
         float *dx = dt_f32(gi[0]);
         for (int64_t p = 0; p < g.n * g.d; p++)
             if (tp[p] != ignore_index)
                 dx[position_base(&g, p) + tp[p] * g.d] =
                     (float)-upstream(gp, p, reduction, divisor);
     }
-    dt_tensor_release(gc);
+    ku_backward_end(&b);
     return st;
 }
 
-static dt_status nll_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = nll_backward_unprof(n, grad_out, gi);
-    DT_PROF_END(DT_PROF_LOSS, t0_);
-    return st_;
-}
+KU_PROFILED_BACKWARD(nll_backward, DT_PROF_LOSS)
 
 static dt_status dt_f_nll_loss_unprof(const dt_tensor *logp, const dt_tensor *target, dt_reduction reduction,
                         int64_t ignore_index, dt_tensor **out)
 {
     *out = NULL;
     cls_geom g;
-    dt_status st = check_classification(logp, target, ignore_index, &g);
+    dt_status st = check_classification(logp, target, ignore_index, reduction, &g);
     if (st)
         return st;
-    if (reduction == DT_REDUCTION_BATCHMEAN)
-        return dt_fail(DT_ERR_ARG, "reduction must be \"mean\", \"sum\" or \"none\"");
     int64_t positions = g.n * g.d;
     dt_tensor *xc = NULL, *tc = NULL, *loss = NULL, *y = NULL;
-    st = dense(logp, &xc);
-    if (st == DT_OK)
-        st = dense(target, &tc);
+    st = ku_dense2(logp, target, &xc, &tc);
     if (st == DT_OK)
         st = dt_empty(DT_FLOAT32, 1, &positions, &loss);
     if (st == DT_OK) {
@@ -345,15 +298,7 @@ static dt_status dt_f_nll_loss_unprof(const dt_tensor *logp, const dt_tensor *ta
             node->iarg[2] = kept;
         }
     }
-    dt_tensor_release(xc);
-    dt_tensor_release(tc);
-    dt_tensor_release(loss);
-    if (st) {
-        dt_tensor_release(y);
-        return st;
-    }
-    *out = y;
-    return DT_OK;
+    return ku_finish(st, y, out, 3, (dt_tensor *[]){xc, tc, loss});
 }
 
 dt_status dt_f_nll_loss(const dt_tensor *logp, const dt_tensor *target, dt_reduction reduction,
@@ -429,24 +374,14 @@ static inline double pw_eval(pw_kind kind, double a, double b, double beta, doub
 /* Saved: input, target. iarg: kind, reduction; darg: beta, divisor. */
 static dt_status pointwise_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
-    dt_tensor *a, *b, *ac = NULL, *bc = NULL, *gc = NULL;
-    dt_status st = dt_node_saved(n, 0, &a);
-    if (st == DT_OK)
-        st = dt_node_saved(n, 1, &b);
-    if (st == DT_OK)
-        st = dense(a, &ac);
-    if (st == DT_OK)
-        st = dense(b, &bc);
-    if (st == DT_OK)
-        st = dense(grad_out, &gc);
-    for (int i = 0; i < 2 && st == DT_OK; i++)
-        if (n->needs_grad[i])
-            st = grad_like_input(n, i, &gi[i]);
+    ku_backward bw;
+    dt_status st = ku_backward_begin(n, grad_out, gi, 2, 2, 2, &bw);
     if (st == DT_OK) {
+        const dt_tensor *ac = bw.dense[0];
         pw_kind kind = (pw_kind)n->iarg[0];
         dt_reduction reduction = (dt_reduction)n->iarg[1];
         double beta = n->darg[0], divisor = n->darg[1];
-        const float *ap = dt_f32(ac), *bp = dt_f32(bc), *gp = dt_f32(gc);
+        const float *ap = dt_f32(ac), *bp = dt_f32(bw.dense[1]), *gp = dt_f32(bw.grad);
         float *da = gi[0] ? dt_f32(gi[0]) : NULL, *db = gi[1] ? dt_f32(gi[1]) : NULL;
         int64_t count = dt_numel(ac);
         #pragma omp parallel for schedule(static) if (count >= PAR_MIN)
@@ -459,19 +394,11 @@ static dt_status pointwise_backward_unprof(dt_node *n, const dt_tensor *grad_out
                 db[i] = (float)(w * pb);
         }
     }
-    dt_tensor_release(ac);
-    dt_tensor_release(bc);
-    dt_tensor_release(gc);
+    ku_backward_end(&bw);
     return st;
 }
 
-static dt_status pointwise_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = pointwise_backward_unprof(n, grad_out, gi);
-    DT_PROF_END(DT_PROF_LOSS, t0_);
-    return st_;
-}
+KU_PROFILED_BACKWARD(pointwise_backward, DT_PROF_LOSS)
 
 static dt_status pointwise_loss_unprof(pw_kind kind, const char *node_name, const dt_tensor *a,
                                 const dt_tensor *b, dt_reduction reduction, double beta,
@@ -494,9 +421,7 @@ static dt_status pointwise_loss_unprof(pw_kind kind, const char *node_name, cons
     if (reduction == DT_REDUCTION_BATCHMEAN)
         divisor = a->ndim > 0 ? (double)a->shape[0] : 1.0;
     dt_tensor *ac = NULL, *bc = NULL, *loss = NULL, *y = NULL;
-    dt_status st = dense(a, &ac);
-    if (st == DT_OK)
-        st = dense(b, &bc);
+    dt_status st = ku_dense2(a, b, &ac, &bc);
     if (st == DT_OK)
         st = dt_empty(DT_FLOAT32, 1, &count, &loss);
     if (st == DT_OK) {
@@ -510,8 +435,7 @@ static dt_status pointwise_loss_unprof(pw_kind kind, const char *node_name, cons
         st = reduce_result(vp, count, reduction, divisor, a->ndim, a->shape, &y);
         dt_node *node = NULL;
         if (st == DT_OK)
-            st = dt_record(node_name, pointwise_backward, 2, (const dt_tensor *[]){a, b}, 2,
-                           (const dt_tensor *[]){a, b}, y, &node);
+            st = ku_record2(node_name, pointwise_backward, a, b, false, y, &node);
         if (node) {
             node->iarg[0] = kind;
             node->iarg[1] = reduction;
@@ -519,15 +443,7 @@ static dt_status pointwise_loss_unprof(pw_kind kind, const char *node_name, cons
             node->darg[1] = divisor;
         }
     }
-    dt_tensor_release(ac);
-    dt_tensor_release(bc);
-    dt_tensor_release(loss);
-    if (st) {
-        dt_tensor_release(y);
-        return st;
-    }
-    *out = y;
-    return DT_OK;
+    return ku_finish(st, y, out, 3, (dt_tensor *[]){ac, bc, loss});
 }
 
 static dt_status pointwise_loss(pw_kind kind, const char *node_name, const dt_tensor *a,
