@@ -332,7 +332,7 @@ static dt_status dt_binary_unprof(dt_binop op, const dt_tensor *a, const dt_tens
     if (st)
         return st;
     dt_tensor *r;
-    st = dt_zeros(dt_result_dtype(op, a->dtype, b->dtype), nd, shape, &r);
+    st = dt_empty(dt_result_dtype(op, a->dtype, b->dtype), nd, shape, &r);
     if (st == DT_OK)
         st = binary_into(op, a, b, r);
     if (st) {
@@ -585,7 +585,7 @@ static dt_status dt_unary_unprof(dt_unop op, const dt_tensor *a, dt_tensor **out
     if (st)
         return st;
     dt_tensor *r;
-    st = dt_zeros(unary_dtype(op, a->dtype), a->ndim, a->shape, &r);
+    st = dt_empty(unary_dtype(op, a->dtype), a->ndim, a->shape, &r);
     if (st == DT_OK)
         st = unary_into(op, a, r);
     if (st) {
@@ -700,7 +700,7 @@ static dt_status dt_clamp_unprof(const dt_tensor *a, double lo, double hi, dt_te
 {
     *out = NULL;
     dt_tensor *r;
-    dt_status st = dt_zeros(a->dtype, a->ndim, a->shape, &r);
+    dt_status st = dt_empty(a->dtype, a->ndim, a->shape, &r);
     if (st == DT_OK)
         st = clamp_into(a, lo, hi, r);
     if (st) {
@@ -774,7 +774,7 @@ static dt_status dt_where_unprof(const dt_tensor *cond, const dt_tensor *a, cons
         return st;
     dt_dtype dtype = promote(a->dtype, b->dtype);
     dt_tensor *r = NULL, *ac = NULL, *bc = NULL, *ce = NULL, *ae = NULL, *be = NULL;
-    st = dt_zeros(dtype, nd, shape, &r);
+    st = dt_empty(dtype, nd, shape, &r);
     if (st == DT_OK)
         st = as_dtype(a, dtype, &ac);
     if (st == DT_OK)

@@ -109,7 +109,10 @@ static dt_status new_header(dt_storage *storage, dt_dtype dtype, int ndim, const
     return DT_OK;
 }
 
-dt_status dt_zeros(dt_dtype dtype, int ndim, const int64_t *shape, dt_tensor **out)
+/* A contiguous tensor over a new storage: zero-filled or (for outputs the
+ * caller overwrites completely) left uninitialised. */
+static dt_status new_contiguous(dt_dtype dtype, int ndim, const int64_t *shape, bool zero,
+                                dt_tensor **out)
 {
     *out = NULL;
     dt_status st = check_shape(ndim, shape);
@@ -122,7 +125,8 @@ dt_status dt_zeros(dt_dtype dtype, int ndim, const int64_t *shape, dt_tensor **o
         numel *= shape[d];
     }
     dt_storage *s;
-    st = dt_storage_new((size_t)numel * dt_dtype_size(dtype), &s);
+    size_t nbytes = (size_t)numel * dt_dtype_size(dtype);
+    st = zero ? dt_storage_new(nbytes, &s) : dt_storage_new_uninit(nbytes, &s);
     if (st)
         return st;
     int64_t stride[DT_MAX_DIMS];
@@ -136,9 +140,15 @@ dt_status dt_zeros(dt_dtype dtype, int ndim, const int64_t *shape, dt_tensor **o
     return st;
 }
 
+dt_status dt_zeros(dt_dtype dtype, int ndim, const int64_t *shape, dt_tensor **out)
+{
+    return new_contiguous(dtype, ndim, shape, true, out);
+}
+
+/* Uninitialised contents: only for outputs that are written in full. */
 dt_status dt_empty(dt_dtype dtype, int ndim, const int64_t *shape, dt_tensor **out)
 {
-    return dt_zeros(dtype, ndim, shape, out);
+    return new_contiguous(dtype, ndim, shape, false, out);
 }
 
 dt_status dt_full(dt_dtype dtype, int ndim, const int64_t *shape, double value, dt_tensor **out)
@@ -151,7 +161,7 @@ dt_status dt_full(dt_dtype dtype, int ndim, const int64_t *shape, double value, 
 
 dt_status dt_empty_like(const dt_tensor *t, dt_tensor **out)
 {
-    return dt_zeros(t->dtype, t->ndim, t->shape, out);
+    return dt_empty(t->dtype, t->ndim, t->shape, out);
 }
 
 dt_status dt_zeros_like(const dt_tensor *t, dt_tensor **out)

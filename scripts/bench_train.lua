@@ -1,0 +1,209 @@
+-- Training-step benchmark (issue 9): distillation step, student CE step and
+-- teacher eval forward, on random data.
+--
+--   lua5.4 scripts/distill scripts/bench_train.lua --teacher resnet32x4 \
+--       --student resnet8x4 --batch 64 --steps 20 --warmup 3 [--only distill|ce|eval]
+--       [--no-profile] [--json]
+--
+-- distillation step: teacher eval forward under no_grad, student forward and
+-- backward of 0.1 CE + 0.9 KD(T=4) + 1.0 FSECD (instance InfoNCE on a linear
+-- embedding of the student's pooled feature into the teacher's), SGD step
+-- (lr 0.05, momentum 0.9, weight decay 5e-4) over student + embedding.
+-- Threads: OMP_NUM_THREADS (the driver sets 2). Timings: median/min/max of
+-- --steps steps after --warmup untimed ones; images/s from the median.
+-- The per-op profile is taken over separate (untimed-for-the-median) steps
+-- so its timers never touch the reported figures.
+local distill = require "distill"
+local F = distill.F
+local distillers = distill.distillers
+
+local opts = {
+  teacher = "resnet32x4", student = "resnet8x4", batch = 64, steps = 20, warmup = 3,
+  only = nil, profile = true, json = false, classes = 100, profile_steps = 5,
+}
+do
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    local key = a:match("^%-%-([%w_%-]+)$")
+    if key == "no-profile" then
+      opts.profile = false
+    elseif key == "json" then
+      opts.json = true
+    elseif key then
+      key = key:gsub("%-", "_")
+      local v = arg[i + 1]
+      if v == nil then
+        error("bench_train: --" .. key .. " needs a value")
+      end
+      opts[key] = tonumber(v) or v
+      i = i + 1
+    else
+      error("bench_train: unexpected argument " .. a)
+    end
+    i = i + 1
+  end
+end
+
+local clock = distill.profile.now   -- CLOCK_MONOTONIC seconds
+
+local function peak_rss_mb()
+  local f = io.open("/proc/self/status", "r")
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  local kb = s:match("VmHWM:%s*(%d+)")
+  return kb and tonumber(kb) / 1024
+end
+
+local function rss_mb()
+  local f = io.open("/proc/self/status", "r")
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("VmRSS:%s*(%d+)")) / 1024
+end
+
+distill.manual_seed(0)
+local models = distill.models
+local B = opts.batch
+local teacher = models.create(opts.teacher, { num_classes = opts.classes })
+local student = models.create(opts.student, { num_classes = opts.classes })
+teacher:eval()
+student:train()
+local x = distill.randn { B, 3, 32, 32 }
+local y = distill.randint(1, opts.classes + 1, { B })
+
+local probe = distillers.probe(student, teacher, { 2, 3, 32, 32 })
+local kd = distillers.kd { T = 4 }
+local fsecd = distillers.fsecd { probe = probe, policy = "instance", embed = "linear" }
+
+local params = {}
+for _, p in ipairs(student:parameters()) do
+  params[#params + 1] = p
+end
+for _, p in ipairs(fsecd:parameters()) do
+  params[#params + 1] = p
+end
+local opt = distill.optim.SGD(params, { lr = 0.05, momentum = 0.9, weight_decay = 5e-4 })
+local ce_opt = distill.optim.SGD(student:parameters(), { lr = 0.05, momentum = 0.9, weight_decay = 5e-4 })
+
+local workloads = {}
+
+workloads.distill = function()
+  opt:zero_grad()
+  local t_out = distill.no_grad(function()
+    return teacher:forward(x, { features = true })
+  end)
+  local s_out = student:forward(x, { features = true })
+  local loss = F.cross_entropy(s_out.logits, y) * 0.1
+    + kd:loss(s_out, t_out) * 0.9
+    + fsecd:loss(s_out, t_out, y) * 1.0
+  loss:backward()
+  opt:step()
+  return loss
+end
+
+workloads.ce = function()
+  ce_opt:zero_grad()
+  local logits = student:forward(x)
+  if type(logits) == "table" and logits.logits then
+    logits = logits.logits
+  end
+  local loss = F.cross_entropy(logits, y)
+  loss:backward()
+  ce_opt:step()
+  return loss
+end
+
+workloads.eval = function()
+  return distill.no_grad(function()
+    return teacher:forward(x)
+  end)
+end
+
+local function stats(times)
+  local s = {}
+  for i, t in ipairs(times) do
+    s[i] = t
+  end
+  table.sort(s)
+  local n = #s
+  local median = n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
+  return { median = median, min = s[1], max = s[n] }
+end
+
+local KINDS = { "conv_forward", "conv_backward_data", "conv_backward_weight", "batchnorm",
+  "pooling", "elementwise", "gemm", "loss", "optimizer", "other", "untimed" }
+
+local function run(name)
+  local fn = workloads[name]
+  for _ = 1, opts.warmup do
+    fn()
+  end
+  local times = {}
+  for i = 1, opts.steps do
+    local t0 = clock()
+    local r = fn()
+    if i == 1 and r and r.item and name ~= "eval" then
+      assert(r:item() == r:item(), "loss is NaN")
+    end
+    times[i] = clock() - t0
+  end
+  local st = stats(times)
+  st.images_per_s = B / st.median
+  local prof
+  if opts.profile then
+    distill.profile.start()
+    for _ = 1, opts.profile_steps do
+      fn()
+    end
+    distill.profile.stop()
+    prof = distill.profile.report()
+  end
+  return st, prof
+end
+
+local order = opts.only and { opts.only } or { "distill", "ce", "eval" }
+local titles = {
+  distill = ("distill step %s -> %s"):format(opts.teacher, opts.student),
+  ce = ("CE step %s"):format(opts.student),
+  eval = ("eval forward %s"):format(opts.teacher),
+}
+local results = {}
+for _, name in ipairs(order) do
+  local st, prof = run(name)
+  results[name] = st
+  if not opts.json then
+    print(("%-40s batch %3d: median %8.1f ms  min %8.1f  max %8.1f  %7.1f img/s")
+      :format(titles[name], B, st.median * 1e3, st.min * 1e3, st.max * 1e3, st.images_per_s))
+    if prof then
+      local wall = prof.wall
+      print(("  profile over %d steps (%.1f ms/step):"):format(opts.profile_steps,
+        wall / opts.profile_steps * 1e3))
+      for _, k in ipairs(KINDS) do
+        local e = prof[k]
+        if e.seconds > 0 then
+          print(("    %-22s %8.2f ms/step %5.1f%%  %6d calls/step"):format(k,
+            e.seconds / opts.profile_steps * 1e3, 100 * e.seconds / wall,
+            e.calls // opts.profile_steps))
+        end
+      end
+    end
+  end
+end
+local peak = peak_rss_mb()
+if opts.json then
+  local parts = {}
+  for _, name in ipairs(order) do
+    local st = results[name]
+    parts[#parts + 1] = ('"%s": {"median": %.6f, "min": %.6f, "max": %.6f, "images_per_s": %.3f}')
+      :format(name, st.median, st.min, st.max, st.images_per_s)
+  end
+  parts[#parts + 1] = ('"peak_rss_mb": %.1f'):format(peak or 0)
+  parts[#parts + 1] = ('"rss_mb": %.1f'):format(rss_mb())
+  print("{" .. table.concat(parts, ", ") .. "}")
+else
+  print(("peak RSS (VmHWM) %.1f MB, RSS now %.1f MB"):format(peak or 0, rss_mb()))
+end
