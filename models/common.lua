@@ -10,6 +10,7 @@
 -- pooled penultimate vector (so feats[#feats] is CRD's feat[-1]); pooled is
 -- that same tensor. `{features = true, preact = true}` swaps in the pre-ReLU
 -- variants each family documents (docs/models.md).
+local F = require "distill.functional"
 local nn = require "distill.nn"
 
 local common = {}
@@ -96,6 +97,83 @@ function common.run_stage(stage, x)
     x, preact = block(x)
   end
   return x, preact
+end
+
+--- Runs model.layer1 .. model.layer<n> in turn from x (common.run_stage on
+-- each); returns the list of stage outputs and the list of their preacts.
+function common.run_stages(model, x, n)
+  local outs, preacts = {}, {}
+  for i = 1, n do
+    x, preacts[i] = common.run_stage(model["layer" .. i], x)
+    outs[i] = x
+  end
+  return outs, preacts
+end
+
+--- The torchvision / CRD ResNet `_make_layer`: `blocks` blocks of `block`
+-- (BasicBlock or Bottleneck taking (inplanes, planes, stride, downsample)),
+-- the first with `stride` and, when the shape changes, a projection
+-- shortcut (1x1 conv + BN, named downsample.0 / downsample.1). Reads and
+-- advances model.inplanes.
+function common.make_resnet_layer(model, block, planes, blocks, stride)
+  local downsample
+  if stride ~= 1 or model.inplanes ~= planes * block.expansion then
+    downsample = nn.Sequential(
+      nn.Conv2d(model.inplanes, planes * block.expansion, 1, { stride = stride, bias = false }),
+      nn.BatchNorm2d(planes * block.expansion))
+  end
+  local layers = nn.Sequential(block(model.inplanes, planes, stride, downsample))
+  model.inplanes = planes * block.expansion
+  for _ = 2, blocks do
+    layers:append(block(model.inplanes, planes))
+  end
+  return layers
+end
+
+--- The last BN of the last block of each of the first n stages (bn3 when the
+-- blocks are `bottleneck`s, bn2 otherwise): CRD's get_bn_before_relu.
+function common.bn_before_relu(model, bottleneck, n)
+  local last = getmetatable(model.layer1[1]) == bottleneck and "bn3" or "bn2"
+  local bns = {}
+  for i = 1, n do
+    bns[i] = model["layer" .. i][-1][last]
+  end
+  return bns
+end
+
+--- The end of the four-stage ResNets' forward (torchvision's and CRD's
+-- resnetv2): stages 1-4 from x, the adaptive average pool, then `head` (the
+-- Linear). feats = {f0, stage1..4, pooled}; the preact list starts with
+-- `stem_preact` instead of f0.
+function common.four_stage_result(model, opts, x, f0, stem_preact, head)
+  local f, pre = common.run_stages(model, x, 4)
+  local f5 = model.avgpool(f[4]):flatten(2)
+  local logits = head(f5)
+  return common.result(opts, logits, { f0, f[1], f[2], f[3], f[4], f5 },
+    { stem_preact, pre[1], pre[2], pre[3], pre[4], f5 })
+end
+
+--- torchvision's ResNet depths: depth -> {block, blocks per stage}.
+function common.resnet_configs(basic_block, bottleneck)
+  return {
+    [18] = { basic_block, { 2, 2, 2, 2 } },
+    [34] = { basic_block, { 3, 4, 6, 3 } },
+    [50] = { bottleneck, { 3, 4, 6, 3 } },
+    [101] = { bottleneck, { 3, 4, 23, 3 } },
+    [152] = { bottleneck, { 3, 8, 36, 3 } },
+  }
+end
+
+--- The CIFAR ShuffleNets' forward after the option check: 1x1 stem
+-- BN-ReLU, three stages, then `head` (if any) on the last stage output,
+-- 4x4 average pool and `linear`.
+function common.shuffle_forward(model, x, opts, head)
+  local f0 = F.relu(model.bn1(model.conv1(x)))
+  local f, pre = common.run_stages(model, f0, 3)
+  local out = head and head(f[3]) or f[3]
+  local f4 = F.avg_pool2d(out, { kernel_size = 4 }):flatten(2)
+  local logits = model.linear(f4)
+  return common.result(opts, logits, { f0, f[1], f[2], f[3], f4 }, { f0, pre[1], pre[2], pre[3], f4 })
 end
 
 -- ------------------------------------------------------------ initialisers

@@ -103,37 +103,22 @@ function ResNet:init(depth, num_filters, block_name, opts)
 end
 
 function ResNet:_make_layer(block, planes, blocks, stride)
-  local downsample
-  if stride ~= 1 or self.inplanes ~= planes * block.expansion then
-    -- projection shortcut: 1x1 conv + BN, named downsample.0 / downsample.1
-    downsample = nn.Sequential(
-      nn.Conv2d(self.inplanes, planes * block.expansion, 1, { stride = stride, bias = false }),
-      nn.BatchNorm2d(planes * block.expansion))
-  end
-  local layers = nn.Sequential(block(self.inplanes, planes, stride, downsample))
-  self.inplanes = planes * block.expansion
-  for _ = 2, blocks do
-    layers:append(block(self.inplanes, planes))
-  end
-  return layers
+  return common.make_resnet_layer(self, block, planes, blocks, stride)
 end
 
 --- The three BNs whose outputs are the stage preacts' residual branches
 -- (CRD's get_bn_before_relu, used by OFD).
 function ResNet:get_bn_before_relu()
-  local last = getmetatable(self.layer1[1]) == Bottleneck and "bn3" or "bn2"
-  return { self.layer1[-1][last], self.layer2[-1][last], self.layer3[-1][last] }
+  return common.bn_before_relu(self, Bottleneck, 3)
 end
 
 function ResNet:forward(x, opts)
   opts = common.forward_options(self, x, opts)
   local f0 = self.relu(self.bn1(self.conv1(x)))
-  local f1, f1_pre = common.run_stage(self.layer1, f0)
-  local f2, f2_pre = common.run_stage(self.layer2, f1)
-  local f3, f3_pre = common.run_stage(self.layer3, f2)
-  local f4 = self.avgpool(f3):flatten(2)
+  local f, pre = common.run_stages(self, f0, 3)
+  local f4 = self.avgpool(f[3]):flatten(2)
   local logits = self.fc(f4)
-  return common.result(opts, logits, { f0, f1, f2, f3, f4 }, { f0, f1_pre, f2_pre, f3_pre, f4 })
+  return common.result(opts, logits, { f0, f[1], f[2], f[3], f4 }, { f0, pre[1], pre[2], pre[3], f4 })
 end
 
 resnet.ResNet = ResNet

@@ -96,37 +96,21 @@ function ResNet:_make_layer(block, planes, count, stride)
 end
 
 function ResNet:get_bn_before_relu()
-  local last = getmetatable(self.layer1[1]) == Bottleneck and "bn3" or "bn2"
-  return { self.layer1[-1][last], self.layer2[-1][last], self.layer3[-1][last],
-    self.layer4[-1][last] }
+  return common.bn_before_relu(self, Bottleneck, 4)
 end
 
 function ResNet:forward(x, opts)
   opts = common.forward_options(self, x, opts)
   local f0 = F.relu(self.bn1(self.conv1(x)))
-  local f1, f1_pre = common.run_stage(self.layer1, f0)
-  local f2, f2_pre = common.run_stage(self.layer2, f1)
-  local f3, f3_pre = common.run_stage(self.layer3, f2)
-  local f4, f4_pre = common.run_stage(self.layer4, f3)
-  local f5 = self.avgpool(f4):flatten(2)
-  local logits = self.linear(f5)
-  return common.result(opts, logits, { f0, f1, f2, f3, f4, f5 },
-    { f0, f1_pre, f2_pre, f3_pre, f4_pre, f5 })
+  return common.four_stage_result(self, opts, f0, f0, f0, self.linear)
 end
 
 resnetv2.ResNet = ResNet
 resnetv2.BasicBlock = BasicBlock
 resnetv2.Bottleneck = Bottleneck
 
-local configs = {
-  ResNet18 = { BasicBlock, { 2, 2, 2, 2 } },
-  ResNet34 = { BasicBlock, { 3, 4, 6, 3 } },
-  ResNet50 = { Bottleneck, { 3, 4, 6, 3 } },
-  ResNet101 = { Bottleneck, { 3, 4, 23, 3 } },
-  ResNet152 = { Bottleneck, { 3, 8, 36, 3 } },
-}
-
-for name, config in pairs(configs) do
+for depth, config in pairs(common.resnet_configs(BasicBlock, Bottleneck)) do
+  local name = "ResNet" .. depth
   resnetv2[name] = function(opts)
     return ResNet(config[1], config[2], common.model_options(name, opts, 100))
   end

@@ -82,13 +82,7 @@ end
 
 function ShuffleNet:forward(x, opts)
   opts = common.forward_options(self, x, opts)
-  local f0 = F.relu(self.bn1(self.conv1(x)))
-  local f1, f1_pre = common.run_stage(self.layer1, f0)
-  local f2, f2_pre = common.run_stage(self.layer2, f1)
-  local f3, f3_pre = common.run_stage(self.layer3, f2)
-  local f4 = F.avg_pool2d(f3, { kernel_size = 4 }):flatten(2)
-  local logits = self.linear(f4)
-  return common.result(opts, logits, { f0, f1, f2, f3, f4 }, { f0, f1_pre, f2_pre, f3_pre, f4 })
+  return common.shuffle_forward(self, x, opts)
 end
 
 shufflenetv1.ShuffleNet = ShuffleNet

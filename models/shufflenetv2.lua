@@ -116,14 +116,10 @@ end
 
 function ShuffleNetV2:forward(x, opts)
   opts = common.forward_options(self, x, opts)
-  local f0 = F.relu(self.bn1(self.conv1(x)))
-  local f1, f1_pre = common.run_stage(self.layer1, f0)
-  local f2, f2_pre = common.run_stage(self.layer2, f1)
-  local f3, f3_pre = common.run_stage(self.layer3, f2)
-  local out = F.relu(self.bn2(self.conv2(f3)))
-  local f4 = F.avg_pool2d(out, { kernel_size = 4 }):flatten(2)
-  local logits = self.linear(f4)
-  return common.result(opts, logits, { f0, f1, f2, f3, f4 }, { f0, f1_pre, f2_pre, f3_pre, f4 })
+  -- the 1x1 head conv to out_channels[4] with BN-ReLU before the pool
+  return common.shuffle_forward(self, x, opts, function(f3)
+    return F.relu(self.bn2(self.conv2(f3)))
+  end)
 end
 
 shufflenetv2.ShuffleNetV2 = ShuffleNetV2

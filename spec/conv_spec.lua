@@ -1,25 +1,9 @@
 local distill = require "distill"
 local gradcheck = require "distill.gradcheck"
+local h = require "support.helpers"
 
-local function flat(t)
-  return t:contiguous():view{-1}:totable()
-end
-
-local function assert_close(expected, actual, tol)
-  tol = tol or 1e-4
-  assert.are.equal(#expected, #actual)
-  for i = 1, #expected do
-    if math.abs(expected[i] - actual[i]) > tol * (1 + math.abs(expected[i])) then
-      error(("element %d: expected %.6g, got %.6g"):format(i, expected[i], actual[i]), 2)
-    end
-  end
-end
-
-local function leaf(shape)
-  local t = distill.randn(shape)
-  t.requires_grad = true
-  return t
-end
+local flat, leaf = h.flat, h.leaf
+local assert_close = h.assert_close_with{ tol = 1e-4, format = "%.6g", relative = true }
 
 local function pair(v)
   if type(v) == "table" then

@@ -1,19 +1,9 @@
 local distill = require "distill"
 local lfs = require "lfs"
 local cifar = require "distill.data.cifar"
+local h = require "support.helpers"
 
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(lfs.mkdir(path))
-  return path
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local tmpdir, write = h.tmpdir, h.write
 
 -- pixel (c, y, x) of record k (all 0-based), a pattern that is easy to check
 local function pixel(k, c, y, x) return (k * 7 + c * 3 + y * 5 + x) % 256 end

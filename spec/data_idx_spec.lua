@@ -2,26 +2,9 @@ local distill = require "distill"
 local lfs = require "lfs"
 local core = require "distill.core"
 local mnist = require "distill.data.mnist"
+local h = require "support.helpers"
 
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(lfs.mkdir(path))
-  return path
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
-
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local tmpdir, write, read = h.tmpdir, h.write, h.read
 
 local function be32(v) return string.pack(">I4", v) end
 

@@ -3,19 +3,9 @@ local core = require "distill.core"
 local lfs = require "lfs"
 local T = require "distill.data.transforms"
 local image_folder = require "distill.data.image_folder"
+local h = require "support.helpers"
 
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(lfs.mkdir(path))
-  return path
-end
-
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local tmpdir, write = h.tmpdir, h.write
 
 -- a smooth colour image 3 x h x w (smooth content survives JPEG well)
 local function smooth(h, w, phase)

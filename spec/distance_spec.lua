@@ -1,35 +1,8 @@
 local distill = require "distill"
-local gradcheck = require "distill.gradcheck"
+local h = require "support.helpers"
 
-local function f32(values)
-  return distill.tensor(values, "float32")
-end
-
-local function flat(t)
-  return t:contiguous():view{-1}:totable()
-end
-
-local function assert_close(expected, actual, tol)
-  tol = tol or 1e-5
-  if type(actual) ~= "table" then actual = flat(actual) end
-  assert.are.equal(#expected, #actual)
-  for i = 1, #expected do
-    if not (math.abs(expected[i] - actual[i]) <= tol) then
-      error(("element %d: expected %.7g, got %.7g"):format(i, expected[i], actual[i]), 2)
-    end
-  end
-end
-
-local function leaf(shape)
-  local t = distill.randn(shape)
-  t.requires_grad = true
-  return t
-end
-
-local function check(fn, inputs, opts)
-  local ok, report = gradcheck.gradcheck(fn, inputs, opts)
-  assert(ok, report)
-end
+local f32, flat, leaf, check = h.f32, h.flat, h.leaf, h.check
+local assert_close = h.assert_close_with{ tol = 1e-5, format = "%.7g", strict = true, convert = true }
 
 local function rand_shape(ndim, lo, hi)
   local s = {}

@@ -1,15 +1,8 @@
 local distill = require "distill"
 local gradcheck = require "distill.gradcheck"
+local h = require "support.helpers"
 
-local function flat(t)
-  return t:contiguous():view{-1}:totable()
-end
-
-local function leaf(shape)
-  local t = distill.randn(shape)
-  t.requires_grad = true
-  return t
-end
+local flat, leaf = h.flat, h.leaf
 
 describe("dropout", function()
   before_each(function()

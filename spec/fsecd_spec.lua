@@ -1,11 +1,8 @@
 local distill = require "distill"
 local gradcheck = require "distill.gradcheck"
+local h = require "support.helpers"
 
-local function leaf(shape)
-  local t = distill.randn(shape)
-  t.requires_grad = true
-  return t
-end
+local leaf = h.leaf
 
 -- The same loss written with plain differentiable ops (and a B x B mask,
 -- which the fused op avoids).

@@ -7,17 +7,9 @@
 -- that no_grad records nothing and that in-place ops refuse graph tensors.
 local distill = require "distill"
 local gradcheck = require "distill.gradcheck"
+local h = require "support.helpers"
 
-local function check(fn, inputs, opts)
-  local ok, report = gradcheck.gradcheck(fn, inputs, opts)
-  assert(ok, report)
-end
-
-local function leaf(shape)
-  local t = distill.randn(shape)
-  t.requires_grad = true
-  return t
-end
+local check, leaf = h.check, h.leaf
 
 local function const(shape)
   return distill.randn(shape)

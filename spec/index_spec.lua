@@ -1,13 +1,9 @@
 -- indexing: index_select, gather, scatter_add(_), masked_fill(_), cat, stack,
 -- split, chunk, repeat. Indices count from 1 on the Lua side.
 local distill = require "distill"
+local h = require "support.helpers"
 
-local function fails(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error matching: " .. pattern)
-  assert.truthy(tostring(err):find(pattern, 1, true),
-    "error '" .. tostring(err) .. "' does not contain '" .. pattern .. "'")
-end
+local fails = h.fails
 
 local X = { { 1, 2, 3 }, { 4, 5, 6 }, { 7, 8, 9 } }
 

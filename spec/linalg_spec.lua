@@ -1,16 +1,8 @@
 -- linalg: mm, bmm, matmul, dot, mv, outer, wallclock. Values computed by hand.
 local distill = require "distill"
+local h = require "support.helpers"
 
-local function f32(t)
-  return distill.tensor(t, "float32")
-end
-
-local function fails(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error matching: " .. pattern)
-  assert.truthy(tostring(err):find(pattern, 1, true),
-    "error '" .. tostring(err) .. "' does not contain '" .. pattern .. "'")
-end
+local f32, fails = h.f32, h.fails
 
 -- a (2x3) and b (3x2); a @ b = {{58, 64}, {139, 154}}
 local A = { { 1, 2, 3 }, { 4, 5, 6 } }

@@ -8,6 +8,7 @@
 local distill = require "distill"
 local models = require "distill.models"
 local common = require "distill.models.common"
+local h = require "support.helpers"
 
 -- name -> params, forward MACs per image (CIFAR only), feats shapes and
 -- logits shape at batch 2 ("[2,16,32,32] ..." as printed in model_facts.md)
@@ -66,34 +67,7 @@ local function parse_shapes(text)
   return shapes
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys)
-  return keys
-end
-
-local function flat(t)
-  return t:contiguous():view{ -1 }:totable()
-end
-
-local function max_abs_diff(a, b)
-  local x, y = flat(a), flat(b)
-  assert(#x == #y, "sizes differ")
-  local worst = 0
-  for i = 1, #x do
-    local d = math.abs(x[i] - y[i])
-    if d ~= d then
-      return math.huge
-    end
-    if d > worst then
-      worst = d
-    end
-  end
-  return worst
-end
+local sorted_keys, flat, max_abs_diff = h.sorted_keys, h.flat, h.max_abs_diff
 
 local function max_abs(t)
   local m = 0

@@ -2,6 +2,7 @@ local distill = require "distill"
 local nn = require "distill.nn"
 local gradcheck = require "distill.gradcheck"
 local F = distill.F
+local h = require "support.helpers"
 
 local function names(pairs_list)
   local list = {}
@@ -11,14 +12,7 @@ local function names(pairs_list)
   return list
 end
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys)
-  return keys
-end
+local sorted_keys = h.sorted_keys
 
 local function mean_and_std(t)
   local v = t:contiguous():view{-1}:totable()

@@ -10,6 +10,7 @@
 local distill = require "distill"
 local distillers = require "distill.distillers"
 local parity = require "oracle.parity"
+local h = require "support.helpers"
 
 if not parity.torch_available() then
   describe("PyTorch parity: distillers", function()
@@ -18,11 +19,7 @@ if not parity.torch_available() then
   return
 end
 
-local function leaf(t)
-  local c = t:clone()
-  c.requires_grad = true
-  return c
-end
+local leaf = h.leaf_clone
 
 local function out_of(t)
   return { logits = t, pooled = t, feats = { t } }
@@ -71,17 +68,6 @@ local runners = {
   end,
 }
 
-local function gather(tensors, name, group)
-  local prefix = name .. "." .. group .. "."
-  local out = {}
-  for key, t in pairs(tensors) do
-    if key:sub(1, #prefix) == prefix then
-      out[key:sub(#prefix + 1)] = t
-    end
-  end
-  return out
-end
-
 describe("PyTorch parity: distillers", function()
   local tensors, meta
 
@@ -98,32 +84,18 @@ describe("PyTorch parity: distillers", function()
   for _, name in ipairs({ "kd", "at", "rkd", "dkd", "fsecd" }) do
     it(name .. " loss and gradients match a PyTorch implementation of the same definition", function()
       local rec = parity.recorder()
-      local n = 0
-      for _, case in ipairs(meta.cases) do
-        if case.op == name then
-          n = n + 1
-          local inputs = gather(tensors, case.name, "in")
-          local outputs = gather(tensors, case.name, "out")
-          local grads = gather(tensors, case.name, "grad")
-          local opts = parity.options(case.opts)
-          local label = ("%s %s"):format(case.name, require("cjson").encode(case.opts))
-          local ok, err = pcall(function()
-            local loss, leaves = runners[name](inputs, opts)
-            rec:check("loss", label .. " loss", loss:detach():view{ 1 }, outputs.loss, parity.FORWARD_TOL)
-            loss:backward()
-            for role, want in pairs(grads) do
-              local t = leaves[role]
-              if not (t and t.grad) then
-                error("no gradient reached " .. role)
-              end
-              rec:check("grad", label .. " grad " .. role, t.grad, want, parity.GRAD_TOL)
-            end
-          end)
-          if not ok then
-            rec.bad[#rec.bad + 1] = label .. ": " .. tostring(err)
+      local n = h.each_oracle_case(rec, tensors, meta.cases, name, nil, function(inputs, outputs, grads, opts, label)
+        local loss, leaves = runners[name](inputs, opts)
+        rec:check("loss", label .. " loss", loss:detach():view{ 1 }, outputs.loss, parity.FORWARD_TOL)
+        loss:backward()
+        for role, want in pairs(grads) do
+          local t = leaves[role]
+          if not (t and t.grad) then
+            error("no gradient reached " .. role)
           end
+          rec:check("grad", label .. " grad " .. role, t.grad, want, parity.GRAD_TOL)
         end
-      end
+      end)
       assert.is_true(n > 0, "no oracle cases for " .. name)
       print(("\n  parity %-6s %2d cases, worst: %s"):format(name, n, rec:summary({ "loss", "grad" })))
       rec:assert_ok()

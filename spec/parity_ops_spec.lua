@@ -8,6 +8,7 @@
 local distill = require "distill"
 local F = require "distill.functional"
 local parity = require "oracle.parity"
+local h = require "support.helpers"
 
 if not parity.torch_available() then
   describe("PyTorch parity: ops", function()
@@ -16,11 +17,7 @@ if not parity.torch_available() then
   return
 end
 
-local function leaf(t)
-  local c = t:clone()
-  c.requires_grad = true
-  return c
-end
+local leaf = h.leaf_clone
 
 -- op -> function(inputs, opts) returning out, {role = leaf tensor}
 local runners = {
@@ -66,17 +63,6 @@ local runners = {
   end,
 }
 
-local function gather(tensors, name, group)
-  local prefix = name .. "." .. group .. "."
-  local out = {}
-  for key, t in pairs(tensors) do
-    if key:sub(1, #prefix) == prefix then
-      out[key:sub(#prefix + 1)] = t
-    end
-  end
-  return out
-end
-
 describe("PyTorch parity: ops", function()
   local dir, tensors, meta
 
@@ -95,42 +81,28 @@ describe("PyTorch parity: ops", function()
     "log_softmax", "softmax", "cross_entropy", "kl_div" }) do
     it(op .. " forward and backward match PyTorch", function()
       local rec = parity.recorder()
-      local n = 0
-      for _, case in ipairs(meta.cases) do
-        if case.op == op then
-          n = n + 1
-          local inputs = gather(tensors, case.name, "in")
-          local outputs = gather(tensors, case.name, "out")
-          local grads = gather(tensors, case.name, "grad")
-          local opts = parity.options(case.opts)
-          local label = ("%s %s"):format(case.name, require("cjson").encode(case.opts))
-          local state = {}
-          local ok, err = pcall(function()
-            local out, leaves = runners[op](inputs, opts, state)
-            rec:check("forward", label .. " out", out:view{ -1 }, outputs.out:view{ -1 }, parity.FORWARD_TOL)
-            if state.rm then
-              rec:check("forward", label .. " running_mean", state.rm, outputs.rm, parity.FORWARD_TOL)
-              rec:check("forward", label .. " running_var", state.rv, outputs.rv, parity.FORWARD_TOL)
-            end
-            local g = inputs.g
-            if out:dim() == 0 then
-              out:backward()
-            else
-              out:backward(g:view(out:shape()))
-            end
-            for role, ref in pairs(grads) do
-              local t = leaves[role]
-              if not t.grad then
-                error(label .. ": no gradient reached " .. role)
-              end
-              rec:check("grad", label .. " grad " .. role, t.grad, ref, parity.GRAD_TOL)
-            end
-          end)
-          if not ok then
-            rec.bad[#rec.bad + 1] = label .. ": " .. tostring(err)
-          end
+      local n = h.each_oracle_case(rec, tensors, meta.cases, op, nil, function(inputs, outputs, grads, opts, label)
+        local state = {}
+        local out, leaves = runners[op](inputs, opts, state)
+        rec:check("forward", label .. " out", out:view{ -1 }, outputs.out:view{ -1 }, parity.FORWARD_TOL)
+        if state.rm then
+          rec:check("forward", label .. " running_mean", state.rm, outputs.rm, parity.FORWARD_TOL)
+          rec:check("forward", label .. " running_var", state.rv, outputs.rv, parity.FORWARD_TOL)
         end
-      end
+        local g = inputs.g
+        if out:dim() == 0 then
+          out:backward()
+        else
+          out:backward(g:view(out:shape()))
+        end
+        for role, ref in pairs(grads) do
+          local t = leaves[role]
+          if not t.grad then
+            error(label .. ": no gradient reached " .. role)
+          end
+          rec:check("grad", label .. " grad " .. role, t.grad, ref, parity.GRAD_TOL)
+        end
+      end)
       assert.is_true(n > 0, "no oracle cases for " .. op)
       print(("\n  parity %-20s %2d cases, worst: %s"):format(op, n, rec:summary({ "forward", "grad" })))
       rec:assert_ok()
@@ -140,12 +112,8 @@ describe("PyTorch parity: ops", function()
   it("SGD (momentum, dampening, nesterov, weight decay, maximize) steps match torch.optim.SGD", function()
     local sgd_tensors, sgd_meta = parity.load(dir .. "/sgd.safetensors")
     local rec = parity.recorder()
-    for _, case in ipairs(sgd_meta.cases) do
-      local inputs = gather(sgd_tensors, case.name, "in")
-      local outputs = gather(sgd_tensors, case.name, "out")
-      local opts = parity.options(case.opts, { steps = true })
-      local label = ("%s %s"):format(case.name, require("cjson").encode(case.opts))
-      local ok, err = pcall(function()
+    h.each_oracle_case(rec, sgd_tensors, sgd_meta.cases, nil, { steps = true },
+      function(inputs, outputs, _, opts, label, case)
         local p1, p2 = leaf(inputs.p1), leaf(inputs.p2)
         local opt = distill.optim.SGD({ p1, p2 }, opts)
         for s = 1, math.tointeger(case.opts.steps) do
@@ -157,10 +125,6 @@ describe("PyTorch parity: ops", function()
           rec:check("param", label .. " p2 step " .. s, p2:detach(), outputs["p2." .. s], 1e-6)
         end
       end)
-      if not ok then
-        rec.bad[#rec.bad + 1] = label .. ": " .. tostring(err)
-      end
-    end
     print(("\n  parity %-20s %2d configs, worst: %s"):format("SGD", #sgd_meta.cases, rec:summary({ "param" })))
     rec:assert_ok()
   end)

@@ -1,19 +1,9 @@
 local distill = require "distill"
 local gradcheck = require "distill.gradcheck"
+local h = require "support.helpers"
 
-local function flat(t)
-  return t:contiguous():view{-1}:totable()
-end
-
-local function assert_close(expected, actual, tol)
-  tol = tol or 1e-5
-  assert.are.equal(#expected, #actual)
-  for i = 1, #expected do
-    if math.abs(expected[i] - actual[i]) > tol * (1 + math.abs(expected[i])) then
-      error(("element %d: expected %.6g, got %.6g"):format(i, expected[i], actual[i]), 2)
-    end
-  end
-end
+local flat, leaf, err = h.flat, h.leaf, h.err
+local assert_close = h.assert_close_with{ tol = 1e-5, format = "%.6g", relative = true }
 
 -- 1..n in row-major order as a float tensor of `shape`.
 local function counting(shape)
@@ -49,21 +39,9 @@ local function distinct_leaf(shape, seed)
   return t
 end
 
-local function leaf(shape)
-  local t = distill.randn(shape)
-  t.requires_grad = true
-  return t
-end
-
 local function check(fn, inputs)
   local report = gradcheck.assert_gradcheck(fn, inputs, { eps = 1e-2, atol = 1e-2, rtol = 1e-2 })
   assert.truthy(report:find("passed", 1, true))
-end
-
-local function err(f)
-  local ok, e = pcall(f)
-  assert.is_false(ok)
-  return e
 end
 
 describe("max_pool2d", function()

@@ -1,0 +1,191 @@
+-- Helpers shared by the spec files: tensor construction, flattening,
+-- approximate comparison, gradchecks, error capture and scratch files.
+-- Spec files load it with `local h = require "support.helpers"` (.busted
+-- puts ./spec/?.lua on the path).
+local distill = require "distill"
+local gradcheck = require "distill.gradcheck"
+-- the spec files' `assert` is busted's luassert, not the global function
+local assert = require "luassert"
+
+local h = {}
+
+--- A float32 tensor from a (nested) Lua list.
+function h.f32(values)
+  return distill.tensor(values, "float32")
+end
+
+--- An int64 tensor from a (nested) Lua list.
+function h.long(values)
+  return distill.tensor(values, "int64")
+end
+
+--- The values of t in row-major order as a Lua list.
+function h.flat(t)
+  return t:contiguous():view{ -1 }:totable()
+end
+
+--- A randn leaf of the given shape that requires grad.
+function h.leaf(shape)
+  local t = distill.randn(shape)
+  t.requires_grad = true
+  return t
+end
+
+--- A copy of tensor t that is a leaf requiring grad.
+function h.leaf_clone(t)
+  local c = t:clone()
+  c.requires_grad = true
+  return c
+end
+
+--- Runs gradcheck.gradcheck and fails with its report unless it passes.
+function h.check(fn, inputs, opts)
+  local ok, report = gradcheck.gradcheck(fn, inputs, opts)
+  assert(ok, report)
+end
+
+--- Runs f, asserts that it raises, and returns the error.
+function h.err(f)
+  local ok, e = pcall(f)
+  assert.is_false(ok)
+  return e
+end
+
+--- Asserts that fn(...) raises an error containing `pattern` (plain text).
+function h.fails(pattern, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok, "expected an error matching: " .. pattern)
+  assert.truthy(tostring(err):find(pattern, 1, true),
+    "error '" .. tostring(err) .. "' does not contain '" .. pattern .. "'")
+end
+
+--- Builds an assert_close(expected, actual, tol) for Lua lists.
+-- opts.tol: the default tolerance; opts.format: the number format of the
+-- failure message ("%.7g" by default); opts.relative: compare against
+-- tol * (1 + |expected|) instead of tol; opts.strict: NaN differences fail
+-- (the test is `not (diff <= bound)` rather than `diff > bound`);
+-- opts.convert: numbers become one-element lists and a non-table `actual`
+-- (a tensor) is flattened.
+function h.assert_close_with(opts)
+  local default_tol, relative, strict, convert = opts.tol, opts.relative, opts.strict, opts.convert
+  local fmt = opts.format or "%.7g"
+  local message = "element %d: expected " .. fmt .. ", got " .. fmt
+  return function(expected, actual, tol)
+    tol = tol or default_tol
+    if convert then
+      if type(expected) == "number" then expected = { expected } end
+      if type(actual) == "number" then
+        actual = { actual }
+      elseif type(actual) ~= "table" then
+        actual = h.flat(actual)
+      end
+    end
+    assert.are.equal(#expected, #actual)
+    for i = 1, #expected do
+      local bound = relative and tol * (1 + math.abs(expected[i])) or tol
+      local diff = math.abs(expected[i] - actual[i])
+      local bad
+      if strict then
+        bad = not (diff <= bound)
+      else
+        bad = diff > bound
+      end
+      if bad then
+        error(message:format(i, expected[i], actual[i]), 2)
+      end
+    end
+  end
+end
+
+--- The keys of t, sorted.
+function h.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+--- max |a - b| over two tensors of the same size (math.huge if any is NaN).
+function h.max_abs_diff(a, b)
+  local x, y = h.flat(a), h.flat(b)
+  assert(#x == #y, "sizes differ")
+  local worst = 0
+  for i = 1, #x do
+    local d = math.abs(x[i] - y[i])
+    if d ~= d then
+      return math.huge
+    end
+    if d > worst then
+      worst = d
+    end
+  end
+  return worst
+end
+
+--- The tensors of group `group` ("in", "out", "grad") of oracle case
+-- `name`, keyed by role: "<name>.<group>.<role>" -> role.
+function h.gather(tensors, name, group)
+  local prefix = name .. "." .. group .. "."
+  local out = {}
+  for key, t in pairs(tensors) do
+    if key:sub(1, #prefix) == prefix then
+      out[key:sub(#prefix + 1)] = t
+    end
+  end
+  return out
+end
+
+--- Runs body(inputs, outputs, grads, opts, label, case) for each oracle
+-- case of `cases` whose op is `op` (every case when op is nil): inputs,
+-- outputs and grads are the case's "in", "out" and "grad" tensors (gather),
+-- opts its options through parity.options(case.opts, drop), label its name
+-- and JSON options. An error in body is recorded in rec.bad under the label
+-- instead of raised. Returns the number of cases run.
+function h.each_oracle_case(rec, tensors, cases, op, drop, body)
+  local parity = require "oracle.parity"
+  local cjson = require "cjson"
+  local n = 0
+  for _, case in ipairs(cases) do
+    if op == nil or case.op == op then
+      n = n + 1
+      local inputs = h.gather(tensors, case.name, "in")
+      local outputs = h.gather(tensors, case.name, "out")
+      local grads = h.gather(tensors, case.name, "grad")
+      local opts = parity.options(case.opts, drop)
+      local label = ("%s %s"):format(case.name, cjson.encode(case.opts))
+      local ok, err = pcall(body, inputs, outputs, grads, opts, label, case)
+      if not ok then
+        rec.bad[#rec.bad + 1] = label .. ": " .. tostring(err)
+      end
+    end
+  end
+  return n
+end
+
+-- ------------------------------------------------------------ scratch files
+
+--- A fresh empty directory under the system temp directory.
+function h.tmpdir()
+  local lfs = require "lfs"
+  local path = os.tmpname()
+  os.remove(path)
+  assert(lfs.mkdir(path))
+  return path
+end
+
+--- Writes bytes to path (binary).
+function h.write(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  f:write(bytes)
+  f:close()
+end
+
+--- The whole content of path (binary).
+function h.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+return h
