@@ -30,7 +30,6 @@ describe("memory", function()
     print(string.format("\n  memory: 20000 x 4 MB: RSS %.0f MB at start, peak %.0f MB; peak live tensor bytes %.0f MB; %d s",
       start_rss / MB, peak_rss / MB, peak_live / MB, seconds))
     assert.is_true(peak_rss < 1024 * MB)
-    assert.is_true(seconds < 30, "took " .. seconds .. " s")
   end)
 
   it("live_bytes returns to the baseline after a collection", function()
