@@ -606,3 +606,205 @@ dt_status dt_f_conv2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *b
     *out = y;
     return DT_OK;
 }
+
+/* ------------------------------------------------- transposed convolution
+ *
+ * conv_transpose2d is the adjoint of conv2d in its input: with the weight
+ * (Cin, Cout/groups, kh, kw) read as a conv2d weight (O = Cin, Cg =
+ * Cout/groups), the transposed op's output y (N, Cout, OH, OW) plays the
+ * conv2d input and its input x (N, Cin, H, W) the conv2d output. So the
+ * forward is conv2d's backward-data, the input gradient is conv2d's forward
+ * and the weight gradient is conv2d's backward-weight with x and dy
+ * swapped. The geometry is built directly (OH = H given, not derived), so
+ * output_padding rows that no window reaches simply stay zero / unused. */
+
+static dt_status make_geom_t(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
+                             const int64_t *stride, const int64_t *padding,
+                             const int64_t *output_padding, const int64_t *dilation,
+                             int64_t groups, conv_geom *g)
+{
+    if (x->dtype != DT_FLOAT32 || w->dtype != DT_FLOAT32 || (bias && bias->dtype != DT_FLOAT32))
+        return dt_fail(DT_ERR_DTYPE, "conv_transpose2d needs float32 tensors");
+    if (x->ndim != 4)
+        return dt_fail(DT_ERR_SHAPE, "expected a 4-d input (N, C, H, W), got %d-d", x->ndim);
+    if (w->ndim != 4)
+        return dt_fail(DT_ERR_SHAPE, "expected a 4-d weight (in_channels, out_channels/groups, "
+                       "kh, kw), got %d-d", w->ndim);
+    if (stride[0] <= 0 || stride[1] <= 0)
+        return dt_fail(DT_ERR_ARG, "stride must be positive, got (%lld, %lld)",
+                       (long long)stride[0], (long long)stride[1]);
+    if (dilation[0] <= 0 || dilation[1] <= 0)
+        return dt_fail(DT_ERR_ARG, "dilation must be positive, got (%lld, %lld)",
+                       (long long)dilation[0], (long long)dilation[1]);
+    if (padding[0] < 0 || padding[1] < 0)
+        return dt_fail(DT_ERR_ARG, "padding must be non-negative, got (%lld, %lld)",
+                       (long long)padding[0], (long long)padding[1]);
+    for (int d = 0; d < 2; d++)
+        if (output_padding[d] < 0 ||
+            (output_padding[d] >= stride[d] && output_padding[d] >= dilation[d]))
+            return dt_fail(DT_ERR_ARG, "output_padding must be non-negative and smaller than "
+                           "either stride or dilation, got output_padding (%lld, %lld), stride "
+                           "(%lld, %lld), dilation (%lld, %lld)",
+                           (long long)output_padding[0], (long long)output_padding[1],
+                           (long long)stride[0], (long long)stride[1],
+                           (long long)dilation[0], (long long)dilation[1]);
+    if (groups <= 0)
+        return dt_fail(DT_ERR_ARG, "groups must be positive, got %lld", (long long)groups);
+    int64_t cin = x->shape[1];
+    if (w->shape[0] != cin)
+        return dt_fail(DT_ERR_SHAPE, "input has %lld channels but weight expects %lld",
+                       (long long)cin, (long long)w->shape[0]);
+    if (cin % groups)
+        return dt_fail(DT_ERR_ARG, "input channels (%lld) must be divisible by groups (%lld)",
+                       (long long)cin, (long long)groups);
+    if (w->shape[2] <= 0 || w->shape[3] <= 0)
+        return dt_fail(DT_ERR_SHAPE, "kernel size must be positive");
+    int64_t cout = w->shape[1] * groups;
+    if (bias && (bias->ndim != 1 || bias->shape[0] != cout))
+        return dt_fail(DT_ERR_SHAPE, "bias must be a 1-d tensor of %lld elements",
+                       (long long)cout);
+    memset(g, 0, sizeof *g);
+    g->N = x->shape[0], g->C = cout;
+    g->O = cin, g->kh = w->shape[2], g->kw = w->shape[3];
+    g->sh = stride[0], g->sw = stride[1], g->ph = padding[0], g->pw = padding[1];
+    g->dh = dilation[0], g->dw = dilation[1], g->groups = groups;
+    g->OH = x->shape[2], g->OW = x->shape[3];
+    g->H = (g->OH - 1) * g->sh - 2 * g->ph + g->dh * (g->kh - 1) + output_padding[0] + 1;
+    g->W = (g->OW - 1) * g->sw - 2 * g->pw + g->dw * (g->kw - 1) + output_padding[1] + 1;
+    if (g->OH <= 0 || g->OW <= 0 || g->H <= 0 || g->W <= 0)
+        return dt_fail(DT_ERR_SHAPE, "input %lld x %lld gives a non-positive output size "
+                       "%lld x %lld", (long long)g->OH, (long long)g->OW, (long long)g->H,
+                       (long long)g->W);
+    g->Cg = g->C / groups;
+    g->Og = g->O / groups;
+    g->K = g->Cg * g->kh * g->kw;
+    g->P = g->OH * g->OW;
+    g->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
+                g->pw == 0 && g->H == g->OH && g->W == g->OW;
+    g->depthwise = false;   /* the general paths handle every grouping */
+    return DT_OK;
+}
+
+/* Bias gradient of the transposed op: per output channel (C), sums over
+ * images and output planes (H x W). */
+static void bias_backward_t(const conv_geom *g, const float *dy, float *db)
+{
+    int64_t hw = g->H * g->W;
+    #pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < g->C; c++) {
+        double s = 0.0;
+        for (int64_t n = 0; n < g->N; n++) {
+            const float *row = dy + (n * g->C + c) * hw;
+            float part = 0.0f;
+            for (int64_t p = 0; p < hw; p++)
+                part += row[p];
+            s += part;
+        }
+        db[c] = (float)s;
+    }
+}
+
+static dt_status conv_transpose_backward(dt_node *node, const dt_tensor *grad_out,
+                                         dt_tensor **gi)
+{
+    dt_tensor *xs, *ws, *x = NULL, *w = NULL, *dy = NULL;
+    dt_status st = dt_node_saved(node, 0, &xs);
+    if (st == DT_OK)
+        st = dt_node_saved(node, 1, &ws);
+    if (st)
+        return st;
+    conv_geom g;
+    st = make_geom_t(xs, ws, NULL, &node->iarg[0], &node->iarg[2], &node->iarg[4],
+                     &node->iarg[6], node->iarg[8], &g);
+    if (st == DT_OK)
+        st = dt_contiguous(xs, &x);
+    if (st == DT_OK)
+        st = dt_contiguous(ws, &w);
+    if (st == DT_OK)
+        st = dt_contiguous((dt_tensor *)grad_out, &dy);
+    bool need_x = node->needs_grad[0], need_w = node->needs_grad[1];
+    bool need_b = node->ninputs > 2 && node->needs_grad[2];
+    if (st == DT_OK && need_x)
+        st = dt_zeros(DT_FLOAT32, 4, xs->shape, &gi[0]);
+    if (st == DT_OK && need_w)
+        st = dt_zeros(DT_FLOAT32, 4, ws->shape, &gi[1]);
+    if (st == DT_OK && need_b)
+        st = dt_empty(DT_FLOAT32, 1, &g.C, &gi[2]);
+    bool work = g.N > 0 && g.O > 0 && g.C > 0;
+    if (st == DT_OK && work && need_w) {
+        DT_PROF_BEGIN(t0);
+        st = batch_backward_weight(&g, dt_f32(dy), dt_f32(x), dt_f32(gi[1]));
+        DT_PROF_END(DT_PROF_CONV_BWD_WEIGHT, t0);
+    }
+    if (st == DT_OK && work && need_x) {
+        DT_PROF_BEGIN(t0);
+        st = batch_forward(&g, dt_f32(dy), dt_f32(w), NULL, dt_f32(gi[0]));
+        DT_PROF_END(DT_PROF_CONV_BWD_DATA, t0);
+    }
+    if (st == DT_OK && need_b) {
+        DT_PROF_BEGIN(t0);
+        bias_backward_t(&g, dt_f32(dy), dt_f32(gi[2]));
+        DT_PROF_END(DT_PROF_CONV_BWD_WEIGHT, t0);
+    }
+    dt_tensor_release(x);
+    dt_tensor_release(w);
+    dt_tensor_release(dy);
+    return st;
+}
+
+dt_status dt_f_conv_transpose2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
+                                const int64_t stride[2], const int64_t padding[2],
+                                const int64_t output_padding[2], const int64_t dilation[2],
+                                int64_t groups, dt_tensor **out)
+{
+    *out = NULL;
+    conv_geom g;
+    dt_status st = make_geom_t(x, w, bias, stride, padding, output_padding, dilation, groups, &g);
+    if (st)
+        return st;
+    dt_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
+    st = dt_contiguous((dt_tensor *)x, &xc);
+    if (st == DT_OK)
+        st = dt_contiguous((dt_tensor *)w, &wc);
+    if (st == DT_OK && bias)
+        st = dt_contiguous((dt_tensor *)bias, &bc);
+    int64_t shape[4] = {g.N, g.C, g.H, g.W};
+    if (st == DT_OK)
+        st = dt_zeros(DT_FLOAT32, 4, shape, &y);
+    DT_PROF_BEGIN(t0);
+    if (st == DT_OK && g.N > 0 && g.C > 0) {
+        float *yp = dt_f32(y);
+        if (g.O > 0)
+            st = batch_backward_data(&g, dt_f32(wc), dt_f32(xc), yp);
+        if (st == DT_OK && bc) {
+            const float *bp = dt_f32(bc);
+            int64_t hw = g.H * g.W, planes = g.N * g.C;
+            #pragma omp parallel for schedule(static)
+            for (int64_t q = 0; q < planes; q++) {
+                float *row = yp + q * hw, bv = bp[q % g.C];
+                for (int64_t p = 0; p < hw; p++)
+                    row[p] += bv;
+            }
+        }
+    }
+    DT_PROF_END(DT_PROF_CONV_FWD, t0);
+    dt_tensor_release(xc);
+    dt_tensor_release(wc);
+    dt_tensor_release(bc);
+    dt_node *node = NULL;
+    if (st == DT_OK)
+        st = dt_record("ConvTranspose2dBackward", conv_transpose_backward, bias ? 3 : 2,
+                       (const dt_tensor *[]){x, w, bias}, 2, (const dt_tensor *[]){x, w}, y,
+                       &node);
+    if (st) {
+        dt_tensor_release(y);
+        return st;
+    }
+    if (node) {
+        node->iarg[0] = g.sh, node->iarg[1] = g.sw, node->iarg[2] = g.ph, node->iarg[3] = g.pw;
+        node->iarg[4] = output_padding[0], node->iarg[5] = output_padding[1];
+        node->iarg[6] = g.dh, node->iarg[7] = g.dw, node->iarg[8] = g.groups;
+    }
+    *out = y;
+    return DT_OK;
+}

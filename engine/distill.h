@@ -534,6 +534,16 @@ dt_status dt_crd_update_bank_(dt_tensor *bank, const dt_tensor *idx, const dt_te
 dt_status dt_f_conv2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
                       const int64_t stride[2], const int64_t padding[2],
                       const int64_t dilation[2], int64_t groups, dt_tensor **out);
+/* 2-d transposed convolution (PyTorch's conv_transpose2d), the adjoint of
+ * dt_f_conv2d in its input: x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw),
+ * bias (Cout) or NULL; stride/padding/output_padding/dilation are {h, w}.
+ * Output (N, Cout, OH, OW) with OH = (H-1)*sh - 2ph + dh*(kh-1) + oph + 1;
+ * output_padding must be smaller than stride or dilation. Differentiable in
+ * x, w and bias. */
+dt_status dt_f_conv_transpose2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
+                                const int64_t stride[2], const int64_t padding[2],
+                                const int64_t output_padding[2], const int64_t dilation[2],
+                                int64_t groups, dt_tensor **out);
 /* Pooling over the last two dims of a 3-d (C, H, W) or 4-d (N, C, H, W)
  * input. Padding is at most half the kernel; max pooling pads with -inf.
  * ceil_mode rounds the output size up (PyTorch's rule: a last window that

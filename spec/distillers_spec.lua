@@ -234,7 +234,7 @@ describe("distillers", function()
       local expected = ((scaled - ft) ^ 2):mean():item()
       close(expected, d:loss({ feats = { fs, fs, fs } }, { feats = { ft, ft, ft } }):item())
       assert.has_error(function()
-        distillers.fitnet{ probe = { student = { feats = { fs, fs, distill.randn{2, 3, 2, 2} } },
+        distillers.fitnet{ probe = { student = { feats = { fs, fs, distill.randn{2, 3, 3, 3} } },
           teacher = probe.teacher } }
       end)
     end)

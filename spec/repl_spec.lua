@@ -232,7 +232,7 @@ describe("distill.repl line editing and completion", function()
     list = repl.complete(env, "ipai")
     assert.are.same({ "ipairs" }, list)
     list = repl.complete(env, "nn.Conv")
-    assert.are.same({ "nn.Conv2d" }, list)
+    assert.are.same({ "nn.Conv2d", "nn.ConvTranspose2d" }, list)
     assert.are.same({}, (repl.complete(env, "nosuch.thing")))
   end)
 

@@ -1,5 +1,7 @@
 /* nn.c - convolution, pooling and batch norm bindings (module functions):
  *   distill.conv2d(x, w, b_or_nil, {stride=, padding=, dilation=, groups=})
+ *   distill.conv_transpose2d(x, w, b_or_nil, {stride=, padding=, output_padding=,
+ *                            dilation=, groups=})
  *   distill.max_pool2d(x, {kernel_size=, stride=, padding=, ceil_mode=})
  *   distill.avg_pool2d(x, {kernel_size=, stride=, padding=, ceil_mode=, count_include_pad=})
  *   distill.adaptive_avg_pool2d(x, size_or_{h, w})
@@ -95,6 +97,49 @@ static int l_conv2d(lua_State *L)
                         "got %d-d", w->ndim);
     dt_tensor *r;
     LT_TRY(L, fn, dt_f_conv2d(x, w, b, stride, padding, dilation, groups, &r));
+    lt_push(L, r);
+    return 1;
+}
+
+static int l_conv_transpose2d(lua_State *L)
+{
+    const char *fn = "distill.conv_transpose2d";
+    dt_tensor *x = lt_check(L, 1, fn), *w = lt_check(L, 2, fn), *b = opt_tensor(L, 3, fn);
+    static const char *const keys[] = {"stride", "padding", "output_padding", "dilation",
+                                       "groups", NULL};
+    lt_check_option_keys(L, 4, fn, keys);
+    int64_t stride[2], padding[2], output_padding[2], dilation[2];
+    opt_pair(L, 4, fn, "stride", 1, stride);
+    opt_pair(L, 4, fn, "padding", 0, padding);
+    opt_pair(L, 4, fn, "output_padding", 0, output_padding);
+    opt_pair(L, 4, fn, "dilation", 1, dilation);
+    int64_t groups = lt_opt_field_int(L, 4, fn, "groups", 1);
+    check_positive(L, fn, "stride", stride);
+    check_nonneg(L, fn, "padding", padding);
+    check_nonneg(L, fn, "output_padding", output_padding);
+    check_positive(L, fn, "dilation", dilation);
+    if (groups <= 0)
+        return lt_error(L, fn, "groups must be positive, got %lld", (long long)groups);
+    for (int d = 0; d < 2; d++)
+        if (output_padding[d] >= stride[d] && output_padding[d] >= dilation[d])
+            return lt_error(L, fn, "output_padding must be smaller than either stride or "
+                            "dilation, got output_padding {%lld, %lld}, stride {%lld, %lld}, "
+                            "dilation {%lld, %lld}", (long long)output_padding[0],
+                            (long long)output_padding[1], (long long)stride[0],
+                            (long long)stride[1], (long long)dilation[0],
+                            (long long)dilation[1]);
+    check_float_input(L, fn, x, "input");
+    check_float_input(L, fn, w, "weight");
+    if (b)
+        check_float_input(L, fn, b, "bias");
+    if (x->ndim != 4)
+        return lt_error(L, fn, "expected a 4-d input (N, C, H, W), got %d-d", x->ndim);
+    if (w->ndim != 4)
+        return lt_error(L, fn, "expected a 4-d weight (in_channels, out_channels/groups, kh, "
+                        "kw), got %d-d", w->ndim);
+    dt_tensor *r;
+    LT_TRY(L, fn, dt_f_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation,
+                                        groups, &r));
     lt_push(L, r);
     return 1;
 }
@@ -218,6 +263,7 @@ static int l_batch_norm(lua_State *L)
 
 static const luaL_Reg funcs[] = {
     {"conv2d", l_conv2d},
+    {"conv_transpose2d", l_conv_transpose2d},
     {"max_pool2d", l_max_pool2d},
     {"avg_pool2d", l_avg_pool2d},
     {"adaptive_avg_pool2d", l_adaptive_avg_pool2d},

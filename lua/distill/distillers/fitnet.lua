@@ -26,14 +26,19 @@ function FitNet:init(opts)
   local conv
   if s[3] == 2 * t[3] then
     conv = nn.Conv2d(s[2], t[2], 3, { stride = 2, padding = 1 })
+  elseif s[3] * 2 == t[3] then
+    -- half the teacher's resolution: a transposed convolution, as the CRD
+    -- code base does
+    conv = nn.ConvTranspose2d(s[2], t[2], 4, { stride = 2, padding = 1 })
   elseif s[3] >= t[3] then
     conv = nn.Conv2d(s[2], t[2], { 1 + s[3] - t[3], 1 + s[4] - t[4] })
   else
-    -- The CRD code base uses a transposed convolution here; until the
-    -- engine has one, say so rather than train something else.
-    error(("distillers.fitnet: student hint %s is smaller than the teacher's %s; this needs a "
-      .. "transposed-convolution regressor, which is not available yet (choose another "
-      .. "hint_layer)"):format(shape_text(s), shape_text(t)), 2)
+    -- Only the half-resolution case has a regressor (as in the CRD code
+    -- base); say so rather than train something else.
+    error(("distillers.fitnet: student hint %s is smaller than the teacher's %s and not half "
+      .. "its size; only a student hint of half the teacher's resolution gets a "
+      .. "transposed-convolution regressor (choose another hint_layer)")
+      :format(shape_text(s), shape_text(t)), 2)
   end
   self.regressor = nn.Sequential(conv, nn.BatchNorm2d(t[2]), nn.ReLU())
 end

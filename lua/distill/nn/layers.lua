@@ -1,4 +1,4 @@
--- Layers: Linear, Conv2d, batch norm, activations, pooling, dropout,
+-- Layers: Linear, Conv2d, ConvTranspose2d, batch norm, activations, pooling, dropout,
 -- Flatten, Identity. Constructors and initialisation follow PyTorch; the
 -- maths is the engine's (distill.F).
 local distill = require "distill"
@@ -126,14 +126,19 @@ function Conv2d:forward(x)
   })
 end
 
-function Conv2d:extra_repr()
+-- PyTorch's description of a convolution: settings at their defaults are left out.
+local function conv_repr(self)
   local text = ("%d, %d, kernel_size=%s, stride=%s"):format(self.in_channels, self.out_channels,
     pair_string(self.kernel_size), pair_string(self.stride))
-  if pair_string(self.padding) ~= "(0, 0)" then
-    text = text .. ", padding=" .. pair_string(self.padding)
-  end
-  if pair_string(self.dilation) ~= "(1, 1)" then
-    text = text .. ", dilation=" .. pair_string(self.dilation)
+  local optional = {
+    { "padding", self.padding, "(0, 0)" },
+    { "output_padding", self.output_padding, "(0, 0)" },
+    { "dilation", self.dilation, "(1, 1)" },
+  }
+  for _, entry in ipairs(optional) do
+    if entry[2] ~= nil and pair_string(entry[2]) ~= entry[3] then
+      text = text .. ", " .. entry[1] .. "=" .. pair_string(entry[2])
+    end
   end
   if self.groups ~= 1 then
     text = text .. ", groups=" .. self.groups
@@ -144,7 +149,57 @@ function Conv2d:extra_repr()
   return text
 end
 
+Conv2d.extra_repr = conv_repr
+
 layers.Conv2d = Conv2d
+
+-- -------------------------------------------------------- ConvTranspose2d
+
+local ConvTranspose2d = Module.class("ConvTranspose2d")
+
+--- ConvTranspose2d(in_channels, out_channels, kernel_size,
+---                 {stride = 1, padding = 0, output_padding = 0, dilation = 1,
+---                  groups = 1, bias = true})
+-- The weight has PyTorch's shape (in_channels, out_channels/groups, kh, kw),
+-- so the default init's fan_in is (out_channels/groups)*kh*kw, as PyTorch's.
+function ConvTranspose2d:init(in_channels, out_channels, kernel_size, opts)
+  check_positive_int("ConvTranspose2d", "in_channels", in_channels)
+  check_positive_int("ConvTranspose2d", "out_channels", out_channels)
+  opts = check_options("ConvTranspose2d", opts, { stride = true, padding = true,
+    output_padding = true, dilation = true, groups = true, bias = true })
+  local groups = opts.groups or 1
+  check_positive_int("ConvTranspose2d", "groups", groups)
+  if in_channels % groups ~= 0 or out_channels % groups ~= 0 then
+    error(("nn.ConvTranspose2d: in_channels (%d) and out_channels (%d) must be divisible by "
+      .. "groups (%d)"):format(in_channels, out_channels, groups), 2)
+  end
+  local kh, kw = pair(kernel_size)
+  check_positive_int("ConvTranspose2d", "kernel height", kh)
+  check_positive_int("ConvTranspose2d", "kernel width", kw)
+  self.in_channels, self.out_channels = in_channels, out_channels
+  self.kernel_size = { kh, kw }
+  self.stride = opts.stride or 1
+  self.padding = opts.padding or 0
+  self.output_padding = opts.output_padding or 0
+  self.dilation = opts.dilation or 1
+  self.groups = groups
+  self:register_parameter("weight", distill.empty{in_channels, out_channels // groups, kh, kw})
+  if opts.bias ~= false then
+    self:register_parameter("bias", distill.empty{out_channels})
+  end
+  reset_default(self.weight, self.bias)
+end
+
+function ConvTranspose2d:forward(x)
+  return F.conv_transpose2d(x, self.weight, self.bias, {
+    stride = self.stride, padding = self.padding, output_padding = self.output_padding,
+    dilation = self.dilation, groups = self.groups,
+  })
+end
+
+ConvTranspose2d.extra_repr = conv_repr
+
+layers.ConvTranspose2d = ConvTranspose2d
 
 -- ------------------------------------------------------------- batch norm
 
