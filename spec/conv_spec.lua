@@ -5,12 +5,7 @@ local h = require "support.helpers"
 local flat, leaf = h.flat, h.leaf
 local assert_close = h.assert_close_with{ tol = 1e-4, format = "%.6g", relative = true }
 
-local function pair(v)
-  if type(v) == "table" then
-    return v[1], v[2]
-  end
-  return v or 1, v or 1
-end
+local function pair(v) return h.pair(v, 1) end
 
 -- Naive reference conv2d over flat Lua tables (PyTorch semantics).
 local function ref_conv2d(x, w, b, o)

@@ -7,12 +7,7 @@ local h = require "support.helpers"
 local flat, leaf = h.flat, h.leaf
 local assert_close = h.assert_close_with{ tol = 1e-4, format = "%.6g", relative = true }
 
-local function pair(v)
-  if type(v) == "table" then
-    return v[1], v[2]
-  end
-  return v, v
-end
+local pair = h.pair
 
 -- Naive reference transposed convolution over flat Lua tables (PyTorch
 -- semantics): every input pixel scatters its weighted kernel.

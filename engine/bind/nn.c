@@ -70,6 +70,21 @@ static void check_float_input(lua_State *L, const char *fn, const dt_tensor *x, 
         lt_error(L, fn, "%s must be float32, got %s", what, dt_dtype_name(x->dtype));
 }
 
+/* The tensor arguments of both convolutions: float32, a 4-d input and a
+ * 4-d weight laid out as `weight_layout` says. */
+static void check_conv_tensors(lua_State *L, const char *fn, const dt_tensor *x,
+                               const dt_tensor *w, const dt_tensor *b, const char *weight_layout)
+{
+    check_float_input(L, fn, x, "input");
+    check_float_input(L, fn, w, "weight");
+    if (b)
+        check_float_input(L, fn, b, "bias");
+    if (x->ndim != 4)
+        lt_error(L, fn, "expected a 4-d input (N, C, H, W), got %d-d", x->ndim);
+    if (w->ndim != 4)
+        lt_error(L, fn, "expected a 4-d weight (%s), got %d-d", weight_layout, w->ndim);
+}
+
 static int l_conv2d(lua_State *L)
 {
     const char *fn = "distill.conv2d";
@@ -86,15 +101,7 @@ static int l_conv2d(lua_State *L)
     check_positive(L, fn, "dilation", dilation);
     if (groups <= 0)
         return lt_error(L, fn, "groups must be positive, got %lld", (long long)groups);
-    check_float_input(L, fn, x, "input");
-    check_float_input(L, fn, w, "weight");
-    if (b)
-        check_float_input(L, fn, b, "bias");
-    if (x->ndim != 4)
-        return lt_error(L, fn, "expected a 4-d input (N, C, H, W), got %d-d", x->ndim);
-    if (w->ndim != 4)
-        return lt_error(L, fn, "expected a 4-d weight (out_channels, in_channels/groups, kh, kw), "
-                        "got %d-d", w->ndim);
+    check_conv_tensors(L, fn, x, w, b, "out_channels, in_channels/groups, kh, kw");
     dt_tensor *r;
     LT_TRY(L, fn, dt_f_conv2d(x, w, b, stride, padding, dilation, groups, &r));
     lt_push(L, r);
@@ -128,15 +135,7 @@ static int l_conv_transpose2d(lua_State *L)
                             (long long)output_padding[1], (long long)stride[0],
                             (long long)stride[1], (long long)dilation[0],
                             (long long)dilation[1]);
-    check_float_input(L, fn, x, "input");
-    check_float_input(L, fn, w, "weight");
-    if (b)
-        check_float_input(L, fn, b, "bias");
-    if (x->ndim != 4)
-        return lt_error(L, fn, "expected a 4-d input (N, C, H, W), got %d-d", x->ndim);
-    if (w->ndim != 4)
-        return lt_error(L, fn, "expected a 4-d weight (in_channels, out_channels/groups, kh, "
-                        "kw), got %d-d", w->ndim);
+    check_conv_tensors(L, fn, x, w, b, "in_channels, out_channels/groups, kh, kw");
     dt_tensor *r;
     LT_TRY(L, fn, dt_f_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation,
                                         groups, &r));

@@ -188,4 +188,15 @@ function h.read(path)
   return s
 end
 
+--- The two values of a size given as a number or {h, w}; nil gives `default` twice.
+function h.pair(v, default)
+  if type(v) == "table" then
+    return v[1], v[2]
+  end
+  if v == nil then
+    return default, default
+  end
+  return v, v
+end
+
 return h
