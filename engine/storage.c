@@ -10,6 +10,11 @@
  * in cache). The cache is bounded (DISTILL_CACHE_MB, default 512 MiB; 0
  * disables it): a block that would push it over the bound is freed at once.
  *
+ * A block that stays unused while CACHE_MAX_AGE_FACTOR times the bound has
+ * been handed out is stale (its size belonged to an earlier phase: another
+ * model, batch size or test) and is freed, so the cache holds what the
+ * current workload reuses rather than filling up to its bound over time.
+ *
  * dt_storage_live_bytes counts the bytes requested by live storages only,
  * not the cached or the slack bytes. One mutex guards the lists (storages
  * can be released from data-loader threads); it is uncontended in a step. */
@@ -55,12 +60,17 @@ typedef struct block_hdr {
     void *raw;          /* what malloc returned */
     size_t capacity;    /* usable bytes from data on */
     void *next;         /* free-list link (data pointer of the next block) */
+    size_t stamp;       /* handed_out when the block entered the cache */
 } block_hdr;
+
+#define CACHE_MAX_AGE_FACTOR 2
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static void *free_list[NCLASSES];
 static size_t cached_bytes, cache_limit = (size_t)-1;
 static size_t cache_hits, cache_misses;
+static size_t handed_out;    /* bytes of cacheable sizes handed out, ever */
+static size_t next_sweep;    /* handed_out at which stale blocks are looked for */
 
 static block_hdr *hdr_of(void *data) { return (block_hdr *)data - 1; }
 
@@ -74,11 +84,43 @@ static size_t limit_bytes(void)
     return cache_limit;
 }
 
+/* Unlinks the blocks of every list that entered the cache more than
+ * max_age bytes of hand-outs ago; returns them as a chain for the caller to
+ * free outside the lock. Lists are LIFO, so the stale blocks are a tail. */
+static void *unlink_stale(size_t max_age)
+{
+    void *stale = NULL;
+    for (int c = 0; c < NCLASSES; c++) {
+        void **link = &free_list[c];
+        while (*link && handed_out - hdr_of(*link)->stamp <= max_age)
+            link = &hdr_of(*link)->next;
+        while (*link) {
+            void *d = *link;
+            *link = hdr_of(d)->next;
+            cached_bytes -= hdr_of(d)->capacity;
+            hdr_of(d)->next = stale;
+            stale = d;
+        }
+    }
+    return stale;
+}
+
+static void free_chain(void *d)
+{
+    while (d) {
+        void *next = hdr_of(d)->next;
+        free(hdr_of(d)->raw);
+        d = next;
+    }
+}
+
 /* A block of at least `padded` bytes, 64-byte aligned; NULL when out of memory. */
 static void *block_get(size_t padded)
 {
     int c = size_class(padded);
     if (c >= 0) {
+        size_t limit = limit_bytes(), max_age = CACHE_MAX_AGE_FACTOR * limit;
+        void *stale = NULL;
         pthread_mutex_lock(&cache_lock);
         void *d = free_list[c];
         if (d) {
@@ -88,7 +130,13 @@ static void *block_get(size_t padded)
         } else {
             cache_misses++;
         }
+        handed_out += class_size(c);
+        if (handed_out >= next_sweep && limit > 0) {
+            stale = unlink_stale(max_age);
+            next_sweep = handed_out + max_age / 4;
+        }
         pthread_mutex_unlock(&cache_lock);
+        free_chain(stale);
         if (d)
             return d;
         padded = class_size(c);
@@ -113,6 +161,7 @@ static void block_put(void *data)
         size_t limit = limit_bytes();
         pthread_mutex_lock(&cache_lock);
         if (cached_bytes + h->capacity <= limit) {
+            h->stamp = handed_out;
             h->next = free_list[c];
             free_list[c] = data;
             cached_bytes += h->capacity;
@@ -128,12 +177,7 @@ void dt_storage_cache_trim(void)
 {
     pthread_mutex_lock(&cache_lock);
     for (int c = 0; c < NCLASSES; c++) {
-        void *d = free_list[c];
-        while (d) {
-            void *next = hdr_of(d)->next;
-            free(hdr_of(d)->raw);
-            d = next;
-        }
+        free_chain(free_list[c]);
         free_list[c] = NULL;
     }
     cached_bytes = 0;

@@ -58,4 +58,26 @@ describe("allocator", function()
       assert.are.same(a, b)
     end
   end)
+  it("frees cached blocks that stay unused while twice the bound is handed out", function()
+    collectgarbage()
+    -- ~200 MB of blocks in sizes the loop below never asks for
+    do
+      local odd = {}
+      for i = 1, 40 do
+        odd[i] = distill.empty { 1024 * 1024 + i * 4096 }
+      end
+    end
+    collectgarbage()
+    collectgarbage()
+    local before = distill.core.cache_stats().cached
+    assert.is_true(before >= 160 * 1024 * 1024, "cached " .. before)
+    -- 1.25 GiB handed out in one size (2.5x the default 512 MB bound)
+    for _ = 1, 1280 do
+      local x = distill.empty { 256 * 1024 }
+      x = nil
+    end
+    local after = distill.core.cache_stats().cached
+    assert.is_true(after < 64 * 1024 * 1024,
+      ("cached %.0f MB before, %.0f MB after"):format(before / 2 ^ 20, after / 2 ^ 20))
+  end)
 end)

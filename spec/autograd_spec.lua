@@ -231,4 +231,64 @@ describe("autograd", function()
       assert.truthy(report:find("gradcheck failed", 1, true))
     end)
   end)
+  describe("node storage", function()
+    it("backpropagates through a node with more inputs than fit on the stack", function()
+      -- cat of 12 inputs: one node, 12 edges (run_node keeps 8 on the C stack)
+      local xs, parts = {}, {}
+      for i = 1, 12 do
+        xs[i] = distill.full({ 2, 3 }, i + 0.0)
+        xs[i].requires_grad = true
+        parts[i] = xs[i] * i
+      end
+      local y = distill.cat(parts, 1)
+      assert.are.same({ 24, 3 }, y:shape())
+      local loss = (y * y):sum()
+      loss:backward()
+      for i = 1, 12 do
+        -- d/dx sum((i x)^2) = 2 i^2 x = 2 i^3
+        assert.are.same({ { 2 * i ^ 3, 2 * i ^ 3, 2 * i ^ 3 }, { 2 * i ^ 3, 2 * i ^ 3, 2 * i ^ 3 } },
+          xs[i].grad:totable())
+      end
+    end)
+
+    it("frees a wide graph (more children than the release stack holds)", function()
+      collectgarbage()
+      collectgarbage()
+      local baseline = distill.core.live_bytes()
+      do
+        local x = distill.randn { 100, 100 }
+        x.requires_grad = true
+        local parts = {}
+        for i = 1, 80 do
+          parts[i] = (x * i):narrow(1, i, 1)
+        end
+        local y = distill.cat(parts, 1)
+        parts = nil
+        assert.are.same({ 80, 100 }, y:shape())
+        x = nil
+        y = nil
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.are.equal(baseline, distill.core.live_bytes())
+    end)
+
+    it("frees a chain of 100000 nodes without recursion", function()
+      collectgarbage()
+      collectgarbage()
+      local baseline = distill.core.live_bytes()
+      do
+        local x = distill.ones { 2 }
+        x.requires_grad = true
+        local y = x
+        for _ = 1, 100000 do
+          y = y + 1
+        end
+        assert.are.equal(200002, y:sum():item())
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.are.equal(baseline, distill.core.live_bytes())
+    end)
+  end)
 end)

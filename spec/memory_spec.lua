@@ -22,7 +22,10 @@ describe("memory", function()
       if i % 50 == 0 then
         peak_rss = math.max(peak_rss, rss_bytes())
         peak_live = math.max(peak_live, distill.core.live_bytes())
-        assert(peak_rss < 1024 * MB, string.format("RSS reached %.0f MB at tensor %d", peak_rss / MB, i))
+        assert(peak_rss < 1024 * MB, string.format("RSS reached %.0f MB at tensor %d (at start "
+          .. "%.0f MB; live tensor bytes %.0f MB, allocator cache %.0f MB, Lua heap %.0f MB)",
+          peak_rss / MB, i, start_rss / MB, distill.core.live_bytes() / MB,
+          distill.core.cache_stats().cached / MB, collectgarbage("count") / 1024))
       end
       x[1] = i   -- touch it, so it is used
     end
@@ -85,5 +88,104 @@ describe("memory", function()
     local y = distill.zeros { 1024, 1024 }
     y:free()
     assert.are.equal(baseline, distill.core.live_bytes())
+  end)
+  describe("GC pacing", function()
+    local function allocate(n, keep)
+      for i = 1, n do
+        local x = distill.empty { 1024 * 1024 }   -- 4 MB, fresh storage
+        if keep then
+          keep[#keep + 1] = x
+        end
+      end
+    end
+
+    it("runs the collector in generational mode", function()
+      assert.are.equal("generational", collectgarbage("generational"))
+    end)
+
+    it("runs one minor collection per 16 MB of fresh tensors", function()
+      local before = distill.core.gc_stats()
+      allocate(100)
+      local after = distill.core.gc_stats()
+      local minors = after.minor - before.minor
+      assert.is_true(minors >= 24 and minors <= 26, "minor collections: " .. minors)
+      assert.is_true(distill.core.live_bytes() < 128 * MB,
+        ("live tensor bytes %.0f MB"):format(distill.core.live_bytes() / MB))
+    end)
+
+    it("frees tensors that died old with a major collection", function()
+      collectgarbage()
+      local baseline = distill.core.live_bytes()
+      local keep = {}
+      allocate(40, keep)            -- 160 MB kept through several minor collections
+      local held = distill.core.live_bytes()
+      assert.is_true(held >= baseline + 160 * MB)
+      keep = nil
+      -- no collectgarbage(): the pacing must free them within 8 margins of
+      -- fresh bytes, although the live bytes never reach their peak again
+      local majors, count = distill.core.gc_stats().major, 0
+      while distill.core.gc_stats().major == majors and count < 1000 do
+        allocate(1)
+        count = count + 1
+      end
+      assert.is_true(count < 1000, "no major collection ran")
+      local live = distill.core.live_bytes()
+      assert.is_true(live < held - 100 * MB,
+        ("live %.0f MB after dropping 160 MB (held %.0f MB)"):format(live / MB, held / MB))
+    end)
+
+    it("spaces major collections by the live bytes and the Lua heap", function()
+      local junk = {}
+      for i = 1, 200000 do
+        junk[i] = { i }             -- ~16 MB of Lua heap
+      end
+      local keep = {}
+      local majors = distill.core.gc_stats().major
+      while distill.core.gc_stats().major == majors do
+        allocate(4, keep)
+      end
+      local stats, heap = distill.core.gc_stats(), collectgarbage("count") * 1024
+      local margin = stats.major_at - distill.core.live_bytes()
+      assert.is_true(margin >= 32 * MB, "margin " .. margin)
+      assert.is_true(margin >= 3.5 * heap, ("margin %.0f MB, heap %.0f MB"):format(margin / MB, heap / MB))
+      assert.is_true(margin >= distill.core.live_bytes() / 2 - MB)
+      junk, keep = nil, nil
+      collectgarbage()
+    end)
+
+    it("respects collectgarbage('stop')", function()
+      collectgarbage("stop")
+      local before = distill.core.gc_stats()
+      local ok, err = pcall(allocate, 10)
+      local after = distill.core.gc_stats()
+      collectgarbage("restart")
+      assert.is_true(ok, err)
+      assert.are.equal(before.minor, after.minor)
+      assert.are.equal(before.major, after.major)
+    end)
+
+    it("keeps a flat footprint in incremental mode too", function()
+      collectgarbage("incremental")
+      local ok, err = pcall(function()
+        collectgarbage()
+        local baseline = distill.core.live_bytes()
+        for _ = 1, 10 do
+          allocate(20)
+          assert.is_true(distill.core.live_bytes() < baseline + 128 * MB,
+            ("live %.0f MB"):format(distill.core.live_bytes() / MB))
+        end
+      end)
+      collectgarbage("generational")
+      assert.is_true(ok, err)
+    end)
+
+    it("reports its state", function()
+      local stats = distill.core.gc_stats()
+      for _, key in ipairs { "minor", "major", "pending", "major_at" } do
+        assert.are.equal("integer", math.type(stats[key]), key)
+      end
+      assert.are.equal("number", type(stats.seconds))
+      assert.is_true(stats.pending < 16 * MB)
+    end)
   end)
 end)

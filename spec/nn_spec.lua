@@ -121,6 +121,17 @@ describe("nn", function()
       assert.are.equal(a, net._modules["0"])
     end)
 
+    it("runs Sequential's children in registration order, skipping removed ones", function()
+      local Scale = nn.class("Scale")
+      function Scale:init(k) self.k = k end
+      function Scale:forward(x) return x * self.k + 1 end
+      local net = nn.Sequential(Scale(2), Scale(3), Scale(5))
+      assert.are.same({ 51 }, net(distill.tensor { 1.0 }):totable())   -- ((1*2+1)*3+1)*5+1
+      net["1"] = nil                                                    -- the child named "1"
+      assert.are.same({ 16 }, net(distill.tensor { 1.0 }):totable())   -- (1*2+1)*5+1
+      assert.are.equal(2, #net:children())
+    end)
+
     it("registers modules assigned to fields", function()
       local Net = nn.class("Net")
       function Net:init() self.head = nn.Linear(2, 3) end

@@ -92,5 +92,6 @@ void lt_open_optim(lua_State *L, int mod_idx);    /* fused optimizer steps */
 void lt_open_checkpoint(lua_State *L, int mod_idx); /* safetensors files */
 void lt_open_contrast(lua_State *L, int mod_idx); /* FSECD loss, CRD memory-bank ops */
 void lt_open_profile(lua_State *L, int mod_idx);  /* per-op-kind timers */
+void lt_open_gemm(lua_State *L, int mod_idx);     /* gemm_f32: the internal GEMM, for specs */
 
 #endif /* DISTILL_BIND_H */

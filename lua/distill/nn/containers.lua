@@ -48,9 +48,14 @@ function Sequential:append(module)
   return self
 end
 
+-- Walks the registration order directly: no list is built per call.
 function Sequential:forward(x, ...)
-  for _, module in ipairs(self:children()) do
-    x = module(x, ...)
+  local modules = self._modules
+  for _, name in ipairs(self._module_order) do
+    local module = modules[name]
+    if module then
+      x = module(x, ...)
+    end
   end
   return x
 end

@@ -179,10 +179,15 @@ function Module:named_children()
   return list
 end
 
+-- Called on every forward by containers and models (run_stage), so it
+-- builds one table rather than going through named_children's pairs.
 function Module:children()
-  local list = {}
-  for _, pair in ipairs(self:named_children()) do
-    list[#list + 1] = pair[2]
+  local list, modules = {}, self._modules
+  for _, name in ipairs(self._module_order) do
+    local child = modules[name]
+    if child then
+      list[#list + 1] = child
+    end
   end
   return list
 end
