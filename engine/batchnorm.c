@@ -1,8 +1,9 @@
 /* batchnorm.c - differentiable batch normalisation over dim 1.
  *
  * x is (N, C), (N, C, L) or (N, C, H, W): channel c holds N*S values, S the
- * product of the dims after C. Channels are spread over OpenMP threads and
- * their sums are accumulated in double, in a fixed order.
+ * product of the dims after C. Groups of channels are spread over OpenMP
+ * threads; each channel's sums are taken by one thread in an order fixed by
+ * the shape, so results do not depend on the thread count.
  *
  * Training mode normalises with the batch mean and biased variance and
  * updates the running statistics in place (running_var with the unbiased
@@ -14,6 +15,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
 typedef struct bn_geom {
     int64_t N, C, S;
@@ -47,12 +52,6 @@ static bn_ctx *bn_ctx_new(int64_t C)
     return c;
 }
 
-/* Element (n, c, s) of a contiguous x is at (n * C + c) * S + s. */
-static const float *chan_row(const bn_geom *g, const float *x, int64_t n, int64_t c)
-{
-    return x + (n * g->C + c) * g->S;
-}
-
 static dt_status check_param(const dt_tensor *t, const char *what, int64_t C)
 {
     if (!t)
@@ -70,45 +69,375 @@ static dt_status check_param(const dt_tensor *t, const char *what, int64_t C)
 /* Strided element i of a 1-d float32 tensor. */
 static float *elem(const dt_tensor *t, int64_t i) { return dt_f32(t) + i * t->stride[0]; }
 
-static void batch_stats(const bn_geom *g, const float *x, double *mean, double *var)
+/* ------------------------------------------------------------ channel sums
+ *
+ * Channel c of a contiguous (N, C, S) tensor is N rows of S floats, C * S
+ * apart. Its sums are taken in vector lanes, lane j receiving the elements
+ * at row offsets k with k % LANES == j (GLANES for double lanes), over
+ * fixed blocks of rows; each block's lanes are then added in double, lane
+ * by lane, block by block. The order depends on the shape only, so the
+ * sums are the same for any thread count.
+ *
+ * The forward first sums x in float lanes (a lane sums at most PER_LANE
+ * values, or one row's share if that is more) for a provisional mean mf,
+ * then sums d = x - mf and d * d in double lanes: the mean of d corrects
+ * mf to the exact mean and the variance has no cancellation. Backward
+ * sums are in double lanes too (see lanes_grad_row). The double
+ * reference in spec/batchnorm_spec.lua checks the accuracy.
+ *
+ * Work is split into chunks of a few neighbouring channels: their rows of
+ * one image are adjacent in memory, so small planes (8x8) are read as
+ * long runs rather than 256-byte pieces 16 KiB apart, and a chunk's data
+ * (about CHUNK_BYTES) stays in L2 between the passes over it. How channels
+ * are grouped changes the memory order only, never a channel's sums. */
+
+#define LANES 64
+#define PER_LANE 64
+#define CHUNK_MAX 16
+#define CHUNK_BYTES (256 * 1024)
+
+/* Channels [c0, c0 + nc) of a contiguous (N, C, S) tensor. */
+typedef struct bn_chunk {
+    const bn_geom *g;
+    int64_t c0, nc;
+} bn_chunk;
+
+static int64_t chunk_channels(const bn_geom *g)
 {
-    #pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < g->C; c++) {
-        double s = 0.0;
-        for (int64_t n = 0; n < g->N; n++) {
-            const float *r = chan_row(g, x, n, c);
-            for (int64_t k = 0; k < g->S; k++)
-                s += r[k];
+    int64_t bytes = g->N * g->S * (int64_t)sizeof(float);
+    int64_t per = bytes > 0 ? CHUNK_BYTES / bytes : CHUNK_MAX;
+    return per < 1 ? 1 : per > CHUNK_MAX ? CHUNK_MAX : per;
+}
+
+static int64_t chunk_count(const bn_geom *g)
+{
+    int64_t per = chunk_channels(g);
+    return (g->C + per - 1) / per;
+}
+
+static bn_chunk chunk_at(const bn_geom *g, int64_t q)
+{
+    int64_t per = chunk_channels(g), c0 = q * per;
+    return (bn_chunk){g, c0, g->C - c0 < per ? g->C - c0 : per};
+}
+
+/* Offset of row n of the chunk's channel i. */
+static int64_t row_at(const bn_chunk *k, int64_t n, int64_t i)
+{
+    return (n * k->g->C + k->c0 + i) * k->g->S;
+}
+
+/* Rows per block: as many as keep each lane at no more than PER_LANE
+ * values (a row puts ceil(S / LANES) values in a lane), at least one. */
+static int64_t block_rows(const bn_geom *g)
+{
+    int64_t per_row = (g->S + LANES - 1) / LANES;
+    int64_t r = PER_LANE / (per_row > 0 ? per_row : 1);
+    return r > 0 ? r : 1;
+}
+
+/* Threads pay off only on more than a few thousand elements. */
+static bool parallel_worth(const bn_geom *g)
+{
+    return chunk_count(g) > 1 && g->N * g->C * g->S >= 16384;
+}
+
+/* Adds the lanes to *sum in double, in lane order, and clears them. */
+static void flush_lanes(float *lanes, double *sum)
+{
+    double s = 0.0;
+    for (int j = 0; j < LANES; j++) {
+        s += lanes[j];
+        lanes[j] = 0.0f;
+    }
+    *sum += s;
+}
+
+/* a[k % LANES] += r[k], k < n. */
+static void lanes_sum_row(float *restrict a, const float *restrict r, int64_t n)
+{
+    int64_t k = 0;
+#ifdef __AVX512F__
+    __m512 v0 = _mm512_loadu_ps(a), v1 = _mm512_loadu_ps(a + 16);
+    __m512 v2 = _mm512_loadu_ps(a + 32), v3 = _mm512_loadu_ps(a + 48);
+    for (; k + LANES <= n; k += LANES) {
+        v0 = _mm512_add_ps(v0, _mm512_loadu_ps(r + k));
+        v1 = _mm512_add_ps(v1, _mm512_loadu_ps(r + k + 16));
+        v2 = _mm512_add_ps(v2, _mm512_loadu_ps(r + k + 32));
+        v3 = _mm512_add_ps(v3, _mm512_loadu_ps(r + k + 48));
+    }
+    _mm512_storeu_ps(a, v0);
+    _mm512_storeu_ps(a + 16, v1);
+    _mm512_storeu_ps(a + 32, v2);
+    _mm512_storeu_ps(a + 48, v3);
+#endif
+    for (; k + LANES <= n; k += LANES)
+        for (int j = 0; j < LANES; j++)
+            a[j] += r[k + j];
+    for (int j = 0; k + j < n; j++)
+        a[j] += r[k + j];
+}
+
+/* Backward's sums are kept in double lanes (GLANES of them, the same
+ * lane rule): dx is a small difference of large terms when a channel's
+ * values barely vary (two values per channel, or var close to eps), and
+ * float products would swamp it. */
+#define GLANES 32
+
+static void flush_glanes(double *lanes, double *sum)
+{
+    double s = 0.0;
+    for (int j = 0; j < GLANES; j++) {
+        s += lanes[j];
+        lanes[j] = 0.0;
+    }
+    *sum += s;
+}
+
+/* g[k % GLANES] += dy[k], p[k % GLANES] += dy[k] * (x[k] - m), in double. */
+static void lanes_grad_row(double *restrict g, double *restrict p, const float *restrict dy,
+                           const float *restrict x, int64_t n, double m)
+{
+    int64_t k = 0;
+#ifdef __AVX512F__
+    __m512d vm = _mm512_set1_pd(m), vg[4], vp[4];
+    for (int j = 0; j < 4; j++) {
+        vg[j] = _mm512_loadu_pd(g + 8 * j);
+        vp[j] = _mm512_loadu_pd(p + 8 * j);
+    }
+    for (; k + GLANES <= n; k += GLANES)
+        for (int j = 0; j < 4; j++) {
+            __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(dy + k + 8 * j));
+            __m512d xm = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + k + 8 * j)), vm);
+            vg[j] = _mm512_add_pd(vg[j], d);
+            vp[j] = _mm512_fmadd_pd(d, xm, vp[j]);
         }
-        double m = s / (double)(g->N * g->S), q = 0.0;
-        /* two passes: the centred sum of squares does not cancel */
-        for (int64_t n = 0; n < g->N; n++) {
-            const float *r = chan_row(g, x, n, c);
-            for (int64_t k = 0; k < g->S; k++) {
-                double d = r[k] - m;
-                q += d * d;
-            }
+    for (int j = 0; j < 4; j++) {
+        _mm512_storeu_pd(g + 8 * j, vg[j]);
+        _mm512_storeu_pd(p + 8 * j, vp[j]);
+    }
+#endif
+    for (; k + GLANES <= n; k += GLANES)
+        for (int j = 0; j < GLANES; j++) {
+            g[j] += dy[k + j];
+            p[j] += dy[k + j] * ((double)x[k + j] - m);
         }
-        mean[c] = m;
-        var[c] = q / (double)(g->N * g->S);
+    for (int j = 0; k + j < n; j++) {
+        g[j] += dy[k + j];
+        p[j] += dy[k + j] * ((double)x[k + j] - m);
     }
 }
 
-static void normalize(const bn_geom *g, const float *x, const bn_ctx *ctx, const dt_tensor *w,
-                      const dt_tensor *b, float *y)
+/* With d = x[k] - m in double: a[k % GLANES] += d, q[k % GLANES] += d * d.
+ * (A float x minus a float m is exact in double.) */
+static void lanes_centred_row(double *restrict a, double *restrict q, const float *restrict x,
+                              int64_t n, double m)
 {
-    #pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < g->C; c++) {
-        /* y = x * scale + shift */
-        double wc = w ? *elem(w, c) : 1.0, bc = b ? *elem(b, c) : 0.0;
-        float scale = (float)(ctx->invstd[c] * wc);
-        float shift = (float)(bc - ctx->mean[c] * ctx->invstd[c] * wc);
-        for (int64_t n = 0; n < g->N; n++) {
-            const float *r = chan_row(g, x, n, c);
-            float *o = y + (r - x);
-            for (int64_t k = 0; k < g->S; k++)
-                o[k] = r[k] * scale + shift;
+    int64_t k = 0;
+#ifdef __AVX512F__
+    __m512d vm = _mm512_set1_pd(m), va[4], vq[4];
+    for (int j = 0; j < 4; j++) {
+        va[j] = _mm512_loadu_pd(a + 8 * j);
+        vq[j] = _mm512_loadu_pd(q + 8 * j);
+    }
+    for (; k + GLANES <= n; k += GLANES)
+        for (int j = 0; j < 4; j++) {
+            __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + k + 8 * j)), vm);
+            va[j] = _mm512_add_pd(va[j], d);
+            vq[j] = _mm512_fmadd_pd(d, d, vq[j]);
         }
+    for (int j = 0; j < 4; j++) {
+        _mm512_storeu_pd(a + 8 * j, va[j]);
+        _mm512_storeu_pd(q + 8 * j, vq[j]);
+    }
+#endif
+    for (; k + GLANES <= n; k += GLANES)
+        for (int j = 0; j < GLANES; j++) {
+            double d = (double)x[k + j] - m;
+            a[j] += d;
+            q[j] += d * d;
+        }
+    for (int j = 0; k + j < n; j++) {
+        double d = (double)x[k + j] - m;
+        a[j] += d;
+        q[j] += d * d;
+    }
+}
+
+/* sum[i] = sum of the chunk's channel i. */
+static void chunk_sum(const bn_chunk *k, const float *x, double *sum)
+{
+    float a[CHUNK_MAX][LANES] = {{0}};
+    int64_t N = k->g->N, S = k->g->S, br = block_rows(k->g);
+    for (int64_t i = 0; i < k->nc; i++)
+        sum[i] = 0.0;
+    for (int64_t n0 = 0; n0 < N; n0 += br) {
+        for (int64_t n = n0; n < n0 + br && n < N; n++)
+            for (int64_t i = 0; i < k->nc; i++)
+                lanes_sum_row(a[i], x + row_at(k, n, i), S);
+        for (int64_t i = 0; i < k->nc; i++)
+            flush_lanes(a[i], &sum[i]);
+    }
+}
+
+/* With d = x - m[i] over the chunk's channel i: sd[i] = sum d, sdd[i] = sum d * d. */
+static void chunk_centred(const bn_chunk *k, const float *x, const float *m, double *sd,
+                          double *sdd)
+{
+    double a[CHUNK_MAX][GLANES] = {{0}}, q[CHUNK_MAX][GLANES] = {{0}};
+    int64_t N = k->g->N, S = k->g->S, br = block_rows(k->g);
+    for (int64_t i = 0; i < k->nc; i++)
+        sd[i] = sdd[i] = 0.0;
+    for (int64_t n0 = 0; n0 < N; n0 += br) {
+        for (int64_t n = n0; n < n0 + br && n < N; n++)
+            for (int64_t i = 0; i < k->nc; i++)
+                lanes_centred_row(a[i], q[i], x + row_at(k, n, i), S, m[i]);
+        for (int64_t i = 0; i < k->nc; i++) {
+            flush_glanes(a[i], &sd[i]);
+            flush_glanes(q[i], &sdd[i]);
+        }
+    }
+}
+
+/* sdy[i] = sum dy, sdyx[i] = sum dy * (x - m[i]) over the chunk's channel i. */
+static void chunk_grad_sums(const bn_chunk *k, const float *dy, const float *x, const double *m,
+                            double *sdy, double *sdyx)
+{
+    double g[CHUNK_MAX][GLANES] = {{0}}, p[CHUNK_MAX][GLANES] = {{0}};
+    int64_t N = k->g->N, S = k->g->S, br = block_rows(k->g);
+    for (int64_t i = 0; i < k->nc; i++)
+        sdy[i] = sdyx[i] = 0.0;
+    for (int64_t n0 = 0; n0 < N; n0 += br) {
+        for (int64_t n = n0; n < n0 + br && n < N; n++)
+            for (int64_t i = 0; i < k->nc; i++) {
+                int64_t o = row_at(k, n, i);
+                lanes_grad_row(g[i], p[i], dy + o, x + o, S, m[i]);
+            }
+        for (int64_t i = 0; i < k->nc; i++) {
+            flush_glanes(g[i], &sdy[i]);
+            flush_glanes(p[i], &sdyx[i]);
+        }
+    }
+}
+
+/* Mean and biased variance of the chunk's channels: the mean first, then
+ * the centred sums around its float rounding mf; the mean of x - mf
+ * corrects for mf != mean, so the variance does not suffer from
+ * cancellation. */
+static void chunk_stats(const bn_chunk *k, const float *x, double *mean, double *var)
+{
+    double count = (double)(k->g->N * k->g->S), sum[CHUNK_MAX], sd[CHUNK_MAX], sdd[CHUNK_MAX];
+    float mf[CHUNK_MAX] = {0};
+    chunk_sum(k, x, sum);
+    for (int64_t i = 0; i < k->nc; i++)
+        mf[i] = (float)(sum[i] / count);
+    chunk_centred(k, x, mf, sd, sdd);
+    for (int64_t i = 0; i < k->nc; i++) {
+        double md = sd[i] / count, v = sdd[i] / count - md * md;
+        mean[i] = mf[i] + md;
+        var[i] = v < 0.0 ? 0.0 : v;   /* rounding can go below 0; NaN stays NaN */
+    }
+}
+
+/* y = x * scale[i] + shift[i] over the chunk's channel i. */
+static void chunk_affine(const bn_chunk *k, const float *x, float *y, const float *scale,
+                         const float *shift)
+{
+    for (int64_t n = 0; n < k->g->N; n++)
+        for (int64_t i = 0; i < k->nc; i++) {
+            int64_t off = row_at(k, n, i);
+            const float *restrict r = x + off;
+            float *restrict o = y + off;
+            float sc = scale[i], sh = shift[i];
+            for (int64_t j = 0; j < k->g->S; j++)
+                o[j] = r[j] * sc + sh;
+        }
+}
+
+/* Coefficients of dx = a * (dy - mdy) - b * (x - m) over one channel,
+ * evaluated in double for the reason given at lanes_grad_row. */
+typedef struct bn_dx_coef {
+    double a, mdy, b, m;
+} bn_dx_coef;
+
+static void chunk_dx(const bn_chunk *k, const float *dy, const float *x, float *dx,
+                     const bn_dx_coef *coef)
+{
+    for (int64_t n = 0; n < k->g->N; n++)
+        for (int64_t i = 0; i < k->nc; i++) {
+            int64_t off = row_at(k, n, i);
+            const float *restrict d = dy + off, *restrict r = x + off;
+            float *restrict o = dx + off;
+            bn_dx_coef f = coef[i];
+            for (int64_t j = 0; j < k->g->S; j++)
+                o[j] = (float)(f.a * ((double)d[j] - f.mdy) - f.b * ((double)r[j] - f.m));
+        }
+}
+
+/* ----------------------------------------------------------------- forward */
+
+/* Per chunk of channels: the statistics (batch or running), then
+ * y = x * scale + shift, in one parallel loop so the chunk is still in
+ * cache for the last pass. */
+static void bn_forward_kernel(const bn_geom *g, const float *x, bool training,
+                              const dt_tensor *rm, const dt_tensor *rv, double eps,
+                              const dt_tensor *w, const dt_tensor *b, bn_ctx *ctx, double *var,
+                              float *y)
+{
+    int64_t chunks = chunk_count(g);
+    #pragma omp parallel for schedule(static) if (parallel_worth(g))
+    for (int64_t q = 0; q < chunks; q++) {
+        bn_chunk k = chunk_at(g, q);
+        float scale[CHUNK_MAX], shift[CHUNK_MAX];
+        if (training)
+            chunk_stats(&k, x, ctx->mean + k.c0, var + k.c0);
+        for (int64_t i = 0; i < k.nc; i++) {
+            int64_t c = k.c0 + i;
+            if (!training) {
+                ctx->mean[c] = *elem(rm, c);
+                var[c] = *elem(rv, c);
+            }
+            ctx->invstd[c] = 1.0 / sqrt(var[c] + eps);
+            double wc = w ? *elem(w, c) : 1.0, bc = b ? *elem(b, c) : 0.0;
+            scale[i] = (float)(ctx->invstd[c] * wc);
+            shift[i] = (float)(bc - ctx->mean[c] * ctx->invstd[c] * wc);
+        }
+        chunk_affine(&k, x, y, scale, shift);
+    }
+}
+
+/* ---------------------------------------------------------------- backward */
+
+/* Per channel, one pass for sum(dy) and sum(dy * xhat), one for dx:
+ *   eval:     dx = w * invstd * dy
+ *   training: dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+ * (training also subtracts the projections through the batch mean and
+ * variance). */
+static void bn_backward_kernel(const bn_geom *g, const float *x, const float *dy,
+                               const bn_ctx *ctx, const dt_tensor *w, bool training, float *dx,
+                               float *dw, float *db)
+{
+    double count = (double)(g->N * g->S);
+    int64_t chunks = chunk_count(g);
+    #pragma omp parallel for schedule(static) if (parallel_worth(g))
+    for (int64_t q = 0; q < chunks; q++) {
+        bn_chunk k = chunk_at(g, q);
+        double sdy[CHUNK_MAX], sdyc[CHUNK_MAX];
+        bn_dx_coef coef[CHUNK_MAX];
+        chunk_grad_sums(&k, dy, x, ctx->mean + k.c0, sdy, sdyc);
+        for (int64_t i = 0; i < k.nc; i++) {
+            int64_t c = k.c0 + i;
+            double is = ctx->invstd[c], sdyx = sdyc[i] * is;   /* sum(dy * xhat) */
+            if (dw)
+                dw[c] = (float)sdyx;
+            if (db)
+                db[c] = (float)sdy[i];
+            double a = (w ? *elem(w, c) : 1.0) * is;
+            double mdy = training ? sdy[i] / count : 0.0, mdyx = training ? sdyx / count : 0.0;
+            coef[i] = (bn_dx_coef){a, mdy, a * is * mdyx, ctx->mean[c]};
+        }
+        if (dx)
+            chunk_dx(&k, dy, x, dx, coef);
     }
 }
 
@@ -138,43 +467,9 @@ static dt_status bn_backward_unprof(dt_node *node, const dt_tensor *grad_out, dt
     if (st == DT_OK && need_b)
         st = dt_empty(DT_FLOAT32, 1, &g.C, &gi[2]);
     if (st == DT_OK) {
-        const float *xp = dt_f32(x), *dy = dt_f32(gy);
         float *dx = need_x ? dt_f32(gi[0]) : NULL;
         float *dw = need_w ? dt_f32(gi[1]) : NULL, *db = need_b ? dt_f32(gi[2]) : NULL;
-        double count = (double)(g.N * g.S);
-        #pragma omp parallel for schedule(static)
-        for (int64_t c = 0; c < g.C; c++) {
-            double m = ctx->mean[c], is = ctx->invstd[c];
-            /* sum(dy) and sum(dy * xhat) over the channel */
-            double sdy = 0.0, sdyx = 0.0;
-            for (int64_t n = 0; n < g.N; n++) {
-                const float *r = chan_row(&g, xp, n, c), *d = dy + (r - xp);
-                for (int64_t k = 0; k < g.S; k++) {
-                    sdy += d[k];
-                    sdyx += d[k] * ((r[k] - m) * is);
-                }
-            }
-            if (dw)
-                dw[c] = (float)sdyx;
-            if (db)
-                db[c] = (float)sdy;
-            if (!dx)
-                continue;
-            double wc = ws ? *elem(ws, c) : 1.0;
-            /* eval: dx = dy * w * invstd. training also subtracts the
-             * projections through the batch mean and variance:
-             * dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)) */
-            double a = wc * is;
-            double mdy = training ? sdy / count : 0.0, mdyx = training ? sdyx / count : 0.0;
-            for (int64_t n = 0; n < g.N; n++) {
-                const float *r = chan_row(&g, xp, n, c), *d = dy + (r - xp);
-                float *o = dx + (r - xp);
-                for (int64_t k = 0; k < g.S; k++) {
-                    double xhat = (r[k] - m) * is;
-                    o[k] = (float)(a * (d[k] - mdy - xhat * mdyx));
-                }
-            }
-        }
+        bn_backward_kernel(&g, dt_f32(x), dt_f32(gy), ctx, ws, training, dx, dw, db);
     }
     dt_tensor_release(x);
     dt_tensor_release(gy);
@@ -229,17 +524,8 @@ static dt_status dt_f_batch_norm_unprof(const dt_tensor *x, dt_tensor *running_m
     if (st == DT_OK)
         st = dt_empty(DT_FLOAT32, x->ndim, x->shape, &y);
     if (st == DT_OK) {
-        if (training) {
-            batch_stats(&g, dt_f32(xc), ctx->mean, var);
-        } else {
-            for (int64_t c = 0; c < g.C; c++) {
-                ctx->mean[c] = *elem(running_mean, c);
-                var[c] = *elem(running_var, c);
-            }
-        }
-        for (int64_t c = 0; c < g.C; c++)
-            ctx->invstd[c] = 1.0 / sqrt(var[c] + eps);
-        normalize(&g, dt_f32(xc), ctx, weight, bias, dt_f32(y));
+        bn_forward_kernel(&g, dt_f32(xc), training, running_mean, running_var, eps, weight,
+                          bias, ctx, var, dt_f32(y));
         if (training && running_mean) {
             /* not recorded: the running statistics are buffers, not graph inputs */
             double n = (double)(g.N * g.S), unbias = n / (n - 1.0);

@@ -9,6 +9,7 @@
  * Gradients of broadcast operands are summed back to their shapes. Results
  * that are not float32 (comparisons, integer maths, argmax) never record. */
 #include "distill.h"
+#include "elementwise_fused.h"
 
 #include <math.h>
 #include <string.h>
@@ -70,6 +71,12 @@ static dt_tensor *sel(tmp *s, const dt_tensor *cond, const dt_tensor *a, const d
 {
     dt_tensor *r = NULL;
     return KEEP(s, r, dt_where(cond, a, b, &r));
+}
+
+static dt_tensor *relu_grad(tmp *s, const dt_tensor *out, const dt_tensor *g)
+{
+    dt_tensor *r = NULL;
+    return KEEP(s, r, dt_relu_grad(out, g, &r));
 }
 
 static dt_tensor *zero(tmp *s)
@@ -332,7 +339,7 @@ static dt_status unary_backward(dt_node *n, const dt_tensor *g, dt_tensor **gi)
     case DT_RSQRT:   /* d x^-1/2 = -1/2 x^-3/2 = -1/2 out^3 */
         r = bin(&s, DT_MUL, g, bin_s(&s, DT_MUL, bin(&s, DT_MUL, t, bin(&s, DT_MUL, t, t)), -0.5));
         break;
-    case DT_RELU: r = sel(&s, bin_s(&s, DT_GT, t, 0.0), g, zero(&s)); break;
+    case DT_RELU: r = relu_grad(&s, t, g); break;
     case DT_SIGMOID:
         r = bin(&s, DT_MUL, g, bin(&s, DT_MUL, t, s_bin(&s, DT_SUB, 1.0, t)));
         break;

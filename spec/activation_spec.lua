@@ -39,6 +39,37 @@ describe("activations", function()
     math.randomseed(11)
   end)
 
+  describe("relu", function()
+    it("passes the gradient where the output is positive, none at 0 or NaN", function()
+      local x = f32{ -1, 0, 2, 0 / 0, 5 }
+      x.requires_grad = true
+      local y = x:relu()
+      assert.are.equal("ReluBackward", y.grad_fn)
+      y:backward(f32{ 3, 3, 3, 3, -4 })
+      assert.are.same({ 0, 0, 3, 0, -4 }, flat(x.grad))
+    end)
+
+    it("matches a reference on a large input and a strided upstream gradient", function()
+      local n = 70001
+      local x = leaf{ n }
+      local g = distill.randn{ n }
+      x:relu():backward(g)
+      local xs, gs, got = flat(x), flat(g), flat(x.grad)
+      for i = 1, n do
+        if got[i] ~= (xs[i] > 0 and gs[i] or 0) then
+          error(("element %d: x %g, g %g, got %g"):format(i, xs[i], gs[i], got[i]))
+        end
+      end
+      local a = leaf{ 30, 40 }
+      local gt = distill.randn{ 40, 30 }
+      a:relu():t():backward(gt)   -- relu's upstream gradient is a transposed view
+      local as, ts, ag = flat(a), flat(gt:t()), flat(a.grad)
+      for i = 1, 1200 do
+        assert.are.equal(as[i] > 0 and ts[i] or 0, ag[i])
+      end
+    end)
+  end)
+
   describe("relu6", function()
     it("clamps to [0, 6]", function()
       local y = distill.relu6(f32{ -1, 0, 3.5, 6, 7 })

@@ -1,5 +1,6 @@
 -- Elementwise maths, comparisons, where, reductions and operators.
 local distill = require "distill"
+local helpers = require "support.helpers"
 
 local T = distill.tensor
 
@@ -243,6 +244,34 @@ describe("elementwise", function()
       assert.are.equal("int64", distill.where(c, T{1, 2, 3}, 0):dtype())
       assert.are.equal("float32", distill.where(c, T{1, 2, 3}, 0.5):dtype())
       assert.are.same({1, 1, 0}, distill.where(T{1, 2, 3}:gt(2):eq(0), 1, 0):totable())
+    end)
+
+    it("selects against a number operand on either side, on long runs too", function()
+      check(distill.where(c, T{1, 2, 3}:float(), 0), {3}, {1, 0, 3})
+      check(distill.where(c, -1, T{4, 5, 6}:float()), {3}, {-1, 5, -1})
+      check(distill.where(c, T{7, 8, 9}, -2), {3}, {7, -2, 9})
+      check(distill.where(c, T({7, 8, 9}, "uint8"), 200), {3}, {7, 200, 9})
+      local n = 100003   -- the parallel path, with a ragged last piece
+      distill.manual_seed(4)
+      local x = distill.randn{n}
+      local cond, xs = x:gt(0):totable(), x:totable()
+      local left, right = {}, {}
+      for i = 1, n do
+        left[i] = cond[i] == 1 and xs[i] or 0.5
+        right[i] = cond[i] == 1 and -3 or xs[i]
+      end
+      check(distill.where(x:gt(0), x, 0.5), {n}, left, 0)
+      check(distill.where(x:gt(0), -3, x), {n}, right, 0)
+      -- strided operands take the general loop
+      local m = x:narrow(1, 1, 100000):view{100, 1000}
+      local mt = m:t()
+      local got = values(distill.where(mt:gt(0), mt, 0))
+      for i = 1, 1000, 37 do
+        for j = 1, 100, 11 do
+          local v = xs[(j - 1) * 1000 + i]
+          assert.are.equal(v > 0 and v or 0, got[(i - 1) * 100 + j])
+        end
+      end
     end)
 
     it("rejects a non-uint8 condition", function()
@@ -623,15 +652,7 @@ describe("reductions", function()
       print(table.concat(out, " "))
     ]]
     local function run(threads)
-      local path = os.tmpname()
-      local f = assert(io.open(path, "w"))
-      f:write(script)
-      f:close()
-      local p = assert(io.popen("OMP_NUM_THREADS=" .. threads .. " lua5.4 " .. path))
-      local result = p:read("a")
-      p:close()
-      os.remove(path)
-      return result
+      return helpers.run_lua_with_threads(script, threads)
     end
 
     it("sums a million random floats to the same bits with 1, 2 and 4 threads", function()

@@ -199,4 +199,18 @@ function h.pair(v, default)
   return v, v
 end
 
+--- Runs a Lua script in a fresh lua5.4 with OMP_NUM_THREADS=threads and
+-- returns what it printed (thread-count determinism checks).
+function h.run_lua_with_threads(script, threads)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(script)
+  f:close()
+  local p = assert(io.popen("OMP_NUM_THREADS=" .. threads .. " lua5.4 " .. path))
+  local result = p:read("a")
+  p:close()
+  os.remove(path)
+  return result
+end
+
 return h
