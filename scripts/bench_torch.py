@@ -16,6 +16,12 @@ is imported), glibc kept from trimming/mmapping activation buffers
 (MALLOC_TRIM_THRESHOLD_/MALLOC_MMAP_THRESHOLD_, which glibc reads at start-up,
 so the script re-executes itself with them set), channels_last memory format.
 Each of those is also a separate flag.
+
+--fold-teacher (off by default; the issue's reference runs the teacher as
+is): folds the eval teacher's BatchNorms into its convolutions with
+torch.fx.experimental.optimization.fuse, the counterpart of our
+nn.fold_batchnorm (scripts/bench_train.lua folds by default, as the
+trainer does), for a like-for-like comparison of that fast path.
 """
 import argparse
 import json
@@ -39,6 +45,8 @@ def parse():
     p.add_argument("--malloc", action="store_true", help="no malloc trim / mmap for buffers")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--fold-teacher", action="store_true",
+                   help="fold the teacher's BNs into its convs (torch.fx fuse)")
     a = p.parse_args()
     if a.tuned:
         a.blas1 = a.malloc = a.channels_last = True
@@ -148,6 +156,9 @@ def main():
     B = args.batch
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     teacher = create(args.teacher, args.classes).to(memory_format=fmt).eval()
+    if args.fold_teacher:
+        from torch.fx.experimental.optimization import fuse
+        teacher = fuse(teacher)
     student = create(args.student, args.classes).to(memory_format=fmt).train()
     ds = student.fc.in_features
     dt = teacher.fc.in_features
@@ -191,8 +202,9 @@ def main():
             teacher(x)
 
     work = {"distill": distill_step, "ce": ce_step, "eval": eval_fwd}
-    titles = {"distill": f"distill step {args.teacher} -> {args.student}",
-              "ce": f"CE step {args.student}", "eval": f"eval forward {args.teacher}"}
+    folded = " (folded)" if args.fold_teacher else ""
+    titles = {"distill": f"distill step {args.teacher} -> {args.student}{folded}",
+              "ce": f"CE step {args.student}", "eval": f"eval forward {args.teacher}{folded}"}
     order = [args.only] if args.only else ["distill", "ce", "eval"]
     results = {}
     for name in order:

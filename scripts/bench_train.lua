@@ -3,12 +3,16 @@
 --
 --   lua5.4 scripts/distill scripts/bench_train.lua --teacher resnet32x4 \
 --       --student resnet8x4 --batch 64 --steps 20 --warmup 3 [--only distill|ce|eval]
---       [--no-profile] [--json]
+--       [--no-profile] [--json] [--no-fold]
 --
 -- distillation step: teacher eval forward under no_grad, student forward and
 -- backward of 0.1 CE + 0.9 KD(T=4) + 1.0 FSECD (instance InfoNCE on a linear
 -- embedding of the student's pooled feature into the teacher's), SGD step
 -- (lr 0.05, momentum 0.9, weight decay 5e-4) over student + embedding.
+-- The teacher runs as the trainer runs it (distillers.base.frozen_teacher):
+-- a batch-norm-folded copy with in-place ReLUs, built and checked before
+-- the timed steps; --no-fold (or DISTILL_FOLD_TEACHER=0) runs the
+-- original teacher instead.
 -- Threads: OMP_NUM_THREADS (the driver sets 2). Timings: median/min/max of
 -- --steps steps after --warmup untimed ones; images/s from the median.
 -- The per-op profile is taken over separate (untimed-for-the-median) steps
@@ -16,10 +20,11 @@
 local distill = require "distill"
 local F = distill.F
 local distillers = distill.distillers
+local base = require "distill.distillers.base"
 
 local opts = {
   teacher = "resnet32x4", student = "resnet8x4", batch = 64, steps = 20, warmup = 3,
-  only = nil, profile = true, json = false, classes = 100, profile_steps = 5,
+  only = nil, profile = true, json = false, classes = 100, profile_steps = 5, fold = true,
 }
 do
   local i = 1
@@ -28,6 +33,8 @@ do
     local key = a:match("^%-%-([%w_%-]+)$")
     if key == "no-profile" then
       opts.profile = false
+    elseif key == "no-fold" then
+      opts.fold = false
     elseif key == "json" then
       opts.json = true
     elseif key then
@@ -76,6 +83,8 @@ local x = distill.randn { B, 3, 32, 32 }
 local y = distill.randint(1, opts.classes + 1, { B })
 
 local probe = distillers.probe(student, teacher, { 2, 3, 32, 32 })
+-- folded (and checked against the teacher) here, outside the timed steps
+local teacher_run = base.frozen_teacher(teacher, { fold = opts.fold }):prepare(x)
 local kd = distillers.kd { T = 4 }
 local fsecd = distillers.fsecd { probe = probe, policy = "instance", embed = "linear" }
 
@@ -93,9 +102,7 @@ local workloads = {}
 
 workloads.distill = function()
   opt:zero_grad()
-  local t_out = distill.no_grad(function()
-    return teacher:forward(x, { features = true })
-  end)
+  local t_out = teacher_run(x, { features = true })
   local s_out = student:forward(x, { features = true })
   local loss = F.cross_entropy(s_out.logits, y) * 0.1
     + kd:loss(s_out, t_out) * 0.9
@@ -118,9 +125,7 @@ workloads.ce = function()
 end
 
 workloads.eval = function()
-  return distill.no_grad(function()
-    return teacher:forward(x)
-  end)
+  return teacher_run(x)
 end
 
 local function stats(times)
@@ -167,9 +172,10 @@ end
 
 local order = opts.only and { opts.only } or { "distill", "ce", "eval" }
 local titles = {
-  distill = ("distill step %s -> %s"):format(opts.teacher, opts.student),
+  distill = ("distill step %s -> %s%s"):format(opts.teacher, opts.student,
+    teacher_run.folded and " (folded)" or ""),
   ce = ("CE step %s"):format(opts.student),
-  eval = ("eval forward %s"):format(opts.teacher),
+  eval = ("eval forward %s%s"):format(opts.teacher, teacher_run.folded and " (folded)" or ""),
 }
 local results = {}
 for _, name in ipairs(order) do

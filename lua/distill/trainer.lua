@@ -21,6 +21,7 @@ local distill = require "distill"
 local config = require "distill.config"
 local log = require "distill.log"
 local checkpoint = require "distill.checkpoint"
+local teacher_base = require "distill.distillers.base"
 
 local trainer = {}
 
@@ -377,6 +378,8 @@ function trainer.setup(cfg, mode)
   return {
     cfg = cfg, data = data, student = student, teacher = teacher, objective = objective,
     optimizer = optimizer, scheduler = scheduler, preact = objective:needs_preact(),
+    -- the frozen teacher's forward: a batch-norm-folded copy while it is in eval mode
+    teacher_run = teacher and teacher_base.frozen_teacher(teacher) or nil,
   }
 end
 
@@ -431,7 +434,7 @@ local function train_epoch(run, epoch, logger)
     local b = y:size(1)
     local t_out
     if teacher then
-      t_out = distill.no_grad(function() return teacher:forward(x, forward_opts) end)
+      t_out = run.teacher_run(x, forward_opts)
     end
     local s_out = student:forward(x, forward_opts)
     local total, parts = objective:loss(s_out, t_out, y, batch, epoch)

@@ -4,7 +4,9 @@
 -- where *_out are model outputs {feats = {...}, pooled = p, logits = z},
 -- labels are the 1-based targets and batch is the loader's batch (CRD needs
 -- batch.index).
+local distill = require "distill"
 local Module = require "distill.nn.module"
+local fuse = require "distill.nn.fuse"
 
 local base = {}
 
@@ -61,5 +63,72 @@ function base.block_features(out)
   end
   return list
 end
+
+-- ------------------------------------------------------- frozen teacher
+
+local Teacher = {}
+Teacher.__index = Teacher
+
+local function fold_disabled()
+  local env = os.getenv("DISTILL_FOLD_TEACHER")
+  return env == "0" or env == "false" or env == "off"
+end
+
+--- The frozen teacher's forward, as the trainer runs it:
+--   local run = base.frozen_teacher(teacher)      -- {fold = true}
+--   local t_out = run(x, {features = true})       -- under no_grad
+-- While the teacher is in eval mode it runs through a batch-norm-folded copy
+-- (nn.fold_batchnorm, in-place ReLUs) built on first use with the batch's
+-- first two images as the example, so the copy is checked against the
+-- teacher before it is used; in training mode the teacher itself runs.
+-- The copy snapshots the teacher's weights: call run:refresh() after
+-- changing them. Code that reads the teacher's modules (OFD's
+-- get_bn_before_relu margins) keeps using the original, which is never
+-- modified. fold = false or DISTILL_FOLD_TEACHER=0 runs the original; a
+-- model the fold check rejects is run unfolded after one warning.
+function base.frozen_teacher(teacher, opts)
+  if not Module.is_module(teacher) then
+    error(("distillers.frozen_teacher: expected the teacher module, got %s"):format(type(teacher)), 2)
+  end
+  opts = opts or {}
+  return setmetatable({
+    teacher = teacher, folded = nil, failed = false,
+    fold = opts.fold ~= false and not fold_disabled(),
+  }, Teacher)
+end
+
+--- Folds now with x (a batch) as the example; returns the runner.
+function Teacher:prepare(x)
+  if not self.fold or self.teacher.training or self.folded or self.failed then
+    return self
+  end
+  local example = x:narrow(1, 1, math.min(2, x:size(1))):contiguous()
+  local ok, folded = pcall(fuse.fold_batchnorm, self.teacher, { example = example })
+  if ok then
+    self.folded = folded
+  else
+    self.failed = true
+    io.stderr:write(("distillers: the teacher runs unfolded: %s\n"):format(tostring(folded)))
+  end
+  return self
+end
+
+--- Drops the folded copy (it is rebuilt from the teacher on the next call).
+function Teacher:refresh()
+  self.folded, self.failed = nil, false
+  return self
+end
+
+--- The teacher's output for x under no_grad (folded while in eval mode).
+function Teacher:forward(x, forward_opts)
+  local model = self.teacher
+  if not model.training then
+    self:prepare(x)
+    model = self.folded or model
+  end
+  return distill.no_grad(function() return model:forward(x, forward_opts) end)
+end
+
+Teacher.__call = Teacher.forward
 
 return base

@@ -21,5 +21,6 @@ end
 for name, class in pairs(layers) do
   nn[name] = class
 end
+for name, fn in pairs(require "distill.nn.fuse") do nn[name] = fn end
 
 return nn

@@ -275,8 +275,37 @@ local function simple(name, forward, repr)
   return class
 end
 
-layers.ReLU = simple("ReLU", function(_, x) return F.relu(x) end)
-layers.ReLU6 = simple("ReLU6", function(_, x) return F.relu6(x) end)
+-- ReLU({inplace = true}) / ReLU(true), as PyTorch's ReLU(inplace=True):
+-- overwrites its input instead of allocating an output, but only when
+-- autograd is not recording it (under distill.no_grad, or an input that
+-- does not require grad); otherwise it falls back to the out-of-place op,
+-- since the engine refuses in-place ops on recorded tensors. As in PyTorch
+-- the caller must not read the input afterwards.
+local function activation(name, out_of_place, in_place)
+  local class = Module.class(name)
+  function class:init(opts)
+    if type(opts) == "boolean" then
+      opts = { inplace = opts }
+    end
+    opts = check_options(name, opts, { inplace = true })
+    self.inplace = opts.inplace == true
+  end
+  function class:forward(x)
+    if self.inplace and not (distill.is_grad_enabled() and x.requires_grad) then
+      return in_place(x)
+    end
+    return out_of_place(x)
+  end
+  function class:extra_repr()
+    return self.inplace and "inplace=True" or ""
+  end
+  return class
+end
+
+layers.ReLU = activation("ReLU", function(x) return F.relu(x) end,
+  function(x) return x:relu_() end)
+layers.ReLU6 = activation("ReLU6", function(x) return F.relu6(x) end,
+  function(x) return x:clamp_(0, 6) end)
 layers.Sigmoid = simple("Sigmoid", function(_, x) return F.sigmoid(x) end)
 layers.Tanh = simple("Tanh", function(_, x) return F.tanh(x) end)
 layers.Identity = simple("Identity", function(_, x) return x end)
