@@ -74,24 +74,6 @@ static bool use_blas(void)
     return flag;
 }
 
-/* dt_gemm packing patches straight from the image (DISTILL_CONV_FUSED=1)
- * instead of from an im2col buffer. Measured slower (ResNet layers at
- * batch 64, one thread: forward 16->16 32x32 5.8 vs 3.7 ms, 64->64 32x32
- * 45 vs 33-38 ms, others equal within noise): packing one 32-position
- * panel at a time pays the per-row setup K x P/32 times, while im2col
- * copies whole output rows and dt_gemm then reads the buffer in place
- * (M <= 64) or packs it with plain row copies. Kept opt-in for that
- * comparison. */
-static bool use_fused(void)
-{
-    static int flag = -1;
-    if (flag < 0) {
-        const char *e = getenv("DISTILL_CONV_FUSED");
-        flag = !use_blas() && e && e[0] == '1';
-    }
-    return flag;
-}
-
 static void note_failure(dt_status *shared, dt_status st);
 
 /* dt_gemm of C = op(A) op(B) + beta C, op(A) from `packed` when given. */
@@ -258,91 +240,6 @@ static void im2col_ld(const conv_geom *g, const float *x, float *col, int64_t ld
 }
 
 static void im2col(const conv_geom *g, const float *x, float *col) { im2col_ld(g, x, col, g->P); }
-
-/* A block of one group's patch matrix without building the matrix: rows
- * [k0, k0+rows) restricted to output positions [q0, q0+nq), row r at
- * dst + r*ld. Positions run across output rows (q = oh*OW + ow), so each
- * row of the block is cut where an output row ends. Called per packed
- * panel, so the row's (channel, tap) and the first position's (oh, ow) are
- * stepped, not divided out, per row. */
-static void patch_block(const conv_geom *g, const float *x, int64_t k0, int64_t rows, int64_t q0,
-                        int64_t nq, float *dst, int64_t ld)
-{
-    int64_t taps = g->kh * g->kw;
-    int64_t c = k0 / taps, i = k0 / g->kw % g->kh, j = k0 % g->kw;
-    int64_t oh0 = q0 / g->OW, ow_first = q0 % g->OW;
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t lo, hi;
-        valid_cols(g, j, &lo, &hi);
-        const float *plane = x + c * g->H * g->W;
-        float *row = dst + r * ld - ow_first;   /* row[(oh - oh0)*OW + ow]: position (oh, ow) */
-        int64_t left = nq;
-        for (int64_t oh = oh0, ow0 = ow_first; left > 0; oh++, ow0 = 0) {
-            int64_t ow1 = ow0 + left < g->OW ? ow0 + left : g->OW;
-            float *o = row + (oh - oh0) * g->OW;
-            int64_t ih = oh * g->sh - g->ph + i * g->dh;
-            int64_t a = ow0, b = ow0;   /* [a, b): columns inside the input */
-            if (ih >= 0 && ih < g->H) {
-                a = clamp64(lo, ow0, ow1);
-                b = clamp64(hi, a, ow1);
-            }
-            for (int64_t ow = ow0; ow < a; ow++)
-                o[ow] = 0.0f;
-            const float *src = plane + ih * g->W + j * g->dw - g->pw;
-            if (g->sw == 1)
-                for (int64_t ow = a; ow < b; ow++)
-                    o[ow] = src[ow];
-            else
-                for (int64_t ow = a; ow < b; ow++)
-                    o[ow] = src[ow * g->sw];
-            for (int64_t ow = b; ow < ow1; ow++)
-                o[ow] = 0.0f;
-            left -= ow1 - ow0;
-        }
-        if (++j == g->kw) {
-            j = 0;
-            if (++i == g->kh)
-                i = 0, c++;
-        }
-    }
-}
-
-/* The patch matrix of one image's group as a dt_gemm B operand. */
-typedef struct patch_src {
-    const conv_geom *g;
-    const float *x;     /* the group's Cg input planes */
-    float *tmp;         /* DT_GEMM_NR x DT_GEMM_KC floats (transposed packing only) */
-} patch_src;
-
-/* dt_gemm_pack_fn of the forward product: op(B) = patches (K x P), each
- * panel row k holding NR consecutive positions. */
-static void pack_patches(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
-                         float *dst)
-{
-    const patch_src *s = ctx;
-    for (int64_t p = 0; p < nc; p += DT_GEMM_NR) {
-        float *d = dst + p * kc;
-        int64_t cols = nc - p < DT_GEMM_NR ? nc - p : DT_GEMM_NR;
-        patch_block(s->g, s->x, k0, kc, j0 + p, cols, d, DT_GEMM_NR);
-        if (cols < DT_GEMM_NR)
-            for (int64_t k = 0; k < kc; k++)
-                memset(d + k * DT_GEMM_NR + cols, 0, (size_t)(DT_GEMM_NR - cols) * sizeof *d);
-    }
-}
-
-/* dt_gemm_pack_fn of the weight-gradient product: op(B) = patches^T
- * (P x K); a panel holds NR consecutive patch rows over kc positions,
- * built as an NR x kc block of patches and transposed. */
-static void pack_patches_t(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
-                           float *dst)
-{
-    const patch_src *s = ctx;
-    for (int64_t p = 0; p < nc; p += DT_GEMM_NR) {
-        int64_t cols = nc - p < DT_GEMM_NR ? nc - p : DT_GEMM_NR;
-        patch_block(s->g, s->x, j0 + p, cols, k0, kc, s->tmp, kc);
-        dt_gemm_pack_panel_t(s->tmp, kc, kc, cols, dst + p * kc);
-    }
-}
 
 /* The adjoint of im2col: dx (Cg planes, already zeroed) += scatter of col. */
 static void col2im(const conv_geom *g, const float *col, float *dx)
@@ -518,17 +415,6 @@ static dt_status image_forward(const conv_geom *g, const float *x, const float *
         const float *xg = x + grp * g->Cg * g->H * g->W;
         const float *patches = xg;
         dt_status st;
-        if (!g->direct && use_fused()) {
-            patch_src src = {g, xg, NULL};
-            dt_gemm_op op = {.M = g->Og, .N = g->P, .K = g->K, .alpha = 1.0f,
-                             .A = w + grp * g->Og * g->K, .lda = g->K,
-                             .packed_a = packed ? packed + grp * per : NULL,
-                             .pack_b = pack_patches, .pack_ctx = &src, .beta = 0.0f,
-                             .C = out + grp * g->Og * g->P, .ldc = g->P};
-            if ((st = dt_gemm_run(&op)))
-                return st;
-            continue;
-        }
         if (!g->direct) {
             im2col(g, xg, col);
             patches = col;
@@ -556,7 +442,7 @@ static dt_status batch_forward(const conv_geom *g, const float *x, const float *
     dt_status st = pack_weights(g, w, false, &packed, &per);
     if (st)
         return st;
-    int64_t KP = g->direct || use_fused() ? 0 : g->K * g->P;
+    int64_t KP = g->direct ? 0 : g->K * g->P;
     int64_t in_img = g->C * g->H * g->W, out_img = g->O * g->P;
     dt_status failed = DT_OK;
     blas_guard b = batch_parallel_begin(g->N);
@@ -635,21 +521,13 @@ static dt_status chunk_weight(const conv_geom *g, const float *x, const float *d
             float *dwg = partial + grp * g->Og * g->K;
             float beta = n == n0 ? 0.0f : 1.0f;
             dt_status st;
-            if (use_fused() && !g->direct) {
-                patch_src src = {g, xg, col};
-                dt_gemm_op op = {.M = g->Og, .N = g->K, .K = g->P, .alpha = 1.0f, .A = dyg,
-                                 .lda = g->P, .pack_b = pack_patches_t, .pack_ctx = &src,
-                                 .beta = beta, .C = dwg, .ldc = g->K};
-                st = dt_gemm_run(&op);
-            } else {
-                const float *patches = xg;
-                if (!g->direct) {
-                    im2col(g, xg, col);
-                    patches = col;
-                }
-                st = product(NULL, false, true, g->Og, g->K, g->P, dyg, g->P, patches, g->P,
-                             beta, dwg, g->K);
+            const float *patches = xg;
+            if (!g->direct) {
+                im2col(g, xg, col);
+                patches = col;
             }
+            st = product(NULL, false, true, g->Og, g->K, g->P, dyg, g->P, patches, g->P, beta,
+                         dwg, g->K);
             if (st)
                 return st;
         }
@@ -664,8 +542,7 @@ static dt_status batch_backward_weight(const conv_geom *g, const float *x, const
                                        float *dw)
 {
     int64_t nchunks = g->N < WGRAD_CHUNKS ? g->N : WGRAD_CHUNKS;
-    /* per thread: an im2col buffer, or the fused packing's NR x KC block */
-    int64_t KP = g->direct ? 0 : use_fused() ? DT_GEMM_NR * DT_GEMM_KC : g->K * g->P;
+    int64_t KP = g->direct ? 0 : g->K * g->P;   /* per thread: an im2col buffer */
     int64_t wsize = g->O * g->K;
     if (nchunks == 0) {
         memset(dw, 0, (size_t)wsize * sizeof *dw);

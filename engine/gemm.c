@@ -182,16 +182,12 @@ static void pack_bt_panel(const float *B, int64_t ldb, int64_t k0, int64_t kc, i
             d[k * NR + c] = 0.0f;
 }
 
-void dt_gemm_pack_panel_t(const float *src, int64_t lds, int64_t kc, int64_t cols, float *dst)
-{
-    pack_bt_panel(src, lds, 0, kc, 0, cols, dst);
-}
-
-/* dt_gemm_pack_fn for a b_matrix. */
-static void pack_b_matrix(const void *ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
+/* op(B)[k0 .. k0+kc) x [j0 .. j0+nc) into dst as ceil(nc / NR) panels of
+ * kc x NR floats (row k of panel p at dst + p*kc*NR + k*NR), columns
+ * beyond nc in the last panel zeroed. */
+static void pack_b_matrix(const b_matrix *m, int64_t k0, int64_t kc, int64_t j0, int64_t nc,
                           float *dst)
 {
-    const b_matrix *m = ctx;
     for (int64_t p = 0; p < nc; p += NR) {
         float *d = dst + p * kc;
         int64_t cols = min64(NR, nc - p);
@@ -345,16 +341,15 @@ void dt_gemm_pack_a(bool trans_a, int64_t M, int64_t K, const float *A, int64_t 
     }
 }
 
-static dt_status gemm_blocks(const dt_gemm_op *op, const b_matrix *bm, dt_gemm_pack_fn pack_b,
-                             const void *ctx)
+static dt_status gemm_blocks(const dt_gemm_op *op, const b_matrix *bm)
 {
     int64_t M = op->M, N = op->N, K = op->K;
     /* With one M block, each B panel is packed right before the tiles that
      * use it, while it is in L1; otherwise a whole kc x nc block is packed
      * once for all M blocks. */
     bool per_panel = M <= MC;
-    bool aliased = bm && bm->ldb % 1024 == 0;
-    bool direct = bm && !bm->trans && M <= (aliased ? DIRECT_MAX_M_ALIASED : DT_GEMM_DIRECT_MAX_M);
+    bool aliased = bm->ldb % 1024 == 0;
+    bool direct = !bm->trans && M <= (aliased ? DIRECT_MAX_M_ALIASED : DT_GEMM_DIRECT_MAX_M);
     int64_t kc_max = min64(K, KC), nc_max = min64(N, NC);
     float *pa = NULL, *pb = NULL;
     dt_status st = DT_OK;
@@ -370,7 +365,7 @@ static dt_status gemm_blocks(const dt_gemm_op *op, const b_matrix *bm, dt_gemm_p
             int64_t kc = min64(KC, K - pc);
             float beta_k = pc == 0 ? op->beta : 1.0f;
             if (!per_panel)
-                pack_b(ctx, pc, kc, jc, nc, pb);
+                pack_b_matrix(bm, pc, kc, jc, nc, pb);
             for (int64_t ic = 0; ic < M; ic += MC) {
                 int64_t mc = min64(MC, M - ic);
                 const float *a = pa;
@@ -385,7 +380,7 @@ static dt_status gemm_blocks(const dt_gemm_op *op, const b_matrix *bm, dt_gemm_p
                         b = bm->B + pc * bm->ldb + jc + jr;
                         ldbk = bm->ldb;
                     } else if (per_panel) {
-                        pack_b(ctx, pc, kc, jc + jr, cols, pb);
+                        pack_b_matrix(bm, pc, kc, jc + jr, cols, pb);
                         b = pb;
                     }
                     panel_tiles(a, b, ldbk, mc, cols, kc, op->alpha, beta_k,
@@ -404,10 +399,10 @@ static dt_status check_op(const dt_gemm_op *op)
                        (long long)op->M, (long long)op->N, (long long)op->K);
     int64_t a_cols = op->trans_a ? op->M : op->K, b_cols = op->trans_b ? op->K : op->N;
     if ((!op->packed_a && op->lda < (a_cols > 1 ? a_cols : 1)) ||
-        (op->B && op->ldb < (b_cols > 1 ? b_cols : 1)) || op->ldc < (op->N > 1 ? op->N : 1))
+        op->ldb < (b_cols > 1 ? b_cols : 1) || op->ldc < (op->N > 1 ? op->N : 1))
         return dt_fail(DT_ERR_ARG, "gemm: leading dimension too small (lda %lld, ldb %lld, "
                        "ldc %lld)", (long long)op->lda, (long long)op->ldb, (long long)op->ldc);
-    if (!op->B && !op->pack_b)
+    if (!op->B)
         return dt_fail(DT_ERR_ARG, "gemm: no B operand");
     return DT_OK;
 }
@@ -421,10 +416,8 @@ dt_status dt_gemm_run(const dt_gemm_op *op)
         scale_c(op->M, op->N, op->beta, op->C, op->ldc);
         return DT_OK;
     }
-    if (!op->B)
-        return gemm_blocks(op, NULL, op->pack_b, op->pack_ctx);
     b_matrix bm = {op->B, op->ldb, op->trans_b};
-    return gemm_blocks(op, &bm, pack_b_matrix, &bm);
+    return gemm_blocks(op, &bm);
 }
 
 dt_status dt_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
@@ -434,7 +427,5 @@ dt_status dt_gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
     dt_gemm_op op = {.trans_a = trans_a, .trans_b = trans_b, .M = M, .N = N, .K = K,
                      .alpha = alpha, .A = A, .lda = lda, .B = B, .ldb = ldb, .beta = beta,
                      .C = C, .ldc = ldc};
-    if (!B)
-        return dt_fail(DT_ERR_ARG, "gemm: no B operand");
     return dt_gemm_run(&op);
 }

@@ -4,6 +4,11 @@
 --   lua5.4 scripts/distill scripts/bench_train.lua --teacher resnet32x4 \
 --       --student resnet8x4 --batch 64 --steps 20 --warmup 3 [--only distill|ce|eval]
 --       [--no-profile] [--json] [--no-fold]
+--   ... --rss-steps 500 [--rss-early 50] [--rss-tolerance 0.05]
+--
+-- With --rss-steps N it instead runs the distillation step N times and
+-- checks memory is flat: VmRSS after N steps within --rss-tolerance (a
+-- fraction) of VmRSS after --rss-early steps; exits 1 otherwise.
 --
 -- distillation step: teacher eval forward under no_grad, student forward and
 -- backward of 0.1 CE + 0.9 KD(T=4) + 1.0 FSECD (instance InfoNCE on a linear
@@ -25,6 +30,7 @@ local base = require "distill.distillers.base"
 local opts = {
   teacher = "resnet32x4", student = "resnet8x4", batch = 64, steps = 20, warmup = 3,
   only = nil, profile = true, json = false, classes = 100, profile_steps = 5, fold = true,
+  rss_steps = nil, rss_early = 50, rss_tolerance = 0.05,
 }
 do
   local i = 1
@@ -168,6 +174,35 @@ local function run(name)
     prof = distill.profile.report()
   end
   return st, prof
+end
+
+-- Memory flatness (issue 9): RSS after rss_steps steps vs after rss_early.
+local function check_rss_flat()
+  local early
+  local t0 = clock()
+  for i = 1, opts.rss_steps do
+    workloads.distill()
+    if i % 50 == 0 or i == opts.rss_early then
+      local rss = rss_mb()
+      if i == opts.rss_early then
+        early = rss
+      end
+      local gc = distill.core.gc_stats()
+      print(("step %4d  RSS %7.1f MB  peak %7.1f MB  live tensors %6.1f MB  Lua heap %6.1f MB  "
+        .. "minor/major collections %d/%d  %.1f s"):format(i, rss, peak_rss_mb() or 0,
+        distill.core.live_bytes() / 2 ^ 20, collectgarbage("count") / 1024, gc.minor, gc.major,
+        clock() - t0))
+    end
+  end
+  assert(early, "bench_train: --rss-early must not exceed --rss-steps")
+  local final = rss_mb()
+  local growth = (final - early) / early
+  print(("RSS after %d steps %.1f MB, after %d steps %.1f MB: %+.1f%% (tolerance %.0f%%)")
+    :format(opts.rss_early, early, opts.rss_steps, final, 100 * growth, 100 * opts.rss_tolerance))
+  os.exit(growth > opts.rss_tolerance and 1 or 0)
+end
+if opts.rss_steps then
+  check_rss_flat()
 end
 
 local order = opts.only and { opts.only } or { "distill", "ce", "eval" }

@@ -213,4 +213,15 @@ function h.run_lua_with_threads(script, threads)
   return result
 end
 
+--- Asserts that `script` prints the same non-empty text with each thread
+-- count in `counts` (the first is the reference).
+function h.assert_same_across_threads(script, counts)
+  local first = h.run_lua_with_threads(script, counts[1])
+  assert(first:match("%x"), "subprocess printed nothing: " .. first)
+  for i = 2, #counts do
+    assert(h.run_lua_with_threads(script, counts[i]) == first,
+      ("output with %d threads differs from %d threads"):format(counts[i], counts[1]))
+  end
+end
+
 return h
