@@ -32,6 +32,7 @@
  * the result does not depend on the number of threads. */
 #include "distill.h"
 #include "gemm.h"
+#include "winograd.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -75,6 +76,55 @@ static bool use_blas(void)
 }
 
 static void note_failure(dt_status *shared, dt_status st);
+
+/* ------------------------------------------------ algorithm choice */
+
+/* dt_set_conv_algo's choice; until set, DISTILL_CONV_ALGO (auto, gemm or
+ * winograd) as read at the first convolution. */
+static int conv_algo = -1;
+
+void dt_set_conv_algo(dt_conv_algo algo) { conv_algo = (int)algo; }
+
+dt_conv_algo dt_get_conv_algo(void)
+{
+    if (conv_algo < 0) {
+        const char *e = getenv("DISTILL_CONV_ALGO");
+        conv_algo = e && strcmp(e, "gemm") == 0       ? DT_CONV_GEMM
+                    : e && strcmp(e, "winograd") == 0 ? DT_CONV_WINOGRAD
+                                                      : DT_CONV_AUTO;
+    }
+    return (dt_conv_algo)conv_algo;
+}
+
+/* Whether g's forward, input gradient and weight gradient go through
+ * Winograd's F(4x4, 3x3) (winograd.c) rather than im2col + GEMM. */
+static bool use_winograd(const conv_geom *g)
+{
+    if (!dt_winograd_fits(g->kh, g->kw, g->sh, g->sw, g->dh, g->dw, g->groups, g->ph, g->pw,
+                          g->H, g->W))
+        return false;
+    switch (dt_get_conv_algo()) {
+    case DT_CONV_GEMM:
+        return false;
+    case DT_CONV_WINOGRAD:
+        return true;
+    default:
+        return !use_blas() && g->C >= DT_WINOGRAD_MIN_CHANNELS &&
+               g->O >= DT_WINOGRAD_MIN_CHANNELS;
+    }
+}
+
+/* The problem of g's forward, and of its input gradient: the correlation of
+ * dy with the kernel rotated and transposed, padded by 2 - p. */
+static dt_wino_problem wino_forward(const conv_geom *g)
+{
+    return (dt_wino_problem){g->N, g->C, g->H, g->W, g->O, g->ph, g->pw};
+}
+
+static dt_wino_problem wino_backward_data(const conv_geom *g)
+{
+    return (dt_wino_problem){g->N, g->O, g->OH, g->OW, g->C, 2 - g->ph, 2 - g->pw};
+}
 
 /* dt_gemm of C = op(A) op(B) + beta C, op(A) from `packed` when given. */
 static dt_status gemm_one(const float *packed, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
@@ -437,6 +487,10 @@ static dt_status image_forward(const conv_geom *g, const float *x, const float *
 static dt_status batch_forward(const conv_geom *g, const float *x, const float *w,
                                const float *bias, float *out)
 {
+    if (use_winograd(g)) {
+        dt_wino_problem p = wino_forward(g);
+        return dt_winograd_forward(&p, x, w, false, bias, out);
+    }
     float *packed;
     size_t per;
     dt_status st = pack_weights(g, w, false, &packed, &per);
@@ -541,6 +595,10 @@ static dt_status chunk_weight(const conv_geom *g, const float *x, const float *d
 static dt_status batch_backward_weight(const conv_geom *g, const float *x, const float *dy,
                                        float *dw)
 {
+    if (use_winograd(g)) {
+        dt_wino_problem p = wino_forward(g);
+        return dt_winograd_weight_grad(&p, x, dy, dw);
+    }
     int64_t nchunks = g->N < WGRAD_CHUNKS ? g->N : WGRAD_CHUNKS;
     int64_t KP = g->direct ? 0 : g->K * g->P;   /* per thread: an im2col buffer */
     int64_t wsize = g->O * g->K;
@@ -577,6 +635,10 @@ static dt_status batch_backward_weight(const conv_geom *g, const float *x, const
 static dt_status batch_backward_data(const conv_geom *g, const float *w, const float *dy,
                                      float *dx)
 {
+    if (use_winograd(g)) {
+        dt_wino_problem p = wino_backward_data(g);
+        return dt_winograd_forward(&p, dy, w, true, NULL, dx);
+    }
     int64_t KP = g->direct ? 0 : g->K * g->P;
     float *packed;
     size_t per;

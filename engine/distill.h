@@ -534,6 +534,17 @@ dt_status dt_crd_update_bank_(dt_tensor *bank, const dt_tensor *idx, const dt_te
 dt_status dt_f_conv2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
                       const int64_t stride[2], const int64_t padding[2],
                       const int64_t dilation[2], int64_t groups, dt_tensor **out);
+/* How 3x3 stride-1 convolutions (one group, padding <= 2) are computed,
+ * forward and backward: AUTO uses Winograd's F(4x4, 3x3) when both channel
+ * counts are at least DT_WINOGRAD_MIN_CHANNELS and im2col + GEMM
+ * otherwise; GEMM always im2col + GEMM (the exact-order direct sum);
+ * WINOGRAD wherever it applies. Every other convolution uses im2col + GEMM.
+ * Until set, the DISTILL_CONV_ALGO environment variable (auto, gemm,
+ * winograd) decides. */
+typedef enum dt_conv_algo { DT_CONV_AUTO, DT_CONV_GEMM, DT_CONV_WINOGRAD } dt_conv_algo;
+#define DT_WINOGRAD_MIN_CHANNELS 16
+void dt_set_conv_algo(dt_conv_algo algo);
+dt_conv_algo dt_get_conv_algo(void);
 /* 2-d transposed convolution (PyTorch's conv_transpose2d), the adjoint of
  * dt_f_conv2d in its input: x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw),
  * bias (Cout) or NULL; stride/padding/output_padding/dilation are {h, w}.

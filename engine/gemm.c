@@ -23,6 +23,7 @@
  * Packing buffers are per thread (_Thread_local), grown on demand and kept
  * for the thread's lifetime: conv calls this once per image per thread. */
 #include "gemm.h"
+#include "transpose16.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -121,38 +122,6 @@ typedef struct b_matrix {
     bool trans;
 } b_matrix;
 
-#ifdef __AVX512F__
-/* 16 x 16 transpose: d[c*ldd + r] = s[r*lds + c]. Unpacks pair rows within
- * 128-bit lanes, shuffles make 4 x 4 blocks per lane, then two rounds of
- * lane shuffles gather lane L of the blocks of rows 0-3, 4-7, 8-11, 12-15. */
-static void transpose16(const float *s, int64_t lds, float *d, int64_t ldd)
-{
-    __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++)
-        r[i] = _mm512_loadu_ps(s + i * lds);
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    /* u[4g + m], lane L: column 4L + m of rows 4g .. 4g+3 */
-    for (int g = 0; g < 16; g += 4) {
-        r[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
-        r[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
-        r[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
-        r[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
-    }
-    for (int m = 0; m < 4; m++) {
-        __m512 p = _mm512_shuffle_f32x4(r[m], r[4 + m], 0x44);
-        __m512 q = _mm512_shuffle_f32x4(r[m], r[4 + m], 0xEE);
-        __m512 u = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0x44);
-        __m512 v = _mm512_shuffle_f32x4(r[8 + m], r[12 + m], 0xEE);
-        _mm512_storeu_ps(d + (0 + m) * ldd, _mm512_shuffle_f32x4(p, u, 0x88));
-        _mm512_storeu_ps(d + (4 + m) * ldd, _mm512_shuffle_f32x4(p, u, 0xDD));
-        _mm512_storeu_ps(d + (8 + m) * ldd, _mm512_shuffle_f32x4(q, v, 0x88));
-        _mm512_storeu_ps(d + (12 + m) * ldd, _mm512_shuffle_f32x4(q, v, 0xDD));
-    }
-}
-#endif
 
 /* Columns [j, j+cols) of op(B) = B^T over rows [k0, k0+kc) into one
  * panel: d[k*NR + c] = B[(j+c)*ldb + k0 + k]. */
@@ -167,7 +136,7 @@ static void pack_bt_panel(const float *B, int64_t ldb, int64_t k0, int64_t kc, i
     c_done = cols / 16 * 16;
     for (int64_t c0 = 0; c0 < c_done; c0 += 16)
         for (int64_t k = 0; k < kb; k += 16)
-            transpose16(B + (j + c0) * ldb + k0 + k, ldb, d + k * NR + c0, NR);
+            dt_transpose16(B + (j + c0) * ldb + k0 + k, ldb, d + k * NR + c0, NR, 16, 16);
     for (int64_t c = 0; c < c_done; c++)
         for (int64_t k = kb; k < kc; k++)
             d[k * NR + c] = B[(j + c) * ldb + k0 + k];
@@ -206,8 +175,13 @@ static void pack_b_matrix(const b_matrix *m, int64_t k0, int64_t kc, int64_t j0,
 
 /* ------------------------------------------------------------ microkernel */
 
-/* One MR x NR tile: C = alpha * sum_k a[k*MR + i] * b[k*ldbk + j] + beta * C
- * over its first mv rows and nv columns (beta == 0: C is not read). */
+/* One tile of C: for i < rows, j < cols,
+ *   C[i][j] = alpha * sum_{k < kc} a[i*a_row + k*a_k] * b[k*ldb + j] + beta * C[i][j]
+ * (beta == 0: C is not read). The kernel always reads mr rows of A (the
+ * caller keeps them readable: packed panels are zero-padded); B is read
+ * only in its first `cols` columns and only the valid part of C is
+ * written. Packed A panels are a_row = 1, a_k = MR; winograd.c passes its
+ * own layouts through dt_gemm_strided_run. */
 typedef struct tile_out {
     float *c;
     int64_t ldc;
@@ -215,73 +189,69 @@ typedef struct tile_out {
     int64_t mv, nv;
 } tile_out;
 
-/* The reference microkernel: plain loops (the build without AVX-512 runs it). */
+/* The reference kernel: plain loops (the build without AVX-512 runs it). */
 #ifdef __GNUC__
 __attribute__((unused))
 #endif
-static void micro_plain(int64_t kc, const float *a, const float *b, int64_t ldbk,
-                        const tile_out *t)
+static inline void tile_plain(int mr, int ncols, int64_t kc, const float *a, int64_t a_row,
+                              int64_t a_k, const float *b, int64_t ldb, const tile_out *t)
 {
-    float acc[MR][NR];
+    float acc[16][32];
     memset(acc, 0, sizeof acc);
     for (int64_t k = 0; k < kc; k++)
-        for (int i = 0; i < MR; i++)
-            for (int j = 0; j < NR; j++)
-                acc[i][j] += a[k * MR + i] * b[k * ldbk + j];
-    for (int64_t i = 0; i < t->mv; i++) {
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < ncols && j < t->nv; j++)
+                acc[i][j] += a[i * a_row + k * a_k] * b[k * ldb + j];
+    for (int64_t i = 0; i < t->mv && i < mr; i++) {
         float *c = t->c + i * t->ldc;
-        for (int64_t j = 0; j < t->nv; j++)
+        for (int64_t j = 0; j < t->nv && j < ncols; j++)
             c[j] = t->beta == 0.0f ? t->alpha * acc[i][j]
                                    : t->alpha * acc[i][j] + t->beta * c[j];
     }
 }
 
 #ifdef __AVX512F__
-#define NV (NR / 16)
-
-/* The first n of 16 lanes. */
-static __mmask16 lanes(int64_t n)
+/* The same tile with mr x nv accumulator registers (nv vectors of 16
+ * columns): each k loads the B row as nv vectors and broadcasts mr values
+ * of A. Inlined with constant shapes and strides, so every variant is
+ * fully unrolled. */
+static inline __attribute__((always_inline)) void
+tile_avx512(int mr, int nv, int64_t kc, const float *restrict a, int64_t a_row, int64_t a_k,
+            const float *restrict b, int64_t ldb, const tile_out *t)
 {
-    return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-}
-
-/* The same tile with MR x NV accumulator registers; B rows are read as NV
- * vectors, A values broadcast. */
-static void micro_avx512(int64_t kc, const float *restrict a, const float *restrict b,
-                         int64_t ldbk, const tile_out *t)
-{
-    __m512 acc[MR][NV];
+    __m512 acc[16][2];
+    __mmask16 mask[2];
+#pragma GCC unroll 2
+    for (int v = 0; v < nv; v++)
+        mask[v] = dt_lanes16(t->nv - 16 * v);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++)
             acc[i][v] = _mm512_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
-        __m512 bv[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            bv[v] = _mm512_loadu_ps(b + 16 * v);
+        __m512 bv[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++)
+            bv[v] = _mm512_maskz_loadu_ps(mask[v], b + 16 * v);
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
+        for (int i = 0; i < mr; i++) {
+            __m512 ai = _mm512_set1_ps(a[i * a_row]);
+#pragma GCC unroll 2
+            for (int v = 0; v < nv; v++)
                 acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
         }
-        a += MR;
-        b += ldbk;
+        a += a_k;
+        b += ldb;
     }
-    __mmask16 mask[NV];
-    for (int v = 0; v < NV; v++)
-        mask[v] = lanes(t->nv - 16 * v);
     __m512 alpha = _mm512_set1_ps(t->alpha), beta = _mm512_set1_ps(t->beta);
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < mr; i++) {
         if (i >= t->mv)
             break;
         float *c = t->c + i * t->ldc;
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
+#pragma GCC unroll 2
+        for (int v = 0; v < nv; v++) {
             __m512 r = _mm512_mul_ps(alpha, acc[i][v]);
             if (t->beta != 0.0f)
                 r = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask[v], c + 16 * v), r);
@@ -289,10 +259,39 @@ static void micro_avx512(int64_t kc, const float *restrict a, const float *restr
         }
     }
 }
-#define MICRO micro_avx512
+#define TILE(mr, nv, kc, a, a_row, a_k, b, ldb, t) tile_avx512(mr, nv, kc, a, a_row, a_k, b, ldb, t)
 #else
-#define MICRO micro_plain
+#define TILE(mr, nv, kc, a, a_row, a_k, b, ldb, t) tile_plain(mr, 16 * (nv), kc, a, a_row, a_k, b, ldb, t)
 #endif
+
+/* The packed-panel microkernel of the driver below: MR x NR. */
+static void micro(int64_t kc, const float *a, const float *b, int64_t ldbk, const tile_out *t)
+{
+    TILE(MR, NR / 16, kc, a, 1, MR, b, ldbk, t);
+}
+
+#define WIDE_ROWS MR
+#define WIDE_COLS NR
+#define NARROW_ROWS 16
+#define NARROW_COLS 16
+
+void dt_gemm_strided_run(const dt_gemm_strided *p)
+{
+    int64_t mr = p->narrow ? NARROW_ROWS : WIDE_ROWS, nr = p->narrow ? NARROW_COLS : WIDE_COLS;
+    for (int64_t k0 = 0; k0 < p->K; k0 += KC)
+        for (int64_t j = 0; j < p->cols; j += nr)
+            for (int64_t i = 0; i < p->rows; i += mr) {
+                tile_out t = {p->c + i * p->ldc + j, p->ldc, 1.0f,
+                              p->accumulate || k0 > 0 ? 1.0f : 0.0f, min64(mr, p->rows - i),
+                              min64(nr, p->cols - j)};
+                int64_t kc = min64(KC, p->K - k0);
+                const float *a = p->a + i * p->a_row + k0 * p->a_k, *b = p->b + k0 * p->ldb + j;
+                if (p->narrow)
+                    TILE(NARROW_ROWS, NARROW_COLS / 16, kc, a, p->a_row, p->a_k, b, p->ldb, &t);
+                else
+                    TILE(WIDE_ROWS, WIDE_COLS / 16, kc, a, p->a_row, p->a_k, b, p->ldb, &t);
+            }
+}
 
 /* ----------------------------------------------------------------- driver */
 
@@ -320,7 +319,7 @@ static void panel_tiles(const float *pa, const float *b, int64_t ldbk, int64_t m
     for (int64_t ir = 0; ir < mc; ir += MR) {
         t.c = C + ir * ldc;
         t.mv = min64(MR, mc - ir);
-        MICRO(kc, pa + ir * kc, b, ldbk, &t);
+        micro(kc, pa + ir * kc, b, ldbk, &t);
     }
 }
 

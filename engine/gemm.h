@@ -49,4 +49,28 @@ size_t dt_gemm_packed_a_size(int64_t M, int64_t K);
 /* Packs op(A) (M x K) into dst (dt_gemm_packed_a_size(M, K) floats). */
 void dt_gemm_pack_a(bool trans_a, int64_t M, int64_t K, const float *A, int64_t lda, float *dst);
 
+/* A product for callers with their own operand layouts (winograd.c):
+ *
+ *   C (rows x cols, ldc) = op(A) B over K  (+ C when accumulate)
+ *
+ * with A element (i, k) at a[i*a_row + k*a_k] and B element (k, j) at
+ * b[k*ldb + j]. Single-threaded, in KC-deep passes over tiles of 8 x 32
+ * (or 16 x 16 when narrow: for 16-column products). Tiles read whole rows
+ * of A: keep round_up(rows, 8 or 16) rows readable (their values do not
+ * matter); B is read only in its first `cols` columns and only C's
+ * rows x cols are written. Each element is summed over k in order. */
+typedef struct dt_gemm_strided {
+    int64_t rows, cols, K;
+    const float *a;
+    int64_t a_row, a_k;
+    const float *b;
+    int64_t ldb;
+    float *c;
+    int64_t ldc;
+    bool accumulate;
+    bool narrow;
+} dt_gemm_strided;
+
+void dt_gemm_strided_run(const dt_gemm_strided *p);
+
 #endif

@@ -5,50 +5,7 @@ local h = require "support.helpers"
 local flat, leaf = h.flat, h.leaf
 local assert_close = h.assert_close_with{ tol = 1e-4, format = "%.6g", relative = true }
 
-local function pair(v) return h.pair(v, 1) end
-
--- Naive reference conv2d over flat Lua tables (PyTorch semantics).
-local function ref_conv2d(x, w, b, o)
-  o = o or {}
-  local N, C, H, W = table.unpack(x:shape())
-  local O, Cg, kh, kw = table.unpack(w:shape())
-  local sh, sw = pair(o.stride or 1)
-  local ph, pw = pair(o.padding or 0)
-  local dh, dw = pair(o.dilation or 1)
-  local groups = o.groups or 1
-  local Og = O // groups
-  local OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-  local OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-  local xv, wv, bv = flat(x), flat(w), b and flat(b)
-  local out = {}
-  for n = 0, N - 1 do
-    for oc = 0, O - 1 do
-      local g = oc // Og
-      for oh = 0, OH - 1 do
-        for ow = 0, OW - 1 do
-          local s = bv and bv[oc + 1] or 0
-          for c = 0, Cg - 1 do
-            local ic = g * Cg + c
-            for i = 0, kh - 1 do
-              local ih = oh * sh - ph + i * dh
-              if ih >= 0 and ih < H then
-                for j = 0, kw - 1 do
-                  local iw = ow * sw - pw + j * dw
-                  if iw >= 0 and iw < W then
-                    s = s + xv[((n * C + ic) * H + ih) * W + iw + 1]
-                      * wv[((oc * Cg + c) * kh + i) * kw + j + 1]
-                  end
-                end
-              end
-            end
-          end
-          out[#out + 1] = s
-        end
-      end
-    end
-  end
-  return out, { N, O, OH, OW }
-end
+local ref_conv2d = h.ref_conv2d
 
 describe("conv2d", function()
   before_each(function()

@@ -635,10 +635,7 @@ describe("reductions", function()
   end)
 
   describe("determinism across thread counts", function()
-    local build = os.getenv("DISTILL_BUILD") or "./build"
     local script = [[
-      package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
-      package.cpath = "]] .. build .. [[/?.so;" .. package.cpath
       local d = require "distill"
       d.manual_seed(123)
       local x = d.randn{1000000}

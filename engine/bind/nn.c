@@ -7,8 +7,13 @@
  *   distill.adaptive_avg_pool2d(x, size_or_{h, w})
  *   distill.batch_norm(x, running_mean, running_var, weight, bias,
  *                      {training=false, momentum=0.1, eps=1e-5})
+ *   distill.conv_algorithm([name]) -> the algorithm of 3x3 stride-1
+ *                      convolutions before the call: "auto", "gemm" or
+ *                      "winograd"; sets it when name is given
  * Sizes given as "a number or {h, w}" mean the same value for both dims. */
 #include "bind.h"
+
+#include <string.h>
 
 /* A number or a {h, w} table at stack index idx into out[2]. */
 static void check_pair(lua_State *L, int idx, const char *fn, const char *what, int64_t *out)
@@ -260,8 +265,28 @@ static int l_batch_norm(lua_State *L)
     return 1;
 }
 
+static int l_conv_algorithm(lua_State *L)
+{
+    static const char *const names[] = {"auto", "gemm", "winograd", NULL};
+    const char *fn = "distill.conv_algorithm";
+    dt_conv_algo before = dt_get_conv_algo();
+    if (!lua_isnoneornil(L, 1)) {
+        const char *name = lua_type(L, 1) == LUA_TSTRING ? lua_tostring(L, 1) : NULL;
+        int i = 0;
+        while (name && names[i] && strcmp(names[i], name) != 0)
+            i++;
+        if (!name || !names[i])
+            return lt_error(L, fn, "expected \"auto\", \"gemm\" or \"winograd\", got %s",
+                            name ? name : luaL_typename(L, 1));
+        dt_set_conv_algo((dt_conv_algo)i);
+    }
+    lua_pushstring(L, names[before]);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"conv2d", l_conv2d},
+    {"conv_algorithm", l_conv_algorithm},
     {"conv_transpose2d", l_conv_transpose2d},
     {"max_pool2d", l_max_pool2d},
     {"avg_pool2d", l_avg_pool2d},

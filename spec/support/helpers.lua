@@ -199,12 +199,71 @@ function h.pair(v, default)
   return v, v
 end
 
---- Runs a Lua script in a fresh lua5.4 with OMP_NUM_THREADS=threads and
--- returns what it printed (thread-count determinism checks).
+--- Naive reference conv2d in double precision over flat Lua tables (PyTorch
+-- semantics): returns the output values in row-major order and its shape.
+function h.ref_conv2d(x, w, b, o)
+  o = o or {}
+  local N, C, H, W = table.unpack(x:shape())
+  local O, Cg, kh, kw = table.unpack(w:shape())
+  local sh, sw = h.pair(o.stride, 1)
+  local ph, pw = h.pair(o.padding, 0)
+  local dh, dw = h.pair(o.dilation, 1)
+  local groups = o.groups or 1
+  local Og = O // groups
+  local OH = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+  local OW = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+  local xv, wv, bv = h.flat(x), h.flat(w), b and h.flat(b)
+  local out = {}
+  for n = 0, N - 1 do
+    for oc = 0, O - 1 do
+      local g = oc // Og
+      for oh = 0, OH - 1 do
+        for ow = 0, OW - 1 do
+          local s = bv and bv[oc + 1] or 0
+          for c = 0, Cg - 1 do
+            local ic = g * Cg + c
+            for i = 0, kh - 1 do
+              local ih = oh * sh - ph + i * dh
+              if ih >= 0 and ih < H then
+                for j = 0, kw - 1 do
+                  local iw = ow * sw - pw + j * dw
+                  if iw >= 0 and iw < W then
+                    s = s + xv[((n * C + ic) * H + ih) * W + iw + 1]
+                      * wv[((oc * Cg + c) * kh + i) * kw + j + 1]
+                  end
+                end
+              end
+            end
+          end
+          out[#out + 1] = s
+        end
+      end
+    end
+  end
+  return out, { N, O, OH, OW }
+end
+
+-- What every thread-count script starts with: the checkout's modules and
+-- build, and fingerprint(t), a string of t's values (a weighted sum of every
+-- 7th element, printed exactly) for comparing bits across runs.
+local THREAD_PRELUDE = [[
+package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.cpath = (os.getenv("DISTILL_BUILD") or "./build") .. "/?.so;" .. package.cpath
+local function fingerprint(t)
+  local v = t:contiguous():view{ -1 }
+  local sum = 0
+  for i = 1, v:numel(), 7 do sum = sum + v[i] * i end
+  return string.format("%a", sum)
+end
+]]
+
+--- Runs a Lua script (after THREAD_PRELUDE) in a fresh lua5.4 with
+-- OMP_NUM_THREADS=threads and returns what it printed (thread-count
+-- determinism checks).
 function h.run_lua_with_threads(script, threads)
   local path = os.tmpname()
   local f = assert(io.open(path, "w"))
-  f:write(script)
+  f:write(THREAD_PRELUDE, script)
   f:close()
   local p = assert(io.popen("OMP_NUM_THREADS=" .. threads .. " lua5.4 " .. path))
   local result = p:read("a")
