@@ -272,7 +272,7 @@ static void micro(int64_t kc, const float *a, const float *b, int64_t ldbk, cons
 
 #define WIDE_ROWS MR
 #define WIDE_COLS NR
-#define NARROW_ROWS 16
+#define NARROW_ROWS 8
 #define NARROW_COLS 16
 
 void dt_gemm_strided_run(const dt_gemm_strided *p)

@@ -55,8 +55,8 @@ void dt_gemm_pack_a(bool trans_a, int64_t M, int64_t K, const float *A, int64_t 
  *
  * with A element (i, k) at a[i*a_row + k*a_k] and B element (k, j) at
  * b[k*ldb + j]. Single-threaded, in KC-deep passes over tiles of 8 x 32
- * (or 16 x 16 when narrow: for 16-column products). Tiles read whole rows
- * of A: keep round_up(rows, 8 or 16) rows readable (their values do not
+ * (or 8 x 16 when narrow: for 16-column products). Tiles read whole rows
+ * of A: keep round_up(rows, 8) rows readable (their values do not
  * matter); B is read only in its first `cols` columns and only C's
  * rows x cols are written. Each element is summed over k in order. */
 typedef struct dt_gemm_strided {

@@ -57,6 +57,11 @@
 #ifndef DT_WINO_CHUNK_TILES
 #define DT_WINO_CHUNK_TILES 64
 #endif
+/* The weight gradient keeps a set of sums per image slot while the slots'
+ * sums take at most this many bytes (up to 128 channels). */
+#ifndef DT_WINO_SLOT_SUMS_BYTES
+#define DT_WINO_SLOT_SUMS_BYTES (16 << 20)
+#endif
 /* Tiles per block of a forward chunk (see fwd_buffers). */
 #ifndef DT_WINO_BLOCK_TILES
 #define DT_WINO_BLOCK_TILES 32
@@ -81,6 +86,13 @@ static inline void store16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+/* The stride between the 36 per-position planes of `floats` values (U, V,
+ * M, D, dU): one cache line more, so the 36 writes or reads of one tile
+ * fall in different cache sets. Unpadded, the planes are often a multiple
+ * of 4 KiB apart and a tile's 36 vectors all compete for one L1 (and a
+ * few L2) sets: the weight gradient's transforms ran ~4x slower. */
+static int64_t xi_stride(int64_t floats) { return floats + LANES; }
 
 /* ------------------------------------------------------------- geometry */
 
@@ -218,9 +230,13 @@ static inline void grad_tile(const float *src, int64_t ld, float *gy, int64_t st
         store16(gy + xi * stride, o[xi]);
 }
 
-/* Y for one tile: NXI vectors of M `stride` apart -> out[position][lane]
- * for the 16 positions of the 4 x 4 block, plus bias. */
-static inline void output_tile(const float *m, int64_t stride, v16 bias, float out[16][LANES])
+/* Y for one tile: NXI vectors of M `stride` apart -> the 4 x 4 block plus
+ * bias, position (i, j) at out + (i * GROUP_PIXELS + j) * LANES (one row
+ * of a tile group, see write_group). */
+#define GROUP_TILES 4
+#define GROUP_PIXELS (4 * GROUP_TILES)
+
+static inline void output_tile(const float *m, int64_t stride, v16 bias, float *out)
 {
     v16 x[NXI], s[24], y[16];
     for (int xi = 0; xi < NXI; xi++)
@@ -229,8 +245,9 @@ static inline void output_tile(const float *m, int64_t stride, v16 bias, float o
         at_line(x + l, 6, s + l, 6);
     for (int i = 0; i < 4; i++)
         at_line(s + i * 6, 1, y + i * 4, 1);
-    for (int p = 0; p < 16; p++)
-        store16(out[p], y[p] + bias);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            store16(out + (i * GROUP_PIXELS + j) * LANES, y[i * 4 + j] + bias);
 }
 
 /* ------------------------------------------------------------- staging */
@@ -272,7 +289,7 @@ static int panel_cols(int64_t Op) { return Op % 32 == 0 ? 32 : 16; }
 static void pack_kernels(const geom *g, const float *w, bool flip, float *U)
 {
     int nrw = panel_cols(g->Op);
-    int64_t per_xi = g->Cp * g->Op;
+    int64_t per_xi = xi_stride(g->Cp * g->Op);
     int64_t blocks = g->Op / LANES;
     #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < g->Cp; c++)
@@ -312,7 +329,8 @@ typedef struct fwd_buffers {
 
 static size_t fwd_buffer_floats(const geom *g, int64_t nimg)
 {
-    return (size_t)(g->Cp * nimg * g->Hp * g->Wp + NXI * VROWS * (g->Cp + g->Op));
+    return (size_t)(g->Cp * nimg * g->Hp * g->Wp +
+                    NXI * (xi_stride(VROWS * g->Cp) + xi_stride(VROWS * g->Op)));
 }
 
 static fwd_buffers fwd_buffers_at(const geom *g, int64_t nimg, float *base)
@@ -320,29 +338,35 @@ static fwd_buffers fwd_buffers_at(const geom *g, int64_t nimg, float *base)
     fwd_buffers b;
     b.staged = base;
     b.V = b.staged + g->Cp * nimg * g->Hp * g->Wp;
-    b.M = b.V + NXI * VROWS * g->Cp;
+    b.M = b.V + NXI * xi_stride(VROWS * g->Cp);
     return b;
 }
 
-/* Writes one tile's 16 positions x 16 channels (pos[p][lane]) into the
- * NCHW planes of channels [o0, o0 + lanes) of one image at y (OH x OW
- * planes), block origin (oy, ox). */
-static void write_tile(const geom *g, float pos[16][LANES], float *y, int64_t lanes, int64_t oy,
-                       int64_t ox)
+/* n floats from src to dst (n <= 16; the common widths inline). */
+static inline void copy_row(float *dst, const float *src, int64_t n)
+{
+    if (n == 16)
+        memcpy(dst, src, 16 * sizeof(float));
+    else if (n == 8)
+        memcpy(dst, src, 8 * sizeof(float));
+    else
+        for (int64_t j = 0; j < n; j++)
+            dst[j] = src[j];
+}
+
+/* Writes a group of tiles of one tile row, grp[i][pixel][lane] with
+ * `pixels` columns (4 per tile), into the NCHW planes of channels
+ * [o0, o0 + lanes) of one image at y, block origin (oy, ox): per output
+ * row one 16 x 16 transpose, then whole rows of up to 16 pixels. */
+static void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float *y,
+                        int64_t lanes, int64_t oy, int64_t ox, int64_t pixels)
 {
     float ch[LANES][16];
-    dt_transpose16(pos[0], LANES, ch[0], 16, 16, lanes);
-    int64_t rows = min64(4, g->OH - oy), cols = min64(4, g->OW - ox);
-    for (int64_t c = 0; c < lanes; c++) {
-        float *dst = y + (c * g->OH + oy) * g->OW + ox;
-        if (rows == 4 && cols == 4) {
-            for (int i = 0; i < 4; i++)
-                memcpy(dst + i * g->OW, &ch[c][i * 4], 4 * sizeof(float));
-            continue;
-        }
-        for (int64_t i = 0; i < rows; i++)
-            for (int64_t j = 0; j < cols; j++)
-                dst[i * g->OW + j] = ch[c][i * 4 + j];
+    int64_t rows = min64(4, g->OH - oy), cols = min64(pixels, g->OW - ox);
+    for (int64_t i = 0; i < rows; i++) {
+        dt_transpose16(grp[i][0], LANES, ch[0], 16, cols, lanes);
+        for (int64_t c = 0; c < lanes; c++)
+            copy_row(y + (c * g->OH + oy + i) * g->OW + ox, ch[c], cols);
     }
 }
 
@@ -353,7 +377,7 @@ static void forward_block(const geom *g, const float *U, const float *bias, int6
 {
     int64_t cblocks = g->Cp / LANES, oblocks = g->Op / LANES;
     int64_t plane = g->Hp * g->Wp * LANES;
-    int64_t xi_v = VROWS * g->Cp, xi_m = VROWS * g->Op;
+    int64_t xi_v = xi_stride(VROWS * g->Cp), xi_m = xi_stride(VROWS * g->Op);
     for (int64_t t = 0; t < T; t++) {
         int64_t tt = t0 + t, i = tt / g->tpi, ty = tt % g->tpi / g->TW, tx = tt % g->TW;
         const float *src = b->staged + i * plane + (4 * ty * g->Wp + 4 * tx) * LANES;
@@ -367,7 +391,7 @@ static void forward_block(const geom *g, const float *U, const float *bias, int6
         for (int64_t j = 0; j < g->Op; j += nrw) {
             dt_gemm_strided p = {.rows = T, .cols = nrw, .K = g->Cp,
                                  .a = b->V + xi * xi_v, .a_row = g->Cp, .a_k = 1,
-                                 .b = U + xi * g->Cp * g->Op + j * g->Cp, .ldb = nrw,
+                                 .b = U + xi * xi_stride(g->Cp * g->Op) + j * g->Cp, .ldb = nrw,
                                  .c = b->M + xi * xi_m + j, .ldc = g->Op, .narrow = nrw == 16};
             dt_gemm_strided_run(&p);
         }
@@ -377,12 +401,16 @@ static void forward_block(const geom *g, const float *U, const float *bias, int6
         if (bias)
             for (int64_t l = 0; l < lanes; l++)
                 bv[l] = bias[o0 + l];
-        for (int64_t t = 0; t < T; t++) {
+        /* groups of up to GROUP_TILES consecutive tiles of one tile row */
+        for (int64_t t = 0; t < T;) {
             int64_t tt = t0 + t, i = tt / g->tpi, ty = tt % g->tpi / g->TW, tx = tt % g->TW;
-            float pos[16][LANES];
-            output_tile(b->M + t * g->Op + o0, xi_m, bv, pos);
-            write_tile(g, pos, y + ((n0 + i) * g->O + o0) * g->OH * g->OW, lanes, 4 * ty,
-                       4 * tx);
+            int64_t n = min64(min64(GROUP_TILES, g->TW - tx), T - t);
+            float grp[4][GROUP_PIXELS][LANES];
+            for (int64_t k = 0; k < n; k++)
+                output_tile(b->M + (t + k) * g->Op + o0, xi_m, bv, grp[0][4 * k]);
+            write_group(g, grp, y + ((n0 + i) * g->O + o0) * g->OH * g->OW, lanes, 4 * ty,
+                        4 * tx, 4 * n);
+            t += n;
         }
     }
 }
@@ -422,7 +450,7 @@ dt_status dt_winograd_forward(const dt_wino_problem *prob, const float *x, const
     int64_t chunks = (g.N + nimg - 1) / nimg;
     size_t per_thread = fwd_buffer_floats(&g, nimg);
     dt_storage *ubuf = NULL, *tbuf = NULL;
-    dt_status st = scratch((size_t)(NXI * g.Cp * g.Op), &ubuf);
+    dt_status st = scratch((size_t)(NXI * xi_stride(g.Cp * g.Op)), &ubuf);
     if (st == DT_OK)
         st = scratch(per_thread * (size_t)threads, &tbuf);
     if (st) {
@@ -445,65 +473,162 @@ dt_status dt_winograd_forward(const dt_wino_problem *prob, const float *x, const
 
 /* ------------------------------------------------------ weight gradient */
 
-/* Buffers of one weight-gradient chunk of `nimg` images, shared by the
- * threads: staged x and dy, V (xi x tiles x Cp), the gradient's transform
- * D (xi x tiles x Op). The sums dU (xi x Op x Cp) live across chunks. */
+/* Buffers of one weight-gradient chunk of `nimg` images: staged x and dy,
+ * V (xi x tiles x Cp) and the gradient's transform D (xi x tiles x Op). */
 typedef struct wgrad_buffers {
-    float *xs, *dys, *V, *D, *dU;
-    int64_t rows;
+    float *xs, *dys, *V, *D;
+    int64_t nimg, rows;
 } wgrad_buffers;
 
 static size_t wgrad_chunk_floats(const geom *g, int64_t nimg)
 {
     int64_t rows = round_up(nimg * g->tpi, 16);
     return (size_t)(nimg * (g->Cp * g->Hp * g->Wp + g->Op * g->tpi * 16) +
-                    NXI * rows * (g->Cp + g->Op));
+                    NXI * (xi_stride(rows * g->Cp) + xi_stride(rows * g->Op)));
 }
 
-static void wgrad_chunk(const geom *g, const float *x, const float *dy, int64_t n0, int64_t nimg,
-                        bool first, const wgrad_buffers *b)
+static wgrad_buffers wgrad_buffers_at(const geom *g, int64_t nimg, float *base)
 {
-    int64_t T = nimg * g->tpi, cblocks = g->Cp / LANES, oblocks = g->Op / LANES;
+    wgrad_buffers b = {.nimg = nimg, .rows = round_up(nimg * g->tpi, 16)};
+    b.xs = base;
+    b.dys = b.xs + nimg * g->Cp * g->Hp * g->Wp;
+    b.V = b.dys + nimg * g->Op * g->tpi * 16;
+    b.D = b.V + NXI * xi_stride(b.rows * g->Cp);
+    return b;
+}
+
+/* The three steps of a chunk starting at image n0 (nimg images), each over
+ * independent items so the shared mode can split them over threads:
+ * staging item u (a channel block of x or dy of one image), the transforms
+ * of tile t, the product of position xi into the sums dU. dy is staged as
+ * 4 TH x 4 TW planes, zeros beyond OH x OW. */
+static int64_t wgrad_stage_items(const geom *g, int64_t nimg)
+{
+    return (g->Cp + g->Op) / LANES * nimg;
+}
+
+static void wgrad_stage(const geom *g, const float *x, const float *dy, int64_t n0, int64_t nimg,
+                        int64_t u, const wgrad_buffers *b)
+{
+    int64_t blk = u / nimg, i = u % nimg, cblocks = g->Cp / LANES;
+    if (blk < cblocks)
+        stage_block(x, g->C, g->H, g->W, n0 + i, blk, g->ph, g->pw, g->Hp, g->Wp,
+                    b->xs + (blk * b->nimg + i) * g->Hp * g->Wp * LANES);
+    else
+        stage_block(dy, g->O, g->OH, g->OW, n0 + i, blk - cblocks, 0, 0, 4 * g->TH, 4 * g->TW,
+                    b->dys + ((blk - cblocks) * b->nimg + i) * g->tpi * 16 * LANES);
+}
+
+static void wgrad_transform(const geom *g, int64_t t, const wgrad_buffers *b)
+{
+    int64_t i = t / g->tpi, ty = t % g->tpi / g->TW, tx = t % g->TW, Wq = 4 * g->TW;
     int64_t xplane = g->Hp * g->Wp * LANES, dplane = g->tpi * 16 * LANES;
-    int64_t Wq = 4 * g->TW;   /* staged dy: 4 TH x 4 TW, zeros beyond OH x OW */
-    int64_t xi_v = b->rows * g->Cp, xi_d = b->rows * g->Op;
-    #pragma omp for schedule(static)
-    for (int64_t u = 0; u < (cblocks + oblocks) * nimg; u++) {
-        int64_t blk = u / nimg, i = u % nimg;
-        if (blk < cblocks)
-            stage_block(x, g->C, g->H, g->W, n0 + i, blk, g->ph, g->pw, g->Hp, g->Wp,
-                        b->xs + (blk * nimg + i) * xplane);
-        else
-            stage_block(dy, g->O, g->OH, g->OW, n0 + i, blk - cblocks, 0, 0, 4 * g->TH, Wq,
-                        b->dys + ((blk - cblocks) * nimg + i) * dplane);
+    for (int64_t cb = 0; cb < g->Cp / LANES; cb++)
+        input_tile(b->xs + (cb * b->nimg + i) * xplane + (4 * ty * g->Wp + 4 * tx) * LANES,
+                   g->Wp * LANES, b->V + t * g->Cp + cb * LANES, xi_stride(b->rows * g->Cp));
+    for (int64_t ob = 0; ob < g->Op / LANES; ob++)
+        grad_tile(b->dys + (ob * b->nimg + i) * dplane + (4 * ty * Wq + 4 * tx) * LANES,
+                  Wq * LANES, b->D + t * g->Op + ob * LANES, xi_stride(b->rows * g->Op));
+}
+
+/* dU_xi (Op x Cp) (+)= D_xi^T V_xi over the chunk's T tiles: rows are
+ * output channels, read down D's columns; the tiles are the depth. */
+static void wgrad_product(const geom *g, int64_t T, int xi, bool accumulate,
+                          const wgrad_buffers *b, float *dU)
+{
+    dt_gemm_strided p = {.rows = g->Op, .cols = g->Cp, .K = T,
+                         .a = b->D + xi * xi_stride(b->rows * g->Op), .a_row = 1, .a_k = g->Op,
+                         .b = b->V + xi * xi_stride(b->rows * g->Cp), .ldb = g->Cp,
+                         .c = dU + xi * xi_stride(g->Op * g->Cp), .ldc = g->Cp,
+                         .accumulate = accumulate, .narrow = g->Cp % 32 != 0};
+    dt_gemm_strided_run(&p);
+}
+
+/* Chunk sizes (whole images, at least one): the largest whose buffers fit
+ * `bytes`. */
+static int64_t images_within(const geom *g, int64_t bytes)
+{
+    int64_t per_image = (int64_t)(wgrad_chunk_floats(g, 1) * sizeof(float));
+    return min64(g->N, max64(1, bytes / per_image));
+}
+
+/* Shared mode (large channel counts: one set of sums): chunks one after
+ * another, every step split over all threads. The sums dU are written by
+ * the first chunk and accumulated by the rest. */
+static dt_status wgrad_shared(const geom *g, const float *x, const float *dy, float *dU)
+{
+    int64_t nimg = images_within(g, DT_WINO_WGRAD_BYTES);
+    dt_storage *buf = NULL;
+    dt_status st = scratch(wgrad_chunk_floats(g, nimg), &buf);
+    if (st)
+        return st;
+    wgrad_buffers b = wgrad_buffers_at(g, nimg, buf->data);
+    #pragma omp parallel
+    for (int64_t n0 = 0; n0 < g->N; n0 += nimg) {
+        int64_t n = min64(nimg, g->N - n0), T = n * g->tpi;
+        #pragma omp for schedule(static)
+        for (int64_t u = 0; u < wgrad_stage_items(g, n); u++)
+            wgrad_stage(g, x, dy, n0, n, u, &b);
+        #pragma omp for schedule(static)
+        for (int64_t t = 0; t < T; t++)
+            wgrad_transform(g, t, &b);
+        #pragma omp for schedule(static)
+        for (int xi = 0; xi < NXI; xi++)
+            wgrad_product(g, T, xi, n0 > 0, &b, dU);
     }
-    #pragma omp for schedule(static)
-    for (int64_t t = 0; t < T; t++) {
-        int64_t i = t / g->tpi, ty = t % g->tpi / g->TW, tx = t % g->TW;
-        for (int64_t cb = 0; cb < cblocks; cb++)
-            input_tile(b->xs + (cb * nimg + i) * xplane + (4 * ty * g->Wp + 4 * tx) * LANES,
-                       g->Wp * LANES, b->V + t * g->Cp + cb * LANES, xi_v);
-        for (int64_t ob = 0; ob < oblocks; ob++)
-            grad_tile(b->dys + (ob * nimg + i) * dplane + (4 * ty * Wq + 4 * tx) * LANES,
-                      Wq * LANES, b->D + t * g->Op + ob * LANES, xi_d);
+    dt_storage_release(buf);
+    return DT_OK;
+}
+
+/* Slot mode (small channel counts, where the transforms cost more than the
+ * products): the batch is cut into `slots` fixed image ranges, each
+ * with sums of its own, run by one thread in small chunks whose buffers
+ * stay in L2; then the slots' sums are added in slot order. Ranges and
+ * order depend only on the shapes. */
+#define WGRAD_SLOTS 8
+#define WGRAD_SLOT_CHUNK_BYTES (384 << 10)
+
+static dt_status wgrad_slots(const geom *g, const float *x, const float *dy, int64_t slots,
+                             float *dU)
+{
+    int threads = omp_get_max_threads();
+    int64_t nimg = images_within(g, WGRAD_SLOT_CHUNK_BYTES);
+    size_t per_thread = wgrad_chunk_floats(g, nimg), sums = (size_t)(NXI * xi_stride(g->Op * g->Cp));
+    dt_storage *buf = NULL;
+    dt_status st = scratch(per_thread * (size_t)threads + sums * (size_t)slots, &buf);
+    if (st)
+        return st;
+    float *slot_sums = buf->data, *thread_base = slot_sums + sums * (size_t)slots;
+    #pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t s = 0; s < slots; s++) {
+        wgrad_buffers b = wgrad_buffers_at(g, nimg, thread_base + per_thread *
+                                                             (size_t)omp_get_thread_num());
+        int64_t first = s * g->N / slots, end = (s + 1) * g->N / slots;
+        for (int64_t n0 = first; n0 < end; n0 += nimg) {
+            int64_t n = min64(nimg, end - n0);
+            for (int64_t u = 0; u < wgrad_stage_items(g, n); u++)
+                wgrad_stage(g, x, dy, n0, n, u, &b);
+            for (int64_t t = 0; t < n * g->tpi; t++)
+                wgrad_transform(g, t, &b);
+            for (int xi = 0; xi < NXI; xi++)
+                wgrad_product(g, n * g->tpi, xi, n0 > first, &b, slot_sums + sums * (size_t)s);
+        }
     }
-    /* dU_xi (Op x Cp) += D_xi^T V_xi: rows are output channels, read down
-     * D's columns; the tiles are the depth */
-    #pragma omp for schedule(static)
-    for (int xi = 0; xi < NXI; xi++) {
-        dt_gemm_strided p = {.rows = g->Op, .cols = g->Cp, .K = T,
-                             .a = b->D + xi * xi_d, .a_row = 1, .a_k = g->Op,
-                             .b = b->V + xi * xi_v, .ldb = g->Cp,
-                             .c = b->dU + xi * g->Op * g->Cp, .ldc = g->Cp,
-                             .accumulate = !first, .narrow = g->Cp % 32 != 0};
-        dt_gemm_strided_run(&p);
+    #pragma omp parallel for schedule(static)
+    for (size_t e = 0; e < sums; e++) {
+        float total = slot_sums[e];
+        for (int64_t s = 1; s < slots; s++)
+            total += slot_sums[sums * (size_t)s + e];
+        dU[e] = total;
     }
+    dt_storage_release(buf);
+    return DT_OK;
 }
 
 /* dw[o][c] = G^T dU[.][o][c] G for 16 input channels at a time. */
 static void kernels_from_sums(const geom *g, const float *dU, float *dw)
 {
-    int64_t per_xi = g->Op * g->Cp;
+    int64_t per_xi = xi_stride(g->Op * g->Cp);
     #pragma omp parallel for schedule(static)
     for (int64_t o = 0; o < g->O; o++)
         for (int64_t c0 = 0; c0 < g->C; c0 += LANES) {
@@ -540,24 +665,21 @@ dt_status dt_winograd_weight_grad(const dt_wino_problem *prob, const float *x, c
         memset(dw, 0, (size_t)(g.O * g.C * 9) * sizeof *dw);
         return DT_OK;
     }
-    int64_t per_image = (int64_t)wgrad_chunk_floats(&g, 1) * (int64_t)sizeof(float);
-    int64_t nimg = min64(g.N, max64(1, DT_WINO_WGRAD_BYTES / per_image));
-    size_t sums = (size_t)(NXI * g.Op * g.Cp);
+    size_t sums = (size_t)(NXI * xi_stride(g.Op * g.Cp));
     dt_storage *buf = NULL;
-    dt_status st = scratch(wgrad_chunk_floats(&g, nimg) + sums, &buf);
+    dt_status st = scratch(sums, &buf);
     if (st)
         return st;
-    wgrad_buffers b;
-    b.rows = round_up(nimg * g.tpi, 16);
-    b.dU = buf->data;
-    b.xs = b.dU + sums;
-    b.dys = b.xs + nimg * g.Cp * g.Hp * g.Wp;
-    b.V = b.dys + nimg * g.Op * g.tpi * 16;
-    b.D = b.V + NXI * b.rows * g.Cp;
-    #pragma omp parallel
-    for (int64_t n0 = 0; n0 < g.N; n0 += nimg)
-        wgrad_chunk(&g, x, dy, n0, min64(nimg, g.N - n0), n0 == 0, &b);
-    kernels_from_sums(&g, b.dU, dw);
+    /* as many slots as the budget allows, an even number (two threads
+     * share them evenly), from the shapes alone */
+    int64_t fit = DT_WINO_SLOT_SUMS_BYTES / (int64_t)(sums * sizeof(float));
+    int64_t slots = min64(g.N, min64(WGRAD_SLOTS, fit)) / 2 * 2;
+    if (slots >= 2)
+        st = wgrad_slots(&g, x, dy, slots, buf->data);
+    else
+        st = wgrad_shared(&g, x, dy, buf->data);
+    if (st == DT_OK)
+        kernels_from_sums(&g, buf->data, dw);
     dt_storage_release(buf);
-    return DT_OK;
+    return st;
 }

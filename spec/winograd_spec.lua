@@ -143,6 +143,7 @@ describe("winograd convolution", function()
       { x = { 2, 16, 5, 5 }, O = 32, p = 2, name = "padding 2" },
       { x = { 2, 272, 4, 4 }, O = 48, p = 1, name = "272 inputs (two passes of the products)" },
       { x = { 9, 16, 32, 32 }, O = 16, p = 1, name = "a batch in several weight-gradient chunks" },
+      { x = { 3, 256, 4, 4 }, O = 256, p = 1, name = "256 -> 256 (weight-gradient sums shared by the threads)" },
     }
     for _, c in ipairs(cases) do
       it("match the GEMM path: " .. c.name, function()
@@ -196,7 +197,8 @@ describe("winograd convolution", function()
       d.conv_algorithm("winograd")
       d.manual_seed(3)
       local out = {}
-      for _, s in ipairs{ { 7, 32, 16, 16, 48 }, { 64, 64, 8, 8, 64 }, { 2, 16, 32, 32, 16 } } do
+      for _, s in ipairs{ { 7, 32, 16, 16, 48 }, { 64, 64, 8, 8, 64 }, { 2, 16, 32, 32, 16 },
+                          { 5, 256, 4, 4, 256 } } do
         local x = d.randn{ s[1], s[2], s[3], s[4] }
         x.requires_grad = true
         local w = d.randn{ s[5], s[2], 3, 3 }
