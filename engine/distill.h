@@ -268,12 +268,19 @@ dt_status dt_reduce(dt_reduce_op op, const dt_tensor *a, const dt_reduce_opts *o
 
 /* ------------------------------------------- linear algebra (math issue) */
 
+/* Once per process, before the first op: OpenBLAS to one thread, so the
+ * OpenMP threads are the engine's only pool (linalg.c says why). The Lua
+ * module calls it when loaded. */
+void dt_engine_init(void);
+
 /* a: n x k, b: k x m, both float32 (any strides). */
 dt_status dt_mm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
 dt_status dt_bmm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
 /* torch.matmul semantics: 1-d/2-d/batched with broadcast batch dims. */
 dt_status dt_matmul(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
-/* Raw row-major sgemm on contiguous buffers: C = alpha*op(A)*op(B) + beta*C. */
+/* Raw row-major sgemm on contiguous buffers: C = alpha*op(A)*op(B) + beta*C.
+ * OpenBLAS single-threaded per block; large products split over the OpenMP
+ * threads. */
 void dt_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
               float *c, int64_t ldc);

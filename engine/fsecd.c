@@ -15,7 +15,6 @@
  * mask is ever stored. */
 #include "distill.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,9 +124,7 @@ static dt_status fsecd_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor
         float *g = dt_f32(gi[input]);
         /* d/dzh = G th / tau;  d/dth = G^T zh / tau */
         const float *other = input == 0 ? c->th : c->zh;
-        cblas_sgemm(CblasRowMajor, input == 0 ? CblasNoTrans : CblasTrans, CblasNoTrans,
-                    (int)b, (int)d, (int)b, upstream, c->grad_logits, (int)b, other, (int)d,
-                    0.0f, g, (int)d);
+        dt_sgemm(input != 0, false, b, d, b, upstream, c->grad_logits, b, other, d, 0.0f, g, d);
         /* Through x / max(|x|, eps): (g - xh (xh . g)) / |x|, or g / eps
          * where the norm was clamped. */
         const float *xh = input == 0 ? c->zh : c->th;
@@ -219,8 +216,7 @@ dt_status dt_f_fsecd_loss(const dt_tensor *z, const dt_tensor *t, const dt_tenso
 
     normalise_rows(z, (float)opts->eps, c->zh, c->z_norm, c->z_clamped);
     normalise_rows(t, (float)opts->eps, c->th, c->t_norm, c->t_clamped);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)b, (int)d, c->inv_tau,
-                c->zh, (int)d, c->th, (int)d, 0.0f, logits, (int)b);
+    dt_sgemm(false, true, b, b, d, c->inv_tau, c->zh, d, c->th, d, 0.0f, logits, b);
 
     float half = opts->symmetric ? 0.5f : 1.0f;
     float scale = half / (float)b;

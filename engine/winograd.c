@@ -200,7 +200,7 @@ static inline void kernel_transform(const v16 g[9], v16 u[NXI])
 
 /* V for one tile: the 6 x 6 vectors at `src` (rows ld floats apart,
  * columns LANES apart) -> NXI vectors `stride` apart. */
-static inline void input_tile(const float *src, int64_t ld, float *v, int64_t stride)
+static __attribute__((noinline)) void input_tile(const float *src, int64_t ld, float *v, int64_t stride)
 {
     v16 d[NXI], t[NXI];
     for (int i = 0; i < 6; i++)
@@ -216,7 +216,7 @@ static inline void input_tile(const float *src, int64_t ld, float *v, int64_t st
 
 /* The gradient's transform A g A^T for one tile: 4 x 4 vectors at `src`
  * (rows ld floats apart) -> NXI vectors `stride` apart. */
-static inline void grad_tile(const float *src, int64_t ld, float *gy, int64_t stride)
+static __attribute__((noinline)) void grad_tile(const float *src, int64_t ld, float *gy, int64_t stride)
 {
     v16 g[16], t[24], o[NXI];
     for (int i = 0; i < 4; i++)
@@ -236,7 +236,7 @@ static inline void grad_tile(const float *src, int64_t ld, float *gy, int64_t st
 #define GROUP_TILES 4
 #define GROUP_PIXELS (4 * GROUP_TILES)
 
-static inline void output_tile(const float *m, int64_t stride, v16 bias, float *out)
+static __attribute__((noinline)) void output_tile(const float *m, int64_t stride, v16 bias, float *out)
 {
     v16 x[NXI], s[24], y[16];
     for (int xi = 0; xi < NXI; xi++)
@@ -255,7 +255,7 @@ static inline void output_tile(const float *m, int64_t stride, v16 bias, float *
 /* Channels [16 cb, 16 cb + 16) of image n of src (N, C, H, W) into one
  * staged block dst (Hp x Wp x 16): pixel (h, w) at row h + top, column
  * w + left; zeros at every other place and lane. */
-static void stage_block(const float *src, int64_t C, int64_t H, int64_t W, int64_t n, int64_t cb,
+static __attribute__((noinline)) void stage_block(const float *src, int64_t C, int64_t H, int64_t W, int64_t n, int64_t cb,
                         int64_t top, int64_t left, int64_t Hp, int64_t Wp, float *dst)
 {
     int64_t lanes = min64(LANES, C - cb * LANES);
@@ -358,7 +358,7 @@ static inline void copy_row(float *dst, const float *src, int64_t n)
  * `pixels` columns (4 per tile), into the NCHW planes of channels
  * [o0, o0 + lanes) of one image at y, block origin (oy, ox): per output
  * row one 16 x 16 transpose, then whole rows of up to 16 pixels. */
-static void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float *y,
+static __attribute__((noinline)) void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float *y,
                         int64_t lanes, int64_t oy, int64_t ox, int64_t pixels)
 {
     float ch[LANES][16];

@@ -212,20 +212,39 @@ describe("linalg", function()
     assert.is_true(t1 >= t0)
   end)
 
-  it("agrees with a naive product on a larger random case", function()
-    distill.manual_seed(3)
-    local n, k, m = 17, 33, 9
-    local a, b = distill.randn { k, n }:t(), distill.randn { m, k }:t()
-    local r = distill.mm(a, b)
+  -- r = a @ b against a double-precision sum, element by element
+  local function check_naive(a, b, r, tol)
     local at, bt, rt = a:totable(), b:totable(), r:totable()
+    local n, k, m = #at, #bt, #bt[1]
     for i = 1, n do
       for j = 1, m do
         local s = 0
         for p = 1, k do
           s = s + at[i][p] * bt[p][j]
         end
-        assert.is_true(math.abs(s - rt[i][j]) < 1e-4, "mismatch at " .. i .. "," .. j)
+        assert.is_true(math.abs(s - rt[i][j]) < tol, "mismatch at " .. i .. "," .. j)
       end
     end
+  end
+
+  it("agrees with a naive product on a larger random case", function()
+    distill.manual_seed(3)
+    local n, k, m = 17, 33, 9
+    local a, b = distill.randn { k, n }:t(), distill.randn { m, k }:t()
+    check_naive(a, b, distill.mm(a, b), 1e-4)
   end)
+
+  -- products of 2M+ multiply-adds are split over the OpenMP threads by
+  -- blocks of columns (wide results) or rows (tall ones), ragged last block
+  for _, c in ipairs { { n = 70, k = 200, m = 301, name = "by columns" },
+                       { n = 301, k = 200, m = 70, name = "by rows" } } do
+    it("agrees with a naive product when split over threads " .. c.name, function()
+      distill.manual_seed(4)
+      for _, transposed in ipairs { false, true } do
+        local a = transposed and distill.randn { c.k, c.n }:t() or distill.randn { c.n, c.k }
+        local b = transposed and distill.randn { c.m, c.k }:t() or distill.randn { c.k, c.m }
+        check_naive(a, b, distill.mm(a, b), 1e-3)
+      end
+    end)
+  end
 end)

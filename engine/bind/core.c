@@ -381,6 +381,7 @@ static int gc_stats(lua_State *L)
 
 int luaopen_distill_core(lua_State *L)
 {
+    dt_engine_init();
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LT_METHODS_KEY);
     lua_newtable(L);
