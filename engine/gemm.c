@@ -136,7 +136,7 @@ static void pack_bt_panel(const float *B, int64_t ldb, int64_t k0, int64_t kc, i
     c_done = cols / 16 * 16;
     for (int64_t c0 = 0; c0 < c_done; c0 += 16)
         for (int64_t k = 0; k < kb; k += 16)
-            dt_transpose16(B + (j + c0) * ldb + k0 + k, ldb, d + k * NR + c0, NR, 16, 16);
+            dt_transpose16(B + (j + c0) * ldb + k0 + k, ldb, d + k * NR + c0, NR, 16, 16, true);
     for (int64_t c = 0; c < c_done; c++)
         for (int64_t k = kb; k < kc; k++)
             d[k * NR + c] = B[(j + c) * ldb + k0 + k];

@@ -271,7 +271,7 @@ static __attribute__((noinline)) void stage_block(const float *src, int64_t C, i
         memset(row, 0, (size_t)(left * LANES) * sizeof *row);
         for (int64_t w0 = 0; w0 < right; w0 += 16)
             dt_transpose16(s + h * W + w0, H * W, row + (left + w0) * LANES, LANES, lanes,
-                           min64(16, right - w0));
+                           min64(16, right - w0), true);
         memset(row + (left + right) * LANES, 0,
                (size_t)((Wp - left - right) * LANES) * sizeof *row);
     }
@@ -300,9 +300,10 @@ static void pack_kernels(const geom *g, const float *w, bool flip, float *U)
             if (lanes > 0) {
                 /* 16 kernels' 9 taps, one tap per row */
                 if (flip)
-                    dt_transpose16(w + (c * g->O + o0) * 9, 9, taps[0], LANES, lanes, 9);
+                    dt_transpose16(w + (c * g->O + o0) * 9, 9, taps[0], LANES, lanes, 9, true);
                 else
-                    dt_transpose16(w + (o0 * g->C + c) * 9, g->C * 9, taps[0], LANES, lanes, 9);
+                    dt_transpose16(w + (o0 * g->C + c) * 9, g->C * 9, taps[0], LANES, lanes, 9,
+                                   true);
             } else {
                 memset(taps, 0, sizeof taps);
             }
@@ -342,32 +343,19 @@ static fwd_buffers fwd_buffers_at(const geom *g, int64_t nimg, float *base)
     return b;
 }
 
-/* n floats from src to dst (n <= 16; the common widths inline). */
-static inline void copy_row(float *dst, const float *src, int64_t n)
-{
-    if (n == 16)
-        memcpy(dst, src, 16 * sizeof(float));
-    else if (n == 8)
-        memcpy(dst, src, 8 * sizeof(float));
-    else
-        for (int64_t j = 0; j < n; j++)
-            dst[j] = src[j];
-}
-
 /* Writes a group of tiles of one tile row, grp[i][pixel][lane] with
  * `pixels` columns (4 per tile), into the NCHW planes of channels
  * [o0, o0 + lanes) of one image at y, block origin (oy, ox): per output
- * row one 16 x 16 transpose, then whole rows of up to 16 pixels. */
-static __attribute__((noinline)) void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float *y,
+ * row one 16 x 16 transpose stored straight into the channels' rows.
+ * (Through a buffer, the copies' loads waited on the plane-strided stores
+ * they alias in the low address bits: 3/4 of the forward's output time.) */
+static void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float *y,
                         int64_t lanes, int64_t oy, int64_t ox, int64_t pixels)
 {
-    float ch[LANES][16];
     int64_t rows = min64(4, g->OH - oy), cols = min64(pixels, g->OW - ox);
-    for (int64_t i = 0; i < rows; i++) {
-        dt_transpose16(grp[i][0], LANES, ch[0], 16, cols, lanes);
-        for (int64_t c = 0; c < lanes; c++)
-            copy_row(y + (c * g->OH + oy + i) * g->OW + ox, ch[c], cols);
-    }
+    for (int64_t i = 0; i < rows; i++)
+        dt_transpose16(grp[i][0], LANES, y + (oy + i) * g->OW + ox, g->OH * g->OW, cols, lanes,
+                       false);
 }
 
 /* Tiles [t0, t0 + T) of a staged chunk (tile t: image t / tpi of the
@@ -649,7 +637,7 @@ static void kernels_from_sums(const geom *g, const float *dU, float *dw)
                 }
             /* taps[tap][lane] -> dw[o][c0 + lane][tap] */
             float out[LANES][16];
-            dt_transpose16(taps[0], LANES, out[0], 16, 9, min64(LANES, g->C - c0));
+            dt_transpose16(taps[0], LANES, out[0], 16, 9, min64(LANES, g->C - c0), false);
             for (int64_t l = 0; l < min64(LANES, g->C - c0); l++)
                 memcpy(dw + (o * g->C + c0 + l) * 9, out[l], 9 * sizeof(float));
         }
