@@ -41,6 +41,8 @@ else
 r32x4-r8x4-b128|resnet32x4|resnet8x4|128|distill
 r56-r20-b64|resnet56|resnet20|64|distill
 r56-r20-b128|resnet56|resnet20|128|distill
+ce-r8x4-b64|resnet32x4|resnet8x4|64|ce
+ce-r20-b64|resnet56|resnet20|64|ce
 eval-r32x4-b64|resnet32x4|resnet8x4|64|eval"
 fi
 
