@@ -389,14 +389,14 @@ static void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float 
 static void copy_out(const geom *g, const fwd_buffers *b, int64_t n0, int64_t t0, int64_t T,
                      int64_t o0, int64_t lanes, float *y)
 {
-    for (int64_t r = 0; r < T / g->TW; r++) {
-        int64_t tt = t0 + r * g->TW, i = tt / g->tpi, ty = tt % g->tpi / g->TW;
-        int64_t rows = min64(4, g->OH - 4 * ty);
-        for (int64_t c = 0; c < lanes; c++)
+    for (int64_t c = 0; c < lanes; c++)
+        for (int64_t r = 0; r < T / g->TW; r++) {
+            int64_t tt = t0 + r * g->TW, i = tt / g->tpi, ty = tt % g->tpi / g->TW;
+            int64_t rows = min64(4, g->OH - 4 * ty);
             memcpy(y + (((n0 + i) * g->O + o0 + c) * g->OH + 4 * ty) * g->OW,
                    b->out + c * b->out_stride + r * 4 * g->OW,
                    (size_t)(rows * g->OW) * sizeof(float));
-    }
+        }
 }
 
 /* Tiles [t0, t0 + T) of a staged chunk (tile t: image t / tpi of the
