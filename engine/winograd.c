@@ -382,10 +382,11 @@ static void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float 
 }
 
 /* Copies a block's output rows for channels [o0, o0 + lanes) from `out`
- * into y, tile row by tile row: each is 4 whole rows of a plane, so every
- * channel gets one sequential copy. (Written into y directly, 16 channel
- * planes a multiple of 4 KiB apart compete for one L1 set: stores ran at
- * ~30 GB/s instead of ~100, a third of the 16-channel forward.) */
+ * into y, channel by channel: a block's tile rows are consecutive rows of
+ * a plane (within one image), so each channel is one sequential run.
+ * (Written into y directly, 16 channel planes a multiple of 4 KiB apart
+ * compete for one L1 set: stores ran at ~30 GB/s instead of ~100, a third
+ * of the 16-channel forward.) */
 static void copy_out(const geom *g, const fwd_buffers *b, int64_t n0, int64_t t0, int64_t T,
                      int64_t o0, int64_t lanes, float *y)
 {
