@@ -46,6 +46,42 @@ describe("allocator", function()
     assert.is_true(r1 < r0 * 1.05 + 8, ("RSS %.1f MB -> %.1f MB"):format(r0, r1))
   end)
 
+  it("cache_trim frees every cached block", function()
+    local t = distill.empty { 262144 }
+    t = nil
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(distill.core.cache_stats().cached >= 2 ^ 20)
+    distill.core.cache_trim()
+    assert.are.equal(0, distill.core.cache_stats().cached)
+  end)
+
+  it("serves a request from a cached block up to twice its size", function()
+    collectgarbage()
+    collectgarbage()
+    distill.core.cache_trim()
+    -- then one cached block of 3 MB
+    local big = distill.empty { 3 * 262144 + 17 }
+    big = nil
+    collectgarbage()
+    collectgarbage()
+    local before = distill.core.cache_stats()
+    local half = distill.empty { 2 * 262144 }        -- 2 MB: takes the 3 MB block
+    local mid = distill.core.cache_stats()
+    assert.are.equal(before.hits + 1, mid.hits)
+    assert.are.equal(before.misses, mid.misses)
+    assert.is_true(mid.cached <= before.cached - 3 * 2 ^ 20)
+    local small = distill.empty { 262144 }           -- 1 MB: nothing within 2x is cached
+    local after = distill.core.cache_stats()
+    assert.are.equal(mid.misses + 1, after.misses)
+    -- the big block goes back to its own class
+    half = nil
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(distill.core.cache_stats().cached >= after.cached + 3 * 2 ^ 20)
+    assert.are.equal(2 * 262144, small:numel() * 2)
+  end)
+
   it("results do not depend on what the reused blocks held", function()
     local x = distill.randn { 4, 3, 9, 9 }
     local w = distill.randn { 5, 3, 3, 3 }

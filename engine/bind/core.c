@@ -360,6 +360,15 @@ static int cache_stats(lua_State *L)
     return 1;
 }
 
+/* Frees every cached block back to the system (torch.cuda.empty_cache's
+ * counterpart): for a long phase that needs less memory than the last. */
+static int cache_trim(lua_State *L)
+{
+    (void)L;
+    dt_storage_cache_trim();
+    return 0;
+}
+
 /* {minor =, major =, seconds =, pending =, major_at =}: the GC pacing's
  * collections so far, the wall time spent in them, the fresh bytes since
  * the last one and the live-byte level of the next major collection. */
@@ -406,6 +415,8 @@ int luaopen_distill_core(lua_State *L)
     lua_setfield(L, mod, "gc_stats");
     lua_pushcfunction(L, cache_stats);
     lua_setfield(L, mod, "cache_stats");
+    lua_pushcfunction(L, cache_trim);
+    lua_setfield(L, mod, "cache_trim");
     lt_open_tensor(L, mod);
     lt_open_random(L, mod);
     lt_open_math(L, mod);
