@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds, then distils the shipped
 # Fashion-MNIST teacher into a small student with CE, KD and FSECD and prints
-# the three students' test accuracy (scripts/demo.lua; about 10 minutes on 2 cores).
+# the three students' test accuracy (scripts/demo.lua; under a minute on 2 cores once built).
 # Arguments go to the demo: --epochs N, --train-limit N, --run-dir DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
