@@ -33,6 +33,7 @@
 #include "distill.h"
 #include "gemm.h"
 #include "winograd.h"
+#include "transpose16.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -258,6 +259,55 @@ static void valid_cols(const conv_geom *g, int64_t j, int64_t *lo, int64_t *hi)
     *hi = clamp64(ceil_div(g->W - off, g->sw), *lo, g->OW);
 }
 
+/* dst[k] = src[2k] for k < n: a stride-2 im2col row. */
+static void gather_even(float *dst, const float *src, int64_t n)
+{
+    int64_t k = 0;
+#ifdef __AVX512F__
+    /* 16 outputs from 31 inputs: two masked loads (nothing past src[2n-2]
+     * is read) and one two-source permute picking the even lanes */
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    for (; k < n; k += 16) {
+        int64_t m = n - k < 16 ? n - k : 16, count = 2 * m - 1;
+        __m512 lo = _mm512_maskz_loadu_ps(dt_lanes16(count), src + 2 * k);
+        __m512 hi = _mm512_maskz_loadu_ps(dt_lanes16(count - 16), src + 2 * k + 16);
+        _mm512_mask_storeu_ps(dst + k, dt_lanes16(m), _mm512_permutex2var_ps(lo, even, hi));
+    }
+#endif
+    for (; k < n; k++)
+        dst[k] = src[2 * k];
+}
+
+/* dst[2k] += src[k] for k < n: a stride-2 col2im row (the odd elements
+ * in between are rewritten unchanged). */
+static void scatter_add_even(float *dst, const float *src, int64_t n)
+{
+    int64_t k = 0;
+#ifdef __AVX512F__
+    /* src spread over the even lanes of two vectors, zeros between */
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16,
+                                             7, 16);
+    const __m512i hi_idx = _mm512_setr_epi32(8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14,
+                                             16, 15, 16);
+    const __m512 zero = _mm512_setzero_ps();
+    for (; k < n; k += 16) {
+        int64_t m = n - k < 16 ? n - k : 16, count = 2 * m - 1;
+        __mmask16 mlo = dt_lanes16(count), mhi = dt_lanes16(count - 16);
+        __m512 v = _mm512_maskz_loadu_ps(dt_lanes16(m), src + k);
+        float *d = dst + 2 * k;
+        __m512 a = _mm512_add_ps(_mm512_maskz_loadu_ps(mlo, d),
+                                 _mm512_permutex2var_ps(v, lo_idx, zero));
+        __m512 b = _mm512_add_ps(_mm512_maskz_loadu_ps(mhi, d + 16),
+                                 _mm512_permutex2var_ps(v, hi_idx, zero));
+        _mm512_mask_storeu_ps(d, mlo, a);
+        _mm512_mask_storeu_ps(d + 16, mhi, b);
+    }
+#endif
+    for (; k < n; k++)
+        dst[2 * k] += src[k];
+}
+
 /* Patch matrix of one group of one image: Cg planes (H x W) -> K x P,
  * rows `ld` floats apart (ld = P unless patches of images sit side by side). */
 static void im2col_ld(const conv_geom *g, const float *x, float *col, int64_t ld)
@@ -280,6 +330,8 @@ static void im2col_ld(const conv_geom *g, const float *x, float *col, int64_t ld
                         dst[ow] = 0.0f;
                     if (g->sw == 1)
                         memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
+                    else if (g->sw == 2)
+                        gather_even(dst + lo, src + 2 * lo, hi - lo);
                     else
                         for (int64_t ow = lo; ow < hi; ow++)
                             dst[ow] = src[ow * g->sw];
@@ -309,6 +361,8 @@ static void col2im(const conv_geom *g, const float *col, float *dx)
                     if (g->sw == 1)
                         for (int64_t ow = lo; ow < hi; ow++)
                             dst[ow] += src[ow];
+                    else if (g->sw == 2)
+                        scatter_add_even(dst + 2 * lo, src + lo, hi - lo);
                     else
                         for (int64_t ow = lo; ow < hi; ow++)
                             dst[ow * g->sw] += src[ow];

@@ -191,6 +191,31 @@ describe("conv2d", function()
       assert.are.equal("Conv2dBackward", distill.conv2d(x, w).grad_fn)
     end)
 
+    -- stride 2 gathers (im2col) and scatters (col2im) rows in 16-wide
+    -- vector pieces: widths below, at and across 16, odd sizes, padding
+    for _, c in ipairs {
+      { x = { 2, 3, 9, 7 }, w = { 4, 3, 3, 3 }, o = { stride = 2, padding = 1 } },
+      { x = { 2, 3, 33, 34 }, w = { 5, 3, 3, 3 }, o = { stride = 2, padding = 1 } },
+      { x = { 1, 2, 12, 71 }, w = { 3, 2, 3, 3 }, o = { stride = 2 } },
+      { x = { 2, 4, 40, 40 }, w = { 4, 4, 1, 1 }, o = { stride = 2 } },
+      { x = { 1, 2, 11, 65 }, w = { 2, 2, 3, 5 }, o = { stride = { 1, 2 }, padding = { 1, 2 } } },
+    } do
+      it(("stride 2 (input %s, kernel %dx%d): forward and both gradients"):format(
+        table.concat(c.x, "x"), c.w[3], c.w[4]), function()
+        local x, w = leaf(c.x), leaf(c.w)
+        local y = distill.conv2d(x, w, nil, c.o)
+        local want = ref_conv2d(x, w, nil, c.o)
+        assert_close(want, flat(y), 1e-4)
+        -- conv is linear in x and in w: <y, g> = <dx, x> = <dw, w>
+        local g = distill.randn(y:shape())
+        y:backward(g)
+        local yg = (y * g):sum():item()
+        local tol = 1e-4 * (1 + math.abs(yg))
+        assert.is_true(math.abs((x.grad * x):sum():item() - yg) < tol * 10)
+        assert.is_true(math.abs((w.grad * w):sum():item() - yg) < tol * 10)
+      end)
+    end
+
     it("accumulates grad_weight over a batch independently of chunking", function()
       -- a batch of 10 is cut into chunks; the result must equal the sum of
       -- per-image gradients up to float rounding
