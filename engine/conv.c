@@ -11,11 +11,15 @@
  * (groups == C == O) use a direct loop kernel: a K = kh*kw GEMM per channel
  * would spend more time building patches than multiplying.
  *
+ * 3x3 stride-1 convolutions go through Winograd's F(4x4, 3x3) instead
+ * (winograd.c) when dt_get_conv_algo says so (use_winograd): forward, input
+ * gradient and weight gradient.
+ *
  * Threading: images are spread over OpenMP threads, each with its own patch
  * buffer (kept per thread across calls), and each GEMM runs single-threaded
- * inside that region (openblas_set_num_threads(1) around the region for the
- * OpenBLAS path). A batch of one image runs each dt_gemm product with its
- * columns split over the threads. The alternative of one
+ * inside that region (OpenBLAS is single-threaded throughout, linalg.c). A
+ * batch of one image runs each product with its columns split over the
+ * threads. The alternative of one
  * large multi-threaded sgemm over a whole-batch patch matrix was measured
  * (scripts/bench_ops.lua, DISTILL_CONV_BIGGEMM=1 selects it for forward) and
  * was slower at ResNet shapes: it needs a batch-sized patch buffer and an
@@ -23,7 +27,7 @@
  * convolutions of ResNet8x4 at batch 64, forward, 2-core VM, two
  * interleaved runs: 1094 and 1194 ms batch-parallel, 1804 and 1488 ms
  * big-GEMM.) With OpenBLAS, when the batch is smaller than the thread
- * count, images run serially and OpenBLAS threads the products instead.
+ * count, images run serially and dt_sgemm splits each product instead.
  *
  * Backward runs grad_weight (over fixed image chunks) and grad_input (over
  * images) as two passes, so each is timed under its own profile kind.
@@ -35,7 +39,6 @@
 #include "winograd.h"
 #include "transpose16.h"
 
-#include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,14 +58,6 @@ typedef struct conv_geom {
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-/* Row-major OpenBLAS sgemm on contiguous buffers. */
-static void sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
-                  int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
-{
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)m, (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
-}
 
 /* The OpenBLAS baseline (DISTILL_CONV_BLAS=1) instead of dt_gemm. Read
  * once; every thread reads the same value. */
@@ -170,7 +165,7 @@ static dt_status product(const float *packed, bool ta, bool tb, int64_t m, int64
                          float *c, int64_t ldc)
 {
     if (use_blas()) {
-        sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+        dt_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
         return DT_OK;
     }
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -372,25 +367,14 @@ static void col2im(const conv_geom *g, const float *col, float *dx)
 
 /* ---------------------------------------------------------- threading */
 
-/* Batch-parallel regions run one single-threaded sgemm per thread. */
-typedef struct blas_guard {
-    int saved;
-    bool parallel;
-} blas_guard;
-
-static blas_guard batch_parallel_begin(int64_t items)
+/* Whether a loop over `items` images or chunks runs on the OpenMP threads:
+ * each product inside then runs single-threaded. On the OpenBLAS path a
+ * batch smaller than the thread count runs serially instead, each
+ * dt_sgemm splitting its columns over the threads. */
+static bool batch_parallel(int64_t items)
 {
     bool enough = use_blas() ? items >= omp_get_max_threads() : true;
-    blas_guard b = {openblas_get_num_threads(), enough && items > 1};
-    if (b.parallel)
-        openblas_set_num_threads(1);
-    return b;
-}
-
-static void batch_parallel_end(blas_guard b)
-{
-    if (b.parallel)
-        openblas_set_num_threads(b.saved);
+    return enough && items > 1;
 }
 
 /* This thread's buffer `slot` (0: patches, 1: weight-gradient partials) of
@@ -553,8 +537,8 @@ static dt_status batch_forward(const conv_geom *g, const float *x, const float *
     int64_t KP = g->direct ? 0 : g->K * g->P;
     int64_t in_img = g->C * g->H * g->W, out_img = g->O * g->P;
     dt_status failed = DT_OK;
-    blas_guard b = batch_parallel_begin(g->N);
-    #pragma omp parallel for schedule(static) if (b.parallel)
+    bool parallel = batch_parallel(g->N);
+    #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t n = 0; n < g->N; n++) {
         float *col = KP ? thread_buffer(0, KP) : NULL;
         if (KP && !col)
@@ -563,7 +547,6 @@ static dt_status batch_forward(const conv_geom *g, const float *x, const float *
             note_failure(&failed, image_forward(g, x + n * in_img, w, packed, per, bias,
                                                 out + n * out_img, col));
     }
-    batch_parallel_end(b);
     free(packed);
     return loop_failure(failed, "conv2d");
 }
@@ -593,7 +576,7 @@ static dt_status biggemm_forward(const conv_geom *g, const float *x, const float
             else
                 im2col_ld(g, src, col + b * g->P, ld);
         }
-        sgemm(false, false, g->O, ld, g->K, 1.0f, w, g->K, col, ld, 0.0f, tmp, ld);
+        dt_sgemm(false, false, g->O, ld, g->K, 1.0f, w, g->K, col, ld, 0.0f, tmp, ld);
         #pragma omp parallel for schedule(static)
         for (int64_t b = 0; b < B; b++)
             for (int64_t o = 0; o < g->O; o++) {
@@ -664,8 +647,8 @@ static dt_status batch_backward_weight(const conv_geom *g, const float *x, const
     if (!partial)
         return DT_ERR_NOMEM;
     dt_status failed = DT_OK;
-    blas_guard b = batch_parallel_begin(nchunks);
-    #pragma omp parallel for schedule(static) if (b.parallel)
+    bool parallel = batch_parallel(nchunks);
+    #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t u = 0; u < nchunks; u++) {
         float *col = KP ? thread_buffer(0, KP) : NULL;
         int64_t n0 = u * g->N / nchunks, n1 = (u + 1) * g->N / nchunks;
@@ -674,7 +657,6 @@ static dt_status batch_backward_weight(const conv_geom *g, const float *x, const
         else
             note_failure(&failed, chunk_weight(g, x, dy, n0, n1, col, partial + u * wsize));
     }
-    batch_parallel_end(b);
     #pragma omp parallel for schedule(static)
     for (int64_t e = 0; e < wsize; e++) {
         float s = 0.0f;
@@ -701,8 +683,8 @@ static dt_status batch_backward_data(const conv_geom *g, const float *w, const f
         return st;
     int64_t in_img = g->C * g->H * g->W, out_img = g->O * g->P, plane = g->Cg * g->H * g->W;
     dt_status failed = DT_OK;
-    blas_guard b = batch_parallel_begin(g->N);
-    #pragma omp parallel for schedule(static) if (b.parallel)
+    bool parallel = batch_parallel(g->N);
+    #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t n = 0; n < g->N; n++) {
         float *dcol = KP ? thread_buffer(0, KP) : NULL;
         if (KP && !dcol) {
@@ -724,7 +706,6 @@ static dt_status batch_backward_data(const conv_geom *g, const float *w, const f
             }
         }
     }
-    batch_parallel_end(b);
     free(packed);
     return loop_failure(failed, "conv2d backward");
 }
