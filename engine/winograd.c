@@ -38,10 +38,11 @@
  * Threads. The forward cuts the batch into chunks of whole images of about
  * CHUNK_TILES tiles; one thread runs a chunk start to finish (stage,
  * transform, 36 products, output) in its own buffers. The weight gradient
- * runs its chunks one after another with all threads together: staging and
- * transforms split over images and tiles, the 36 products split over xi,
- * so every element of the gradient is summed over tiles in the same order
- * whatever the thread count. */
+ * sums over tiles in an order fixed by the shapes, so its bits do not
+ * depend on the thread count: up to 128 channels (wgrad_slots) each of a
+ * fixed set of image slots has sums of its own, added in slot order at the
+ * end; wider layers (wgrad_shared) run chunks one after another with all
+ * threads together, the 36 products split over xi. */
 #include "winograd.h"
 #include "gemm.h"
 #include "transpose16.h"
