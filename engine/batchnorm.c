@@ -12,13 +12,11 @@
  * to the running tensors do not disturb backward. */
 #include "distill.h"
 
+#include "cpu/cpu.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
 
 typedef struct bn_geom {
     int64_t N, C, S;
@@ -76,13 +74,14 @@ static float *elem(const dt_tensor *t, int64_t i) { return dt_f32(t) + i * t->st
  * at row offsets k with k % LANES == j (GLANES for double lanes), over
  * fixed blocks of rows; each block's lanes are then added in double, lane
  * by lane, block by block. The order depends on the shape only, so the
- * sums are the same for any thread count.
+ * sums are the same for any thread count (and any ISA: the row kernels are
+ * the CPU layer's, cpu/bn_lanes.h).
  *
  * The forward first sums x in float lanes (a lane sums at most PER_LANE
  * values, or one row's share if that is more) for a provisional mean mf,
  * then sums d = x - mf and d * d in double lanes: the mean of d corrects
  * mf to the exact mean and the variance has no cancellation. Backward
- * sums are in double lanes too (see lanes_grad_row). The double
+ * sums are in double lanes too (see GLANES). The double
  * reference in spec/batchnorm_spec.lua checks the accuracy.
  *
  * Work is split into chunks of a few neighbouring channels: their rows of
@@ -91,7 +90,7 @@ static float *elem(const dt_tensor *t, int64_t i) { return dt_f32(t) + i * t->st
  * (about CHUNK_BYTES) stays in L2 between the passes over it. How channels
  * are grouped changes the memory order only, never a channel's sums. */
 
-#define LANES 64
+#define LANES DT_BN_LANES
 #define PER_LANE 64
 #define CHUNK_MAX 16
 #define CHUNK_BYTES (256 * 1024)
@@ -153,36 +152,11 @@ static void flush_lanes(float *lanes, double *sum)
     *sum += s;
 }
 
-/* a[k % LANES] += r[k], k < n. */
-static void lanes_sum_row(float *restrict a, const float *restrict r, int64_t n)
-{
-    int64_t k = 0;
-#ifdef __AVX512F__
-    __m512 v0 = _mm512_loadu_ps(a), v1 = _mm512_loadu_ps(a + 16);
-    __m512 v2 = _mm512_loadu_ps(a + 32), v3 = _mm512_loadu_ps(a + 48);
-    for (; k + LANES <= n; k += LANES) {
-        v0 = _mm512_add_ps(v0, _mm512_loadu_ps(r + k));
-        v1 = _mm512_add_ps(v1, _mm512_loadu_ps(r + k + 16));
-        v2 = _mm512_add_ps(v2, _mm512_loadu_ps(r + k + 32));
-        v3 = _mm512_add_ps(v3, _mm512_loadu_ps(r + k + 48));
-    }
-    _mm512_storeu_ps(a, v0);
-    _mm512_storeu_ps(a + 16, v1);
-    _mm512_storeu_ps(a + 32, v2);
-    _mm512_storeu_ps(a + 48, v3);
-#endif
-    for (; k + LANES <= n; k += LANES)
-        for (int j = 0; j < LANES; j++)
-            a[j] += r[k + j];
-    for (int j = 0; k + j < n; j++)
-        a[j] += r[k + j];
-}
-
 /* Backward's sums are kept in double lanes (GLANES of them, the same
  * lane rule): dx is a small difference of large terms when a channel's
  * values barely vary (two values per channel, or var close to eps), and
  * float products would swamp it. */
-#define GLANES 32
+#define GLANES DT_BN_GLANES
 
 static void flush_glanes(double *lanes, double *sum)
 {
@@ -194,79 +168,10 @@ static void flush_glanes(double *lanes, double *sum)
     *sum += s;
 }
 
-/* g[k % GLANES] += dy[k], p[k % GLANES] += dy[k] * (x[k] - m), in double. */
-static void lanes_grad_row(double *restrict g, double *restrict p, const float *restrict dy,
-                           const float *restrict x, int64_t n, double m)
-{
-    int64_t k = 0;
-#ifdef __AVX512F__
-    __m512d vm = _mm512_set1_pd(m), vg[4], vp[4];
-    for (int j = 0; j < 4; j++) {
-        vg[j] = _mm512_loadu_pd(g + 8 * j);
-        vp[j] = _mm512_loadu_pd(p + 8 * j);
-    }
-    for (; k + GLANES <= n; k += GLANES)
-        for (int j = 0; j < 4; j++) {
-            __m512d d = _mm512_cvtps_pd(_mm256_loadu_ps(dy + k + 8 * j));
-            __m512d xm = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + k + 8 * j)), vm);
-            vg[j] = _mm512_add_pd(vg[j], d);
-            vp[j] = _mm512_fmadd_pd(d, xm, vp[j]);
-        }
-    for (int j = 0; j < 4; j++) {
-        _mm512_storeu_pd(g + 8 * j, vg[j]);
-        _mm512_storeu_pd(p + 8 * j, vp[j]);
-    }
-#endif
-    for (; k + GLANES <= n; k += GLANES)
-        for (int j = 0; j < GLANES; j++) {
-            g[j] += dy[k + j];
-            p[j] += dy[k + j] * ((double)x[k + j] - m);
-        }
-    for (int j = 0; k + j < n; j++) {
-        g[j] += dy[k + j];
-        p[j] += dy[k + j] * ((double)x[k + j] - m);
-    }
-}
-
-/* With d = x[k] - m in double: a[k % GLANES] += d, q[k % GLANES] += d * d.
- * (A float x minus a float m is exact in double.) */
-static void lanes_centred_row(double *restrict a, double *restrict q, const float *restrict x,
-                              int64_t n, double m)
-{
-    int64_t k = 0;
-#ifdef __AVX512F__
-    __m512d vm = _mm512_set1_pd(m), va[4], vq[4];
-    for (int j = 0; j < 4; j++) {
-        va[j] = _mm512_loadu_pd(a + 8 * j);
-        vq[j] = _mm512_loadu_pd(q + 8 * j);
-    }
-    for (; k + GLANES <= n; k += GLANES)
-        for (int j = 0; j < 4; j++) {
-            __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + k + 8 * j)), vm);
-            va[j] = _mm512_add_pd(va[j], d);
-            vq[j] = _mm512_fmadd_pd(d, d, vq[j]);
-        }
-    for (int j = 0; j < 4; j++) {
-        _mm512_storeu_pd(a + 8 * j, va[j]);
-        _mm512_storeu_pd(q + 8 * j, vq[j]);
-    }
-#endif
-    for (; k + GLANES <= n; k += GLANES)
-        for (int j = 0; j < GLANES; j++) {
-            double d = (double)x[k + j] - m;
-            a[j] += d;
-            q[j] += d * d;
-        }
-    for (int j = 0; k + j < n; j++) {
-        double d = (double)x[k + j] - m;
-        a[j] += d;
-        q[j] += d * d;
-    }
-}
-
 /* sum[i] = sum of the chunk's channel i. */
 static void chunk_sum(const bn_chunk *k, const float *x, double *sum)
 {
+    void (*sum_row)(float *, const float *, int64_t) = dt_cpu()->bn.sum_row;
     float a[CHUNK_MAX][LANES] = {{0}};
     int64_t N = k->g->N, S = k->g->S, br = block_rows(k->g);
     for (int64_t i = 0; i < k->nc; i++)
@@ -274,7 +179,7 @@ static void chunk_sum(const bn_chunk *k, const float *x, double *sum)
     for (int64_t n0 = 0; n0 < N; n0 += br) {
         for (int64_t n = n0; n < n0 + br && n < N; n++)
             for (int64_t i = 0; i < k->nc; i++)
-                lanes_sum_row(a[i], x + row_at(k, n, i), S);
+                sum_row(a[i], x + row_at(k, n, i), S);
         for (int64_t i = 0; i < k->nc; i++)
             flush_lanes(a[i], &sum[i]);
     }
@@ -284,6 +189,8 @@ static void chunk_sum(const bn_chunk *k, const float *x, double *sum)
 static void chunk_centred(const bn_chunk *k, const float *x, const float *m, double *sd,
                           double *sdd)
 {
+    void (*centred_row)(double *, double *, const float *, int64_t, double) =
+        dt_cpu()->bn.centred_row;
     double a[CHUNK_MAX][GLANES] = {{0}}, q[CHUNK_MAX][GLANES] = {{0}};
     int64_t N = k->g->N, S = k->g->S, br = block_rows(k->g);
     for (int64_t i = 0; i < k->nc; i++)
@@ -291,7 +198,7 @@ static void chunk_centred(const bn_chunk *k, const float *x, const float *m, dou
     for (int64_t n0 = 0; n0 < N; n0 += br) {
         for (int64_t n = n0; n < n0 + br && n < N; n++)
             for (int64_t i = 0; i < k->nc; i++)
-                lanes_centred_row(a[i], q[i], x + row_at(k, n, i), S, m[i]);
+                centred_row(a[i], q[i], x + row_at(k, n, i), S, m[i]);
         for (int64_t i = 0; i < k->nc; i++) {
             flush_glanes(a[i], &sd[i]);
             flush_glanes(q[i], &sdd[i]);
@@ -303,6 +210,8 @@ static void chunk_centred(const bn_chunk *k, const float *x, const float *m, dou
 static void chunk_grad_sums(const bn_chunk *k, const float *dy, const float *x, const double *m,
                             double *sdy, double *sdyx)
 {
+    void (*grad_row)(double *, double *, const float *, const float *, int64_t, double) =
+        dt_cpu()->bn.grad_row;
     double g[CHUNK_MAX][GLANES] = {{0}}, p[CHUNK_MAX][GLANES] = {{0}};
     int64_t N = k->g->N, S = k->g->S, br = block_rows(k->g);
     for (int64_t i = 0; i < k->nc; i++)
@@ -311,7 +220,7 @@ static void chunk_grad_sums(const bn_chunk *k, const float *dy, const float *x, 
         for (int64_t n = n0; n < n0 + br && n < N; n++)
             for (int64_t i = 0; i < k->nc; i++) {
                 int64_t o = row_at(k, n, i);
-                lanes_grad_row(g[i], p[i], dy + o, x + o, S, m[i]);
+                grad_row(g[i], p[i], dy + o, x + o, S, m[i]);
             }
         for (int64_t i = 0; i < k->nc; i++) {
             flush_glanes(g[i], &sdy[i]);
@@ -343,19 +252,16 @@ static void chunk_stats(const bn_chunk *k, const float *x, double *mean, double 
 static void chunk_affine(const bn_chunk *k, const float *x, float *y, const float *scale,
                          const float *shift)
 {
+    void (*affine_row)(float *, const float *, int64_t, float, float) = dt_cpu()->bn.affine_row;
     for (int64_t n = 0; n < k->g->N; n++)
         for (int64_t i = 0; i < k->nc; i++) {
             int64_t off = row_at(k, n, i);
-            const float *restrict r = x + off;
-            float *restrict o = y + off;
-            float sc = scale[i], sh = shift[i];
-            for (int64_t j = 0; j < k->g->S; j++)
-                o[j] = r[j] * sc + sh;
+            affine_row(y + off, x + off, k->g->S, scale[i], shift[i]);
         }
 }
 
 /* Coefficients of dx = a * (dy - mdy) - b * (x - m) over one channel,
- * evaluated in double for the reason given at lanes_grad_row. */
+ * evaluated in double for the reason given at GLANES. */
 typedef struct bn_dx_coef {
     double a, mdy, b, m;
 } bn_dx_coef;
@@ -363,14 +269,12 @@ typedef struct bn_dx_coef {
 static void chunk_dx(const bn_chunk *k, const float *dy, const float *x, float *dx,
                      const bn_dx_coef *coef)
 {
+    const dt_cpu_bn *bn = &dt_cpu()->bn;
     for (int64_t n = 0; n < k->g->N; n++)
         for (int64_t i = 0; i < k->nc; i++) {
             int64_t off = row_at(k, n, i);
-            const float *restrict d = dy + off, *restrict r = x + off;
-            float *restrict o = dx + off;
             bn_dx_coef f = coef[i];
-            for (int64_t j = 0; j < k->g->S; j++)
-                o[j] = (float)(f.a * ((double)d[j] - f.mdy) - f.b * ((double)r[j] - f.m));
+            bn->dx_row(dx + off, dy + off, x + off, k->g->S, f.a, f.mdy, f.b, f.m);
         }
 }
 

@@ -37,7 +37,7 @@
 #include "distill.h"
 #include "gemm.h"
 #include "winograd.h"
-#include "transpose16.h"
+#include "cpu/cpu.h"
 
 #include <omp.h>
 #include <stdlib.h>
@@ -142,7 +142,8 @@ static dt_status gemm_split(int threads, const float *packed, bool ta, bool tb, 
                             int64_t ldb, float beta, float *c, int64_t ldc)
 {
     int64_t chunk = (n + threads - 1) / threads;
-    chunk = (chunk + DT_GEMM_NR - 1) / DT_GEMM_NR * DT_GEMM_NR;
+    int64_t nr = dt_gemm_nr();
+    chunk = (chunk + nr - 1) / nr * nr;
     dt_status failed = DT_OK;
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (int t = 0; t < threads; t++) {
@@ -169,7 +170,7 @@ static dt_status product(const float *packed, bool ta, bool tb, int64_t m, int64
         return DT_OK;
     }
     int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (threads > 1 && n >= 2 * DT_GEMM_NR)
+    if (threads > 1 && n >= 2 * dt_gemm_nr())
         return gemm_split(threads, packed, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
     return gemm_one(packed, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
 }
@@ -254,59 +255,11 @@ static void valid_cols(const conv_geom *g, int64_t j, int64_t *lo, int64_t *hi)
     *hi = clamp64(ceil_div(g->W - off, g->sw), *lo, g->OW);
 }
 
-/* dst[k] = src[2k] for k < n: a stride-2 im2col row. */
-static void gather_even(float *dst, const float *src, int64_t n)
-{
-    int64_t k = 0;
-#ifdef __AVX512F__
-    /* 16 outputs from 31 inputs: two masked loads (nothing past src[2n-2]
-     * is read) and one two-source permute picking the even lanes */
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                           28, 30);
-    for (; k < n; k += 16) {
-        int64_t m = n - k < 16 ? n - k : 16, count = 2 * m - 1;
-        __m512 lo = _mm512_maskz_loadu_ps(dt_lanes16(count), src + 2 * k);
-        __m512 hi = _mm512_maskz_loadu_ps(dt_lanes16(count - 16), src + 2 * k + 16);
-        _mm512_mask_storeu_ps(dst + k, dt_lanes16(m), _mm512_permutex2var_ps(lo, even, hi));
-    }
-#endif
-    for (; k < n; k++)
-        dst[k] = src[2 * k];
-}
-
-/* dst[2k] += src[k] for k < n: a stride-2 col2im row (the odd elements
- * in between are rewritten unchanged). */
-static void scatter_add_even(float *dst, const float *src, int64_t n)
-{
-    int64_t k = 0;
-#ifdef __AVX512F__
-    /* src spread over the even lanes of two vectors, zeros between */
-    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16,
-                                             7, 16);
-    const __m512i hi_idx = _mm512_setr_epi32(8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14,
-                                             16, 15, 16);
-    const __m512 zero = _mm512_setzero_ps();
-    for (; k < n; k += 16) {
-        int64_t m = n - k < 16 ? n - k : 16, count = 2 * m - 1;
-        __mmask16 mlo = dt_lanes16(count), mhi = dt_lanes16(count - 16);
-        __m512 v = _mm512_maskz_loadu_ps(dt_lanes16(m), src + k);
-        float *d = dst + 2 * k;
-        __m512 a = _mm512_add_ps(_mm512_maskz_loadu_ps(mlo, d),
-                                 _mm512_permutex2var_ps(v, lo_idx, zero));
-        __m512 b = _mm512_add_ps(_mm512_maskz_loadu_ps(mhi, d + 16),
-                                 _mm512_permutex2var_ps(v, hi_idx, zero));
-        _mm512_mask_storeu_ps(d, mlo, a);
-        _mm512_mask_storeu_ps(d + 16, mhi, b);
-    }
-#endif
-    for (; k < n; k++)
-        dst[2 * k] += src[k];
-}
-
 /* Patch matrix of one group of one image: Cg planes (H x W) -> K x P,
  * rows `ld` floats apart (ld = P unless patches of images sit side by side). */
 static void im2col_ld(const conv_geom *g, const float *x, float *col, int64_t ld)
 {
+    const dt_cpu_moves *mv = &dt_cpu()->moves;
     for (int64_t c = 0; c < g->Cg; c++)
         for (int64_t i = 0; i < g->kh; i++)
             for (int64_t j = 0; j < g->kw; j++) {
@@ -326,7 +279,7 @@ static void im2col_ld(const conv_geom *g, const float *x, float *col, int64_t ld
                     if (g->sw == 1)
                         memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof *dst);
                     else if (g->sw == 2)
-                        gather_even(dst + lo, src + 2 * lo, hi - lo);
+                        mv->gather_even(dst + lo, src + 2 * lo, hi - lo);
                     else
                         for (int64_t ow = lo; ow < hi; ow++)
                             dst[ow] = src[ow * g->sw];
@@ -341,6 +294,7 @@ static void im2col(const conv_geom *g, const float *x, float *col) { im2col_ld(g
 /* The adjoint of im2col: dx (Cg planes, already zeroed) += scatter of col. */
 static void col2im(const conv_geom *g, const float *col, float *dx)
 {
+    const dt_cpu_moves *mv = &dt_cpu()->moves;
     for (int64_t c = 0; c < g->Cg; c++)
         for (int64_t i = 0; i < g->kh; i++)
             for (int64_t j = 0; j < g->kw; j++) {
@@ -357,7 +311,7 @@ static void col2im(const conv_geom *g, const float *col, float *dx)
                         for (int64_t ow = lo; ow < hi; ow++)
                             dst[ow] += src[ow];
                     else if (g->sw == 2)
-                        scatter_add_even(dst + 2 * lo, src + lo, hi - lo);
+                        mv->scatter_add_even(dst + 2 * lo, src + lo, hi - lo);
                     else
                         for (int64_t ow = lo; ow < hi; ow++)
                             dst[ow * g->sw] += src[ow];
@@ -549,45 +503,6 @@ static dt_status batch_forward(const conv_geom *g, const float *x, const float *
     }
     free(packed);
     return loop_failure(failed, "conv2d");
-}
-
-/* The measured alternative (groups == 1 only): patches of a chunk of images
- * side by side (K x B*P), one threaded sgemm, then reorder into NCHW. */
-static dt_status biggemm_forward(const conv_geom *g, const float *x, const float *w,
-                                 const float *bias, float *out)
-{
-    int64_t chunk = (32 << 20) / (int64_t)sizeof(float) / (g->K * g->P);
-    chunk = clamp64(chunk, 1, g->N);
-    float *col = malloc((size_t)(g->K * g->P * chunk) * sizeof(float));
-    float *tmp = malloc((size_t)(g->O * g->P * chunk) * sizeof(float));
-    if (!col || !tmp) {
-        free(col), free(tmp);
-        return dt_fail(DT_ERR_NOMEM, "conv2d: out of memory");
-    }
-    int64_t in_img = g->C * g->H * g->W;
-    for (int64_t n0 = 0; n0 < g->N; n0 += chunk) {
-        int64_t B = g->N - n0 < chunk ? g->N - n0 : chunk, ld = B * g->P;
-        #pragma omp parallel for schedule(static)
-        for (int64_t b = 0; b < B; b++) {
-            const float *src = x + (n0 + b) * in_img;
-            if (g->direct)
-                for (int64_t r = 0; r < g->K; r++)
-                    memcpy(col + b * g->P + r * ld, src + r * g->P, (size_t)g->P * sizeof(float));
-            else
-                im2col_ld(g, src, col + b * g->P, ld);
-        }
-        dt_sgemm(false, false, g->O, ld, g->K, 1.0f, w, g->K, col, ld, 0.0f, tmp, ld);
-        #pragma omp parallel for schedule(static)
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t o = 0; o < g->O; o++) {
-                float *dst = out + ((n0 + b) * g->O + o) * g->P, bv = bias ? bias[o] : 0.0f;
-                const float *s = tmp + o * ld + b * g->P;
-                for (int64_t p = 0; p < g->P; p++)
-                    dst[p] = s[p] + bv;
-            }
-    }
-    free(col), free(tmp);
-    return DT_OK;
 }
 
 /* ---------------------------------------------------------- backward */
@@ -827,15 +742,8 @@ dt_status dt_f_conv2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *b
     DT_PROF_BEGIN(t0);
     if (st == DT_OK && g.N > 0 && g.P > 0) {
         const float *bp = bc ? dt_f32(bc) : NULL;
-        static int use_big = -1;
-        if (use_big < 0) {
-            const char *e = getenv("DISTILL_CONV_BIGGEMM");
-            use_big = e && e[0] == '1';
-        }
         if (g.depthwise)
             depthwise_forward(&g, dt_f32(xc), dt_f32(wc), bp, dt_f32(y));
-        else if (use_big && g.groups == 1)
-            st = biggemm_forward(&g, dt_f32(xc), dt_f32(wc), bp, dt_f32(y));
         else
             st = batch_forward(&g, dt_f32(xc), dt_f32(wc), bp, dt_f32(y));
     }

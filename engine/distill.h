@@ -266,12 +266,32 @@ void dt_reduce_opts_init(dt_reduce_opts *o);
  * tensor when ndims == 0). */
 dt_status dt_reduce(dt_reduce_op op, const dt_tensor *a, const dt_reduce_opts *opts, dt_tensor **out);
 
-/* ------------------------------------------- linear algebra (math issue) */
+/* ------------------------------------------------------------ CPU kernels */
 
 /* Once per process, before the first op: OpenBLAS to one thread, so the
- * OpenMP threads are the engine's only pool (linalg.c says why). The Lua
- * module calls it when loaded. */
-void dt_engine_init(void);
+ * OpenMP threads are the engine's only pool (linalg.c says why), and the
+ * vector kernels chosen (dt_isa_init). The Lua module calls it when
+ * loaded. Fails only when DISTILL_ISA names kernels this CPU lacks. */
+dt_status dt_engine_init(void);
+
+/* The vector kernels (engine/cpu/cpu.h) come in one set per instruction
+ * set: "generic" (plain C, any CPU), "avx2" (AVX2 + FMA) and "avx512"
+ * (AVX-512 F/BW/DQ/VL). The best one both the CPU and the build have is
+ * used, unless the DISTILL_ISA environment variable (read by dt_isa_init)
+ * or dt_isa_set names another: NULL, "" or "auto" mean the best. Naming
+ * one the CPU or the build lacks fails with a message naming it and the
+ * CPU. Switch between ops, not while one runs. */
+dt_status dt_isa_init(void);
+dt_status dt_isa_set(const char *name);
+/* The set in use: "generic", "avx2" or "avx512". */
+const char *dt_isa_name(void);
+/* Up to max names of the sets this CPU and build run, in order of
+ * preference from the least (generic first); returns how many. */
+int dt_isa_list(const char **names, int max);
+/* The CPU's model name (CPUID brand string, else /proc/cpuinfo). */
+const char *dt_cpu_model(void);
+
+/* ------------------------------------------- linear algebra (math issue) */
 
 /* a: n x k, b: k x m, both float32 (any strides). */
 dt_status dt_mm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);

@@ -3,9 +3,9 @@
  * Every op follows one plan: pick the compute dtype (type promotion),
  * convert operands whose dtype differs (rare: mixed-dtype maths), expand
  * them to the broadcast shape as stride-0 views, then run a typed "run
- * kernel" over the runs of a dt_iter. A run kernel gets the first element
- * of a run of each tensor and their element strides; it special-cases the
- * contiguous and scalar-operand runs with plain loops that gcc vectorises.
+ * kernel" over the runs of a dt_iter. The run kernels are the CPU layer's
+ * (cpu/ew_runs.h, compiled for each ISA; cpu.h): one gets the first
+ * element of a run of each tensor and their element strides.
  *
  * Large tensors are split into fixed pieces of runs (or of one long run)
  * that OpenMP threads take; each element is computed independently, so the
@@ -13,6 +13,7 @@
  */
 #include "distill.h"
 #include "elementwise_fused.h"
+#include "cpu/cpu.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,10 +21,6 @@
 
 #define PARALLEL_MIN 32768   /* elements below which threads cost more than they save */
 #define PIECE 16384          /* elements per parallel work item */
-
-/* A kernel over one run: p[j] points at the run's first element of tensor j
- * (tensor 0 is the output), s[j] is its stride in elements. */
-typedef void (*run_fn)(int64_t n, char *const *p, const int64_t *s, const void *ctx);
 
 /* ------------------------------------------------------------------ driver */
 
@@ -44,7 +41,7 @@ static void iter_seek(dt_iter *it, int64_t run, int64_t nruns)
 }
 
 static void call_run(const dt_iter *it, char *const *base, const size_t *esize, int64_t k0,
-                     int64_t n, run_fn fn, const void *ctx)
+                     int64_t n, dt_cpu_run_fn fn, const void *ctx)
 {
     char *p[4];
     for (int j = 0; j < it->ntensors; j++)
@@ -53,7 +50,7 @@ static void call_run(const dt_iter *it, char *const *base, const size_t *esize, 
 }
 
 /* Apply fn to every element of ts[0..nt) (all of one shape). */
-static void for_each(int nt, const dt_tensor *const *ts, run_fn fn, const void *ctx)
+static void for_each(int nt, const dt_tensor *const *ts, dt_cpu_run_fn fn, const void *ctx)
 {
     int64_t numel = dt_numel(ts[0]);
     if (numel == 0)
@@ -95,119 +92,6 @@ static void for_each(int nt, const dt_tensor *const *ts, run_fn fn, const void *
     }
 }
 
-/* ------------------------------------------------------------ scalar maths */
-
-/* Integer arithmetic wraps (two's complement) instead of being undefined. */
-static inline int64_t wadd(int64_t x, int64_t y) { return (int64_t)((uint64_t)x + (uint64_t)y); }
-static inline int64_t wsub(int64_t x, int64_t y) { return (int64_t)((uint64_t)x - (uint64_t)y); }
-static inline int64_t wmul(int64_t x, int64_t y) { return (int64_t)((uint64_t)x * (uint64_t)y); }
-
-/* x^e by squaring, wrapping; e >= 0 (callers reject negative exponents). */
-static inline int64_t ipow(int64_t x, int64_t e)
-{
-    uint64_t r = 1, b = (uint64_t)x;
-    while (e > 0) {
-        if (e & 1)
-            r *= b;
-        b *= b;
-        e >>= 1;
-    }
-    return (int64_t)r;
-}
-
-/* torch.maximum/minimum propagate NaN. */
-static inline float fmax_nan(float x, float y) { return (x > y || x != x) ? x : y; }
-static inline float fmin_nan(float x, float y) { return (x < y || x != x) ? x : y; }
-
-/* ---------------------------------------------------------- binary kernels */
-
-/* One kernel per (op, compute type). x and y are the operands, EXPR the
- * result; the four loop shapes let the common cases vectorise. */
-#define BIN_KERNEL(NAME, TI, TO, EXPR)                                                   \
-    static void NAME(int64_t n, char *const *p, const int64_t *s, const void *ctx)       \
-    {                                                                                    \
-        (void)ctx;                                                                       \
-        TO *o = (TO *)p[0];                                                              \
-        const TI *a = (const TI *)p[1], *b = (const TI *)p[2];                           \
-        int64_t so = s[0], sa = s[1], sb = s[2];                                         \
-        if (so == 1 && sa == 1 && sb == 1) {                                             \
-            for (int64_t k = 0; k < n; k++) {                                            \
-                TI x = a[k], y = b[k];                                                   \
-                o[k] = (TO)(EXPR);                                                       \
-            }                                                                            \
-        } else if (so == 1 && sa == 1 && sb == 0) {                                      \
-            TI y = b[0];                                                                 \
-            for (int64_t k = 0; k < n; k++) {                                            \
-                TI x = a[k];                                                             \
-                o[k] = (TO)(EXPR);                                                       \
-            }                                                                            \
-        } else if (so == 1 && sa == 0 && sb == 1) {                                      \
-            TI x = a[0];                                                                 \
-            for (int64_t k = 0; k < n; k++) {                                            \
-                TI y = b[k];                                                             \
-                o[k] = (TO)(EXPR);                                                       \
-            }                                                                            \
-        } else {                                                                         \
-            for (int64_t k = 0; k < n; k++) {                                            \
-                TI x = a[k * sa], y = b[k * sb];                                         \
-                o[k * so] = (TO)(EXPR);                                                  \
-            }                                                                            \
-        }                                                                                \
-    }
-
-BIN_KERNEL(f_add, float, float, x + y)
-BIN_KERNEL(f_sub, float, float, x - y)
-BIN_KERNEL(f_mul, float, float, x * y)
-BIN_KERNEL(f_div, float, float, x / y)
-BIN_KERNEL(f_pow, float, float, powf(x, y))
-BIN_KERNEL(f_max, float, float, fmax_nan(x, y))
-BIN_KERNEL(f_min, float, float, fmin_nan(x, y))
-BIN_KERNEL(f_eq, float, uint8_t, x == y)
-BIN_KERNEL(f_ne, float, uint8_t, x != y)
-BIN_KERNEL(f_lt, float, uint8_t, x < y)
-BIN_KERNEL(f_le, float, uint8_t, x <= y)
-BIN_KERNEL(f_gt, float, uint8_t, x > y)
-BIN_KERNEL(f_ge, float, uint8_t, x >= y)
-
-BIN_KERNEL(l_add, int64_t, int64_t, wadd(x, y))
-BIN_KERNEL(l_sub, int64_t, int64_t, wsub(x, y))
-BIN_KERNEL(l_mul, int64_t, int64_t, wmul(x, y))
-BIN_KERNEL(l_pow, int64_t, int64_t, ipow(x, y))
-BIN_KERNEL(l_max, int64_t, int64_t, x > y ? x : y)
-BIN_KERNEL(l_min, int64_t, int64_t, x < y ? x : y)
-BIN_KERNEL(l_eq, int64_t, uint8_t, x == y)
-BIN_KERNEL(l_ne, int64_t, uint8_t, x != y)
-BIN_KERNEL(l_lt, int64_t, uint8_t, x < y)
-BIN_KERNEL(l_le, int64_t, uint8_t, x <= y)
-BIN_KERNEL(l_gt, int64_t, uint8_t, x > y)
-BIN_KERNEL(l_ge, int64_t, uint8_t, x >= y)
-
-BIN_KERNEL(b_add, uint8_t, uint8_t, x + y)
-BIN_KERNEL(b_sub, uint8_t, uint8_t, x - y)
-BIN_KERNEL(b_mul, uint8_t, uint8_t, x * y)
-BIN_KERNEL(b_pow, uint8_t, uint8_t, ipow(x, y))
-BIN_KERNEL(b_max, uint8_t, uint8_t, x > y ? x : y)
-BIN_KERNEL(b_min, uint8_t, uint8_t, x < y ? x : y)
-BIN_KERNEL(b_eq, uint8_t, uint8_t, x == y)
-BIN_KERNEL(b_ne, uint8_t, uint8_t, x != y)
-BIN_KERNEL(b_lt, uint8_t, uint8_t, x < y)
-BIN_KERNEL(b_le, uint8_t, uint8_t, x <= y)
-BIN_KERNEL(b_gt, uint8_t, uint8_t, x > y)
-BIN_KERNEL(b_ge, uint8_t, uint8_t, x >= y)
-
-#define NUM_BINOPS (DT_GE + 1)
-
-/* Indexed [op][compute dtype]; integer DIV never runs (it computes in float). */
-static const run_fn bin_kernels[NUM_BINOPS][DT_NUM_DTYPES] = {
-    [DT_ADD] = {f_add, l_add, b_add},     [DT_SUB] = {f_sub, l_sub, b_sub},
-    [DT_MUL] = {f_mul, l_mul, b_mul},     [DT_DIV] = {f_div, NULL, NULL},
-    [DT_POW] = {f_pow, l_pow, b_pow},     [DT_MAXIMUM] = {f_max, l_max, b_max},
-    [DT_MINIMUM] = {f_min, l_min, b_min}, [DT_EQ] = {f_eq, l_eq, b_eq},
-    [DT_NE] = {f_ne, l_ne, b_ne},         [DT_LT] = {f_lt, l_lt, b_lt},
-    [DT_LE] = {f_le, l_le, b_le},         [DT_GT] = {f_gt, l_gt, b_gt},
-    [DT_GE] = {f_ge, l_ge, b_ge},
-};
-
 /* ------------------------------------------------------------ type rules */
 
 static bool is_comparison(dt_binop op) { return op >= DT_EQ && op <= DT_GE; }
@@ -239,7 +123,7 @@ static dt_dtype compute_dtype(dt_binop op, dt_dtype a, dt_dtype b)
 
 static dt_status check_binop(dt_binop op)
 {
-    if ((int)op < 0 || (int)op >= NUM_BINOPS)
+    if ((int)op < 0 || (int)op >= DT_NUM_BINOPS)
         return dt_fail(DT_ERR_ARG, "unknown binary op %d", (int)op);
     return DT_OK;
 }
@@ -313,7 +197,7 @@ static dt_status binary_into(dt_binop op, const dt_tensor *a, const dt_tensor *b
         st = dt_expand(bc, out->ndim, out->shape, &be);
     if (st == DT_OK) {
         const dt_tensor *ts[3] = {out, ae, be};
-        for_each(3, ts, bin_kernels[op][ct], NULL);
+        for_each(3, ts, dt_cpu()->ew.binary[op][ct], NULL);
     }
     dt_tensor_release(ac);
     dt_tensor_release(bc);
@@ -500,69 +384,16 @@ dt_status dt_binary_scalar_(dt_binop op, dt_tensor *a, double s)
     return st_;
 }
 
-/* ----------------------------------------------------------- unary kernels */
-
-#define UN_KERNEL(NAME, TI, TO, EXPR)                                                    \
-    static void NAME(int64_t n, char *const *p, const int64_t *s, const void *ctx)       \
-    {                                                                                    \
-        (void)ctx;                                                                       \
-        TO *o = (TO *)p[0];                                                              \
-        const TI *a = (const TI *)p[1];                                                  \
-        int64_t so = s[0], sa = s[1];                                                    \
-        if (so == 1 && sa == 1) {                                                        \
-            for (int64_t k = 0; k < n; k++) {                                            \
-                TI x = a[k];                                                             \
-                o[k] = (TO)(EXPR);                                                       \
-            }                                                                            \
-        } else {                                                                         \
-            for (int64_t k = 0; k < n; k++) {                                            \
-                TI x = a[k * sa];                                                        \
-                o[k * so] = (TO)(EXPR);                                                  \
-            }                                                                            \
-        }                                                                                \
-    }
-
-UN_KERNEL(f_neg, float, float, -x)
-UN_KERNEL(f_abs, float, float, fabsf(x))
-UN_KERNEL(f_sign, float, float, (float)((x > 0) - (x < 0)))
-UN_KERNEL(f_exp, float, float, expf(x))
-UN_KERNEL(f_log, float, float, logf(x))
-UN_KERNEL(f_sqrt, float, float, sqrtf(x))
-UN_KERNEL(f_rsqrt, float, float, 1.0f / sqrtf(x))
-UN_KERNEL(f_relu, float, float, x < 0 ? 0.0f : x)   /* NaN stays NaN */
-UN_KERNEL(f_sigmoid, float, float, 1.0f / (1.0f + expf(-x)))
-UN_KERNEL(f_tanh, float, float, tanhf(x))
-
-UN_KERNEL(l_neg, int64_t, int64_t, wsub(0, x))
-UN_KERNEL(l_abs, int64_t, int64_t, x < 0 ? wsub(0, x) : x)
-UN_KERNEL(l_sign, int64_t, int64_t, (x > 0) - (x < 0))
-UN_KERNEL(l_relu, int64_t, int64_t, x < 0 ? 0 : x)
-
-UN_KERNEL(b_neg, uint8_t, uint8_t, -x)   /* wraps, as torch's uint8 */
-UN_KERNEL(b_copy, uint8_t, uint8_t, x)   /* abs and relu of unsigned values */
-UN_KERNEL(b_sign, uint8_t, uint8_t, x > 0)
-
-#define NUM_UNOPS (DT_TANH + 1)
-
-/* [op][compute dtype]; NULL: the op computes in float32 for that dtype. */
-static const run_fn un_kernels[NUM_UNOPS][DT_NUM_DTYPES] = {
-    [DT_NEG] = {f_neg, l_neg, b_neg},     [DT_ABS] = {f_abs, l_abs, b_copy},
-    [DT_SIGN] = {f_sign, l_sign, b_sign}, [DT_EXP] = {f_exp, NULL, NULL},
-    [DT_LOG] = {f_log, NULL, NULL},       [DT_SQRT] = {f_sqrt, NULL, NULL},
-    [DT_RSQRT] = {f_rsqrt, NULL, NULL},   [DT_RELU] = {f_relu, l_relu, b_copy},
-    [DT_SIGMOID] = {f_sigmoid, NULL, NULL}, [DT_TANH] = {f_tanh, NULL, NULL},
-};
-
 static dt_status check_unop(dt_unop op)
 {
-    if ((int)op < 0 || (int)op >= NUM_UNOPS)
+    if ((int)op < 0 || (int)op >= DT_NUM_UNOPS)
         return dt_fail(DT_ERR_ARG, "unknown unary op %d", (int)op);
     return DT_OK;
 }
 
 static dt_dtype unary_dtype(dt_unop op, dt_dtype in)
 {
-    return un_kernels[op][in] ? in : DT_FLOAT32;
+    return dt_cpu()->ew.unary[op][in] ? in : DT_FLOAT32;
 }
 
 /* out <- op(a); out has a's shape and unary_dtype's dtype. */
@@ -574,7 +405,7 @@ static dt_status unary_into(dt_unop op, const dt_tensor *a, dt_tensor *out)
     if (st)
         return st;
     const dt_tensor *ts[2] = {out, ac};
-    for_each(2, ts, un_kernels[op][ct], NULL);
+    for_each(2, ts, dt_cpu()->ew.unary[op][ct], NULL);
     dt_tensor_release(ac);
     return DT_OK;
 }
@@ -634,41 +465,6 @@ dt_status dt_unary_(dt_unop op, dt_tensor *a)
     return st_;
 }
 
-/* ------------------------------------------------------------------- clamp */
-
-typedef struct clamp_ctx {
-    float flo, fhi;
-    int64_t llo, lhi;
-} clamp_ctx;
-
-/* max then min, as torch: lo > hi gives hi everywhere; NaN passes through. */
-#define CLAMP_KERNEL(NAME, T, LO, HI)                                                    \
-    static void NAME(int64_t n, char *const *p, const int64_t *s, const void *ctx)       \
-    {                                                                                    \
-        const clamp_ctx *c = ctx;                                                        \
-        T *o = (T *)p[0];                                                                \
-        const T *a = (const T *)p[1];                                                    \
-        T lo = (T)c->LO, hi = (T)c->HI;                                                  \
-        int64_t so = s[0], sa = s[1];                                                    \
-        if (so == 1 && sa == 1) {                                                        \
-            for (int64_t k = 0; k < n; k++) {                                            \
-                T x = a[k];                                                              \
-                x = x < lo ? lo : x;                                                     \
-                o[k] = x > hi ? hi : x;                                                  \
-            }                                                                            \
-        } else {                                                                         \
-            for (int64_t k = 0; k < n; k++) {                                            \
-                T x = a[k * sa];                                                         \
-                x = x < lo ? lo : x;                                                     \
-                o[k * so] = x > hi ? hi : x;                                             \
-            }                                                                            \
-        }                                                                                \
-    }
-
-CLAMP_KERNEL(f_clamp, float, flo, fhi)
-CLAMP_KERNEL(l_clamp, int64_t, llo, lhi)
-CLAMP_KERNEL(b_clamp, uint8_t, llo, lhi)
-
 /* Integer bounds: the smallest integer >= lo and the largest <= hi,
  * saturated to the dtype's range. */
 static int64_t int_bound(double v, bool lower, dt_dtype dtype)
@@ -687,13 +483,12 @@ static dt_status clamp_into(const dt_tensor *a, double lo, double hi, dt_tensor 
 {
     if (lo != lo || hi != hi)
         return dt_fail(DT_ERR_ARG, "clamp bounds must not be NaN");
-    clamp_ctx c = {(float)lo, (float)hi, int_bound(lo, true, a->dtype),
+    dt_cpu_clamp_ctx c = {(float)lo, (float)hi, int_bound(lo, true, a->dtype),
                    int_bound(hi, false, a->dtype)};
     /* An integer range with lo > hi after rounding: everything becomes hi, as
      * max-then-min gives for floats. */
-    static const run_fn kernels[DT_NUM_DTYPES] = {f_clamp, l_clamp, b_clamp};
     const dt_tensor *ts[2] = {out, a};
-    for_each(2, ts, kernels[a->dtype], &c);
+    for_each(2, ts, dt_cpu()->ew.clamp[a->dtype], &c);
     return DT_OK;
 }
 
@@ -738,43 +533,6 @@ dt_status dt_clamp_(dt_tensor *a, double lo, double hi)
     return st_;
 }
 
-/* ------------------------------------------------------------------- where */
-
-/* Both branches are loaded and the select is written without a branch: a
- * condition such as x > 0 is random, and mispredicted branches cost more
- * than the loads. The scalar-operand runs (where(c, g, 0) in ReLU's
- * backward) get their own loops so they vectorise. */
-#define WHERE_KERNEL(NAME, T)                                                            \
-    static void NAME(int64_t n, char *const *p, const int64_t *s, const void *ctx)       \
-    {                                                                                    \
-        (void)ctx;                                                                       \
-        T *restrict o = (T *)p[0];                                                       \
-        const uint8_t *restrict c = (const uint8_t *)p[1];                               \
-        const T *restrict a = (const T *)p[2], *restrict b = (const T *)p[3];            \
-        int64_t so = s[0], sc = s[1], sa = s[2], sb = s[3];                              \
-        if (so == 1 && sc == 1 && sa == 1 && sb == 1) {                                  \
-            for (int64_t k = 0; k < n; k++)                                              \
-                o[k] = c[k] ? a[k] : b[k];                                               \
-        } else if (so == 1 && sc == 1 && sa == 1 && sb == 0) {                           \
-            T bv = b[0];                                                                 \
-            for (int64_t k = 0; k < n; k++)                                              \
-                o[k] = c[k] ? a[k] : bv;                                                 \
-        } else if (so == 1 && sc == 1 && sa == 0 && sb == 1) {                           \
-            T av = a[0];                                                                 \
-            for (int64_t k = 0; k < n; k++)                                              \
-                o[k] = c[k] ? av : b[k];                                                 \
-        } else {                                                                         \
-            for (int64_t k = 0; k < n; k++) {                                            \
-                T av = a[k * sa], bv = b[k * sb];                                        \
-                o[k * so] = c[k * sc] ? av : bv;                                         \
-            }                                                                            \
-        }                                                                                \
-    }
-
-WHERE_KERNEL(f_where, float)
-WHERE_KERNEL(l_where, int64_t)
-WHERE_KERNEL(b_where, uint8_t)
-
 static dt_status dt_where_unprof(const dt_tensor *cond, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
     *out = NULL;
@@ -802,9 +560,8 @@ static dt_status dt_where_unprof(const dt_tensor *cond, const dt_tensor *a, cons
     if (st == DT_OK)
         st = dt_expand(bc, nd, shape, &be);
     if (st == DT_OK) {
-        static const run_fn kernels[DT_NUM_DTYPES] = {f_where, l_where, b_where};
         const dt_tensor *ts[4] = {r, ce, ae, be};
-        for_each(4, ts, kernels[dtype], NULL);
+        for_each(4, ts, dt_cpu()->ew.where[dtype], NULL);
     }
     dt_tensor_release(ac);
     dt_tensor_release(bc);
@@ -829,23 +586,6 @@ dt_status dt_where(const dt_tensor *cond, const dt_tensor *a, const dt_tensor *b
 
 /* --------------------------------------------------------- fused kernels */
 
-/* dx = out > 0 ? g : 0 over one run: p = {dx, out, g}. */
-static void f_relu_grad(int64_t n, char *const *p, const int64_t *s, const void *ctx)
-{
-    (void)ctx;
-    float *restrict o = (float *)p[0];
-    const float *restrict y = (const float *)p[1], *restrict g = (const float *)p[2];
-    if (s[0] == 1 && s[1] == 1 && s[2] == 1) {
-        for (int64_t k = 0; k < n; k++)
-            o[k] = y[k] > 0.0f ? g[k] : 0.0f;
-    } else {
-        for (int64_t k = 0; k < n; k++) {
-            float gv = g[k * s[2]];
-            o[k * s[0]] = y[k * s[1]] > 0.0f ? gv : 0.0f;
-        }
-    }
-}
-
 static dt_status dt_relu_grad_unprof(const dt_tensor *out, const dt_tensor *grad, dt_tensor **dx)
 {
     *dx = NULL;
@@ -859,7 +599,7 @@ static dt_status dt_relu_grad_unprof(const dt_tensor *out, const dt_tensor *grad
     if (st)
         return st;
     const dt_tensor *ts[3] = {r, out, grad};
-    for_each(3, ts, f_relu_grad, NULL);
+    for_each(3, ts, dt_cpu()->ew.relu_grad, NULL);
     *dx = r;
     return DT_OK;
 }

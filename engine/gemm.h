@@ -6,7 +6,11 @@
  * op(X) = X or X^T. With beta == 0 C is only written (it may hold NaN or
  * uninitialised memory). Single-threaded: callers parallelise over
  * independent products. For given shapes and operands the result is
- * bitwise reproducible (the summation order depends on K only).
+ * bitwise reproducible (the summation order depends on K only), and the
+ * same on the avx2 and avx512 kernels (cpu.h).
+ *
+ * The tile shape, and with it the layout of a packed op(A), belongs to the
+ * kernel table in use (cpu.h): pack and multiply under the same one.
  *
  * dt_gemm_run is the same product described by a dt_gemm_op, which can
  * also take op(A) pre-packed (conv packs its weights once for all
@@ -16,8 +20,6 @@
 
 #include "distill.h"
 
-/* Columns per packed B panel (the microkernel's width). */
-#define DT_GEMM_NR 32
 /* Depth of a K block. */
 #define DT_GEMM_KC 256
 
@@ -44,6 +46,10 @@ typedef struct dt_gemm_op {
 
 dt_status dt_gemm_run(const dt_gemm_op *op);
 
+/* Columns of a B panel of the tile in use: callers splitting a product's
+ * columns over threads split at multiples of it. */
+int64_t dt_gemm_nr(void);
+
 /* Floats of a packed op(A) of M x K. */
 size_t dt_gemm_packed_a_size(int64_t M, int64_t K);
 /* Packs op(A) (M x K) into dst (dt_gemm_packed_a_size(M, K) floats). */
@@ -54,11 +60,10 @@ void dt_gemm_pack_a(bool trans_a, int64_t M, int64_t K, const float *A, int64_t 
  *   C (rows x cols, ldc) = op(A) B over K  (+ C when accumulate)
  *
  * with A element (i, k) at a[i*a_row + k*a_k] and B element (k, j) at
- * b[k*ldb + j]. Single-threaded, in KC-deep passes over tiles of 8 x 32
- * (or 8 x 16 when narrow: for 16-column products). Tiles read whole rows
- * of A: keep round_up(rows, 8) rows readable (their values do not
- * matter); B is read only in its first `cols` columns and only C's
- * rows x cols are written. Each element is summed over k in order. */
+ * b[k*ldb + j]. Single-threaded, in KC-deep passes over tiles of
+ * dt_gemm_panel_width(cols) columns. Only A's rows x K, B's K x cols and
+ * C's rows x cols elements are touched. Each element is summed over k in
+ * order. */
 typedef struct dt_gemm_strided {
     int64_t rows, cols, K;
     const float *a;
@@ -68,9 +73,13 @@ typedef struct dt_gemm_strided {
     float *c;
     int64_t ldc;
     bool accumulate;
-    bool narrow;
 } dt_gemm_strided;
 
 void dt_gemm_strided_run(const dt_gemm_strided *p);
+
+/* The tile width dt_gemm_strided_run uses for a product `cols` columns
+ * wide: the kernel's widest tile whose width divides cols, else its
+ * widest (callers packing B in panels pack them this wide). */
+int64_t dt_gemm_panel_width(int64_t cols);
 
 #endif

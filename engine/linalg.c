@@ -17,10 +17,9 @@
  * the OpenMP workers on a 2-core machine they took a core away at random
  * (ResNet56 -> ResNet20 distillation steps anywhere from 90 to 250 ms; a
  * steady 91-98 ms with OpenBLAS on one thread). So OpenBLAS runs
- * single-threaded (dt_engine_init) and dt_sgemm splits a large product
- * over the OpenMP threads itself, in blocks of C's columns (or rows): each
- * element is still one single-threaded OpenBLAS sum. */
-void dt_engine_init(void) { openblas_set_num_threads(1); }
+ * single-threaded (dt_engine_init, init.c) and dt_sgemm splits a large
+ * product over the OpenMP threads itself, in blocks of C's columns (or
+ * rows): each element is still one single-threaded OpenBLAS sum. */
 
 /* Below this many multiply-adds a product stays on the calling thread. */
 #define SPLIT_MIN_MACS (1 << 21)

@@ -24,16 +24,17 @@
  * result's largest error is ~3e-6 of the largest output; the direct float32
  * sum's is ~4e-7 and the usual points 0, +-1, +-2 give ~7e-6.
  *
- * Layouts. Channels go 16 at a time, one vector (GCC vector extensions:
- * plain arithmetic that compiles to AVX-512, or to narrower units
- * elsewhere). Images are first staged into a zero-padded, channel-blocked
- * copy [C/16][image][Hp][Wp][16], so a tile's 36 input vectors are plain
- * loads at fixed offsets. V and M are [xi][tile][channel]: the transforms
- * read and write whole vectors, and each product is a strided GEMM from
- * gemm.h (rows: tiles, columns: output channels; U_xi packed per call in
- * panels of 32 or 16 columns). Channel counts are rounded up to 16 with
- * zeros. The output transform turns each tile's 16 positions x 16 channels
- * back into NCHW rows with one 16 x 16 transpose.
+ * Layouts. Channels go 16 at a time, one vector. Images are first staged
+ * into a zero-padded, channel-blocked copy [C/16][image][Hp][Wp][16], so a
+ * tile's 36 input vectors are plain loads at fixed offsets. V and M are
+ * [xi][tile][channel]: the per-tile transforms (the CPU layer's,
+ * cpu/wino_tiles.h) read and write whole vectors, and each product is a
+ * strided GEMM from gemm.h (rows: tiles, columns: output channels; U_xi
+ * packed per call in panels as wide as the GEMM's tile,
+ * dt_gemm_panel_width). Channel counts are rounded up to 16 with zeros.
+ * The output transform turns each tile's 16 positions x 16 channels back
+ * into NCHW rows with one 16 x 16 transpose. The kernel transforms (once
+ * per call, not per tile) stay here, in GCC vector extensions.
  *
  * Threads. The forward cuts the batch into chunks of whole images of about
  * CHUNK_TILES tiles; one thread runs a chunk start to finish (stage,
@@ -45,7 +46,8 @@
  * threads together, the 36 products split over xi. */
 #include "winograd.h"
 #include "gemm.h"
-#include "transpose16.h"
+#include "cpu/cpu.h"
+#include "cpu/v16.h"
 
 #include <omp.h>
 #include <string.h>
@@ -77,16 +79,6 @@
 #ifndef DT_WINO_WGRAD_BYTES
 #define DT_WINO_WGRAD_BYTES (24 << 20)
 #endif
-typedef float v16 __attribute__((vector_size(64)));
-
-static inline v16 load16(const float *p)
-{
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-static inline void store16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -133,54 +125,6 @@ bool dt_winograd_fits(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh
 
 /* ----------------------------------------------------------- transforms */
 
-/* One line of B^T d (6 -> 6), inputs `s` apart, outputs `os` apart:
- *   [ 1  -3/2  -2    3/2  1  0 ]
- *   [ 0   1    -5/2  1/2  1  0 ]
- *   [ 0  -1     1/2  5/2  1  0 ]
- *   [ 0  -2    -1    2    1  0 ]
- *   [ 0   1/2  -1   -1/2  1  0 ]
- *   [ 0   1    -3/2 -2    3/2 1 ]
- * written with the shared terms s = d4 - d2 and q = d3 - d1. */
-static inline void bt_line(const v16 *d, int s, v16 *o, int os)
-{
-    v16 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
-    v16 sd = d4 - d2, q = d3 - d1;
-    o[0] = d0 + d4 - 2.0f * d2 + 1.5f * q;
-    o[os] = d4 + 0.5f * d3 + d1 - 2.5f * d2;
-    o[2 * os] = d4 + 2.5f * d3 - d1 + 0.5f * d2;
-    o[3 * os] = sd + 2.0f * q;
-    o[4 * os] = sd - 0.5f * q;
-    o[5 * os] = d1 + d5 - 2.0f * d3 + 1.5f * sd;
-}
-
-/* One line of A^T m (6 -> 4):
- *   [ 1  1  1  1    1  0 ]
- *   [ 0 -1  1  1/2 -2  0 ]
- *   [ 0  1  1  1/4  4  0 ]
- *   [ 0 -1  1  1/8 -8  1 ] */
-static inline void at_line(const v16 *m, int s, v16 *o, int os)
-{
-    v16 m3 = m[3 * s], m4 = m[4 * s];
-    v16 p = m[s] + m[2 * s], n = m[2 * s] - m[s];
-    o[0] = m[0] + p + m3 + m4;
-    o[os] = n + 0.5f * m3 - 2.0f * m4;
-    o[2 * os] = p + 0.25f * m3 + 4.0f * m4;
-    o[3 * os] = n + 0.125f * m3 - 8.0f * m4 + m[5 * s];
-}
-
-/* One line of A g (4 -> 6), the adjoint of at_line. */
-static inline void a_line(const v16 *g, int s, v16 *o, int os)
-{
-    v16 g0 = g[0], g1 = g[s], g2 = g[2 * s], g3 = g[3 * s];
-    v16 even = g0 + g2, odd = g1 + g3;
-    o[0] = g0;
-    o[os] = even - odd;
-    o[2 * os] = even + odd;
-    o[3 * os] = g0 + 0.5f * g1 + 0.25f * g2 + 0.125f * g3;
-    o[4 * os] = g0 - 2.0f * g1 + 4.0f * g2 - 8.0f * g3;
-    o[5 * os] = g3;
-}
-
 /* G (6 x 3), the kernel transform U = G g G^T. */
 static const float G[6][3] = {
     {1.0f, 0.0f, 0.0f},
@@ -192,9 +136,9 @@ static const float G[6][3] = {
 };
 
 /* u[xi] = (G g G^T)[xi] for 16 kernels at once (g[tap], lanes = kernels). */
-static inline void kernel_transform(const v16 g[9], v16 u[NXI])
+static inline void kernel_transform(const dt_v16 g[9], dt_v16 u[NXI])
 {
-    v16 t[6][3];
+    dt_v16 t[6][3];
     for (int k = 0; k < 6; k++)
         for (int b = 0; b < 3; b++)
             t[k][b] = G[k][0] * g[b] + G[k][1] * g[3 + b] + G[k][2] * g[6 + b];
@@ -203,57 +147,10 @@ static inline void kernel_transform(const v16 g[9], v16 u[NXI])
             u[k * 6 + l] = t[k][0] * G[l][0] + t[k][1] * G[l][1] + t[k][2] * G[l][2];
 }
 
-/* V for one tile: the 6 x 6 vectors at `src` (rows ld floats apart,
- * columns LANES apart) -> NXI vectors `stride` apart. */
-static __attribute__((noinline)) void input_tile(const float *src, int64_t ld, float *v, int64_t stride)
-{
-    v16 d[NXI], t[NXI];
-    for (int i = 0; i < 6; i++)
-        for (int j = 0; j < 6; j++)
-            d[i * 6 + j] = load16(src + i * ld + j * LANES);
-    for (int j = 0; j < 6; j++)
-        bt_line(d + j, 6, t + j, 6);
-    for (int k = 0; k < 6; k++)
-        bt_line(t + k * 6, 1, d + k * 6, 1);
-    for (int xi = 0; xi < NXI; xi++)
-        store16(v + xi * stride, d[xi]);
-}
-
-/* The gradient's transform A g A^T for one tile: 4 x 4 vectors at `src`
- * (rows ld floats apart) -> NXI vectors `stride` apart. */
-static __attribute__((noinline)) void grad_tile(const float *src, int64_t ld, float *gy, int64_t stride)
-{
-    v16 g[16], t[24], o[NXI];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            g[i * 4 + j] = load16(src + i * ld + j * LANES);
-    for (int j = 0; j < 4; j++)
-        a_line(g + j, 4, t + j, 4);
-    for (int k = 0; k < 6; k++)
-        a_line(t + k * 4, 1, o + k * 6, 1);
-    for (int xi = 0; xi < NXI; xi++)
-        store16(gy + xi * stride, o[xi]);
-}
-
-/* Y for one tile: NXI vectors of M `stride` apart -> the 4 x 4 block plus
- * bias, position (i, j) at out + (i * GROUP_PIXELS + j) * LANES (one row
- * of a tile group, see write_group). */
+/* A tile group's output: 4 tile rows of GROUP_TILES tiles, position
+ * (i, j) of tile k at grp[i][4 k + j] (see write_group). */
 #define GROUP_TILES 4
 #define GROUP_PIXELS (4 * GROUP_TILES)
-
-static __attribute__((noinline)) void output_tile(const float *m, int64_t stride, v16 bias, float *out)
-{
-    v16 x[NXI], s[24], y[16];
-    for (int xi = 0; xi < NXI; xi++)
-        x[xi] = load16(m + xi * stride);
-    for (int l = 0; l < 6; l++)
-        at_line(x + l, 6, s + l, 6);
-    for (int i = 0; i < 4; i++)
-        at_line(s + i * 6, 1, y + i * 4, 1);
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            store16(out + (i * GROUP_PIXELS + j) * LANES, y[i * 4 + j] + bias);
-}
 
 /* ------------------------------------------------------------- staging */
 
@@ -275,7 +172,7 @@ static __attribute__((noinline)) void stage_block(const float *src, int64_t C, i
         int64_t right = min64(W, Wp - left);
         memset(row, 0, (size_t)(left * LANES) * sizeof *row);
         for (int64_t w0 = 0; w0 < right; w0 += 16)
-            dt_transpose16(s + h * W + w0, H * W, row + (left + w0) * LANES, LANES, lanes,
+            dt_cpu()->moves.transpose16(s + h * W + w0, H * W, row + (left + w0) * LANES, LANES, lanes,
                            min64(16, right - w0), true);
         memset(row + (left + right) * LANES, 0,
                (size_t)((Wp - left - right) * LANES) * sizeof *row);
@@ -284,16 +181,13 @@ static __attribute__((noinline)) void stage_block(const float *src, int64_t C, i
 
 /* ------------------------------------------------------- kernel panels */
 
-/* Columns of a product panel: 32 when the output channels allow, else 16. */
-static int panel_cols(int64_t Op) { return Op % 32 == 0 ? 32 : 16; }
-
 /* U for every (out o, in c) pair, packed for the products: position-major,
  * then panels of `nrw` output channels: U[xi][o / nrw][c][o % nrw], zeros
  * for padded channels. With flip, the kernel of (o, c) is w[c][o] rotated
  * by 180 degrees (w is C x O x 3 x 3). */
 static void pack_kernels(const geom *g, const float *w, bool flip, float *U)
 {
-    int nrw = panel_cols(g->Op);
+    int64_t nrw = dt_gemm_panel_width(g->Op);
     int64_t per_xi = xi_stride(g->Cp * g->Op);
     int64_t blocks = g->Op / LANES;
     #pragma omp parallel for schedule(static)
@@ -301,31 +195,31 @@ static void pack_kernels(const geom *g, const float *w, bool flip, float *U)
         for (int64_t ob = 0; ob < blocks; ob++) {
             int64_t o0 = ob * LANES, lanes = c < g->C ? min64(LANES, g->O - o0) : 0;
             float taps[9][LANES];
-            v16 k[9], u[NXI];
+            dt_v16 k[9], u[NXI];
             if (lanes > 0) {
                 /* 16 kernels' 9 taps, one tap per row */
                 if (flip)
-                    dt_transpose16(w + (c * g->O + o0) * 9, 9, taps[0], LANES, lanes, 9, true);
+                    dt_cpu()->moves.transpose16(w + (c * g->O + o0) * 9, 9, taps[0], LANES, lanes, 9, true);
                 else
-                    dt_transpose16(w + (o0 * g->C + c) * 9, g->C * 9, taps[0], LANES, lanes, 9,
+                    dt_cpu()->moves.transpose16(w + (o0 * g->C + c) * 9, g->C * 9, taps[0], LANES, lanes, 9,
                                    true);
             } else {
                 memset(taps, 0, sizeof taps);
             }
             for (int t = 0; t < 9; t++)
-                k[t] = load16(taps[flip ? 8 - t : t]);
+                k[t] = dt_v16_load(taps[flip ? 8 - t : t]);
             kernel_transform(k, u);
             float *dst = U + (o0 / nrw) * g->Cp * nrw + c * nrw + o0 % nrw;
             for (int xi = 0; xi < NXI; xi++)
-                store16(dst + xi * per_xi, u[xi]);
+                dt_v16_store(dst + xi * per_xi, u[xi]);
         }
 }
 
 /* ------------------------------------------------------------- forward */
 
 /* One thread's buffers for a forward chunk of `nimg` staged images, whose
- * tiles go through the transforms and products `block` at a time. V's and
- * M's tile rows are padded to 16 so the tile kernels may read whole rows. */
+ * tiles go through the transforms and products `block` at a time (V's and
+ * M's tile rows rounded up to 16). */
 typedef struct fwd_buffers {
     float *staged, *V, *M, *out;
     int64_t block;        /* tiles per block: whole tile rows */
@@ -379,7 +273,7 @@ static void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float 
 {
     int64_t rows = min64(4, g->OH - oy), cols = min64(pixels, g->OW - ox);
     for (int64_t i = 0; i < rows; i++)
-        dt_transpose16(grp[i][0], LANES, dst + i * g->OW + ox, stride, cols, lanes, false);
+        dt_cpu()->moves.transpose16(grp[i][0], LANES, dst + i * g->OW + ox, stride, cols, lanes, false);
 }
 
 /* Copies a block's output rows for channels [o0, o0 + lanes) from `out`
@@ -409,26 +303,27 @@ static void forward_block(const geom *g, const float *U, const float *bias, int6
     int64_t cblocks = g->Cp / LANES, oblocks = g->Op / LANES;
     int64_t plane = g->Hp * g->Wp * LANES;
     int64_t xi_v = xi_stride(b->rows * g->Cp), xi_m = xi_stride(b->rows * g->Op);
+    const dt_cpu_wino *wk = &dt_cpu()->wino;
     for (int64_t t = 0; t < T; t++) {
         int64_t tt = t0 + t, i = tt / g->tpi, ty = tt % g->tpi / g->TW, tx = tt % g->TW;
         const float *src = b->staged + i * plane + (4 * ty * g->Wp + 4 * tx) * LANES;
         for (int64_t cb = 0; cb < cblocks; cb++)
-            input_tile(src + cb * nimg * plane, g->Wp * LANES, b->V + t * g->Cp + cb * LANES,
+            wk->input_tile(src + cb * nimg * plane, g->Wp * LANES, b->V + t * g->Cp + cb * LANES,
                        xi_v);
     }
-    int nrw = panel_cols(g->Op);
+    int64_t nrw = dt_gemm_panel_width(g->Op);
     for (int xi = 0; xi < NXI; xi++)
         /* U is packed in panels of nrw columns: one product per panel */
         for (int64_t j = 0; j < g->Op; j += nrw) {
             dt_gemm_strided p = {.rows = T, .cols = nrw, .K = g->Cp,
                                  .a = b->V + xi * xi_v, .a_row = g->Cp, .a_k = 1,
                                  .b = U + xi * xi_stride(g->Cp * g->Op) + j * g->Cp, .ldb = nrw,
-                                 .c = b->M + xi * xi_m + j, .ldc = g->Op, .narrow = nrw == 16};
+                                 .c = b->M + xi * xi_m + j, .ldc = g->Op};
             dt_gemm_strided_run(&p);
         }
     for (int64_t ob = 0; ob < oblocks; ob++) {
         int64_t o0 = ob * LANES, lanes = min64(LANES, g->O - o0);
-        v16 bv = {0};
+        float bv[LANES] = {0};
         if (bias)
             for (int64_t l = 0; l < lanes; l++)
                 bv[l] = bias[o0 + l];
@@ -437,7 +332,8 @@ static void forward_block(const geom *g, const float *U, const float *bias, int6
             int64_t tx = (t0 + t) % g->TW, n = min64(GROUP_TILES, g->TW - tx);
             float grp[4][GROUP_PIXELS][LANES];
             for (int64_t k = 0; k < n; k++)
-                output_tile(b->M + (t + k) * g->Op + o0, xi_m, bv, grp[0][4 * k]);
+                wk->output_tile(b->M + (t + k) * g->Op + o0, xi_m, bv, grp[0][4 * k],
+                                GROUP_PIXELS * LANES);
             write_group(g, grp, b->out + t / g->TW * 4 * g->OW, b->out_stride, lanes,
                         4 * ((t0 + t) % g->tpi / g->TW), 4 * tx, 4 * n);
             t += n;
@@ -554,11 +450,12 @@ static void wgrad_transform(const geom *g, int64_t t, const wgrad_buffers *b)
 {
     int64_t i = t / g->tpi, ty = t % g->tpi / g->TW, tx = t % g->TW, Wq = 4 * g->TW;
     int64_t xplane = g->Hp * g->Wp * LANES, dplane = g->tpi * 16 * LANES;
+    const dt_cpu_wino *wk = &dt_cpu()->wino;
     for (int64_t cb = 0; cb < g->Cp / LANES; cb++)
-        input_tile(b->xs + (cb * b->nimg + i) * xplane + (4 * ty * g->Wp + 4 * tx) * LANES,
+        wk->input_tile(b->xs + (cb * b->nimg + i) * xplane + (4 * ty * g->Wp + 4 * tx) * LANES,
                    g->Wp * LANES, b->V + t * g->Cp + cb * LANES, xi_stride(b->rows * g->Cp));
     for (int64_t ob = 0; ob < g->Op / LANES; ob++)
-        grad_tile(b->dys + (ob * b->nimg + i) * dplane + (4 * ty * Wq + 4 * tx) * LANES,
+        wk->grad_tile(b->dys + (ob * b->nimg + i) * dplane + (4 * ty * Wq + 4 * tx) * LANES,
                   Wq * LANES, b->D + t * g->Op + ob * LANES, xi_stride(b->rows * g->Op));
 }
 
@@ -571,7 +468,7 @@ static void wgrad_product(const geom *g, int64_t T, int xi, bool accumulate,
                          .a = b->D + xi * xi_stride(b->rows * g->Op), .a_row = 1, .a_k = g->Op,
                          .b = b->V + xi * xi_stride(b->rows * g->Cp), .ldb = g->Cp,
                          .c = dU + xi * xi_stride(g->Op * g->Cp), .ldc = g->Cp,
-                         .accumulate = accumulate, .narrow = g->Cp % 32 != 0};
+                         .accumulate = accumulate};
     dt_gemm_strided_run(&p);
 }
 
@@ -663,9 +560,9 @@ static void kernels_from_sums(const geom *g, const float *dU, float *dw)
     #pragma omp parallel for schedule(static)
     for (int64_t o = 0; o < g->O; o++)
         for (int64_t c0 = 0; c0 < g->C; c0 += LANES) {
-            v16 u[NXI], t[6][3];
+            dt_v16 u[NXI], t[6][3];
             for (int xi = 0; xi < NXI; xi++)
-                u[xi] = load16(dU + xi * per_xi + o * g->Cp + c0);
+                u[xi] = dt_v16_load(dU + xi * per_xi + o * g->Cp + c0);
             for (int k = 0; k < 6; k++)
                 for (int b = 0; b < 3; b++)
                     t[k][b] = G[0][b] * u[k * 6] + G[1][b] * u[k * 6 + 1] +
@@ -674,13 +571,13 @@ static void kernels_from_sums(const geom *g, const float *dU, float *dw)
             float taps[9][LANES];
             for (int a = 0; a < 3; a++)
                 for (int b = 0; b < 3; b++) {
-                    v16 s = G[0][a] * t[0][b] + G[1][a] * t[1][b] + G[2][a] * t[2][b] +
+                    dt_v16 s = G[0][a] * t[0][b] + G[1][a] * t[1][b] + G[2][a] * t[2][b] +
                             G[3][a] * t[3][b] + G[4][a] * t[4][b] + G[5][a] * t[5][b];
-                    store16(taps[a * 3 + b], s);
+                    dt_v16_store(taps[a * 3 + b], s);
                 }
             /* taps[tap][lane] -> dw[o][c0 + lane][tap] */
             float out[LANES][16];
-            dt_transpose16(taps[0], LANES, out[0], 16, 9, min64(LANES, g->C - c0), false);
+            dt_cpu()->moves.transpose16(taps[0], LANES, out[0], 16, 9, min64(LANES, g->C - c0), false);
             for (int64_t l = 0; l < min64(LANES, g->C - c0); l++)
                 memcpy(dw + (o * g->C + c0 + l) * 9, out[l], 9 * sizeof(float));
         }

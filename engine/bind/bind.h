@@ -93,5 +93,6 @@ void lt_open_checkpoint(lua_State *L, int mod_idx); /* safetensors files */
 void lt_open_contrast(lua_State *L, int mod_idx); /* FSECD loss, CRD memory-bank ops */
 void lt_open_profile(lua_State *L, int mod_idx);  /* per-op-kind timers */
 void lt_open_gemm(lua_State *L, int mod_idx);     /* gemm_f32: the internal GEMM, for specs */
+void lt_open_cpu(lua_State *L, int mod_idx);      /* isa, set_isa, cpu_info */
 
 #endif /* DISTILL_BIND_H */

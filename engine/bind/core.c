@@ -390,7 +390,8 @@ static int gc_stats(lua_State *L)
 
 int luaopen_distill_core(lua_State *L)
 {
-    dt_engine_init();
+    if (dt_engine_init() != DT_OK)
+        return luaL_error(L, "distill: %s", dt_last_error());
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LT_METHODS_KEY);
     lua_newtable(L);
@@ -431,6 +432,7 @@ int luaopen_distill_core(lua_State *L)
     lt_open_contrast(L, mod);
     lt_open_profile(L, mod);
     lt_open_gemm(L, mod);
+    lt_open_cpu(L, mod);
     /* The pacing (gc_account) relies on generational mode's cheap minor
      * collections; lua5.4 (lua.c) starts in it, an embedding host may not. */
     lua_gc(L, LUA_GCGEN, 0, 0);
