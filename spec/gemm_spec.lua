@@ -1,9 +1,12 @@
 -- The engine's internal GEMM (engine/gemm.c) through distill.gemm_f32,
--- against a double-precision reference computed here in Lua. Shapes cross
--- the kernel's tile edges (8-row A panels, 32-column B panels, 256-deep K
--- blocks, 1024-column N blocks, 256-row M blocks) and both B paths (read in
--- place for M <= 64 without transpose, packed otherwise).
+-- against a double-precision reference computed here in Lua, with the
+-- tiles of every kernel set the CPU runs (distill.set_isa). Shapes cross
+-- the tiles' edges (A panels of 4, 6 and 8 rows, B panels of 16 and 32
+-- columns, 256-deep K blocks, 1024-column N blocks, M blocks of about 256
+-- rows) and both B paths (read in place for M <= 64 without transpose,
+-- packed otherwise).
 local distill = require "distill"
+local h = require "support.helpers"
 
 local NaN = 0 / 0
 
@@ -89,11 +92,17 @@ local function check(c)
 end
 
 local shapes = {
-  { 1, 1, 1 }, { 1, 33, 5 }, { 7, 1, 9 }, { 8, 32, 16 }, { 9, 33, 17 },
+  { 1, 1, 1 }, { 1, 33, 5 }, { 7, 1, 9 }, { 8, 32, 16 }, { 9, 33, 17 }, { 6, 16, 7 },
+  { 5, 15, 3 }, { 12, 48, 20 }, { 13, 47, 21 }, { 19, 17, 11 },
   { 17, 31, 255 }, { 16, 64, 256 }, { 13, 65, 257 }, { 70, 40, 300 }, { 3, 100, 600 },
 }
 
-describe("distill.gemm_f32", function()
+for _, isa in ipairs(h.isas()) do
+describe("distill.gemm_f32 (" .. isa .. " kernels)", function()
+  local before
+  setup(function() before = distill.set_isa(isa) end)
+  teardown(function() distill.set_isa(before) end)
+
   for _, trans in ipairs{ { false, false }, { true, false }, { false, true }, { true, true } } do
     it(("matches a double reference, trans_a=%s trans_b=%s"):format(tostring(trans[1]),
       tostring(trans[2])), function()
@@ -172,6 +181,7 @@ describe("distill.gemm_f32", function()
     assert.has_error(call{ bogus = 1 })
   end)
 end)
+end
 
 -- conv2d's weight gradient through dt_gemm (engine/conv.c): 20 images in 8
 -- uneven chunks whose partials are summed in order, against a double

@@ -243,6 +243,24 @@ function h.ref_conv2d(x, w, b, o)
   return out, { N, O, OH, OW }
 end
 
+--- The kernel sets (distill.isa names) this CPU and build run, generic
+-- first.
+function h.isas()
+  return distill.cpu_info().isas
+end
+
+--- Runs fn() with the kernel set `isa` in use and restores the one before,
+-- also when fn raises; returns fn's results.
+function h.with_isa(isa, fn)
+  local before = distill.set_isa(isa)
+  local results = table.pack(pcall(fn))
+  distill.set_isa(before)
+  if not results[1] then
+    error(results[2], 0)
+  end
+  return table.unpack(results, 2, results.n)
+end
+
 -- What every thread-count script starts with: the checkout's modules and
 -- build, and fingerprint(t), a string of t's values (a weighted sum of every
 -- 7th element, printed exactly) for comparing bits across runs.
