@@ -290,6 +290,8 @@ const char *dt_isa_name(void);
 int dt_isa_list(const char **names, int max);
 /* The CPU's model name (CPUID brand string, else /proc/cpuinfo). */
 const char *dt_cpu_model(void);
+/* The BLAS library's own description of its build ("OpenBLAS 0.3.21 ..."). */
+const char *dt_blas_info(void);
 
 /* ------------------------------------------- linear algebra (math issue) */
 

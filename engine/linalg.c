@@ -21,6 +21,8 @@
  * product over the OpenMP threads itself, in blocks of C's columns (or
  * rows): each element is still one single-threaded OpenBLAS sum. */
 
+const char *dt_blas_info(void) { return openblas_get_config(); }
+
 /* Below this many multiply-adds a product stays on the calling thread. */
 #define SPLIT_MIN_MACS (1 << 21)
 /* Blocks are whole multiples of this many columns or rows. */

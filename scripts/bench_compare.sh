@@ -4,9 +4,12 @@
 # measurement, and prints images/s of both and the ratio ours/PyTorch, plus
 # peak RSS (ratio < 1 is better there).
 #
-#   scripts/bench_compare.sh [--steps N] [--warmup N] [--rounds R] [--quick]
+#   scripts/bench_compare.sh [--steps N] [--warmup N] [--rounds R] [--quick] [--isa avx2|avx512]
 #
-# Env: DISTILL_BUILD (build dir, default ./build), THREADS (default 2).
+# Env: DISTILL_BUILD (build dir, default ./build), THREADS (default 2),
+# DISTILL_ISA (our kernels), DNNL_MAX_CPU_ISA / ATEN_CPU_CAPABILITY
+# (PyTorch's); --isa avx2 sets all three to compare the AVX2 paths,
+# --isa avx512 only ours (PyTorch picks its best).
 # --rounds R repeats every pair R times (ours, torch, ours, torch, ...) and
 # keeps the best median of each side, which is the least disturbed by other
 # processes on a shared machine. The load average is printed with the table.
@@ -22,6 +25,13 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
+    --isa)
+      case "$2" in
+        avx2) export DISTILL_ISA=avx2 DNNL_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ;;
+        avx512) export DISTILL_ISA=avx512 ;;
+        *) echo "bench_compare: --isa takes avx2 or avx512" >&2; exit 2 ;;
+      esac
+      shift 2 ;;
     *) echo "bench_compare: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +56,9 @@ ce-r20-b64|resnet56|resnet20|64|ce
 eval-r32x4-b64|resnet32x4|resnet8x4|64|eval"
 fi
 
+lua5.4 scripts/distill --version | sed -n '2,3p'
+echo "PyTorch: $($PY -c 'import torch; print(torch.__version__)' 2>/dev/null)," \
+  "DNNL_MAX_CPU_ISA=${DNNL_MAX_CPU_ISA:-unset} ATEN_CPU_CAPABILITY=${ATEN_CPU_CAPABILITY:-unset}"
 echo "load average before: $(cat /proc/loadavg)"
 echo "$CASES" | while IFS='|' read -r name teacher student batch work; do
   r=1
@@ -77,7 +90,7 @@ print(f"{'measurement':22s} {'ours img/s':>11s} {'torch img/s':>12s} {'ratio':>7
       f" {'ours RSS MB':>12s} {'torch RSS MB':>13s} {'RSS ratio':>10s}")
 for name in names:
     ours, torch = load(name, "ours"), load(name, "torch")
-    work = [k for k in ours[0] if k not in ("peak_rss_mb", "rss_mb")][0]
+    work = [k for k in ours[0] if k not in ("peak_rss_mb", "rss_mb", "isa")][0]
     oi = max(r[work]["images_per_s"] for r in ours)
     ti = max(r[work]["images_per_s"] for r in torch)
     orss = min(r["peak_rss_mb"] for r in ours)

@@ -1,5 +1,8 @@
 -- bench_core.lua - GFLOP/s of distill's mm against cblas_sgemm called
--- directly from C (the bench_sgemm program CMake builds).
+-- directly from C (the bench_sgemm program CMake builds), then one core's
+-- FMA peak and the engine's own GEMM on the conv products for every kernel
+-- set the CPU runs (the bench_gemm program, --summary; run it without
+-- --summary for the per-product table).
 --
 --   distill scripts/bench_core.lua [sizes...]
 --
@@ -66,6 +69,8 @@ local function bench_direct(n, repeats)
   return tonumber(gflops)
 end
 
+local cpu = distill.cpu_info()
+print(("%s, kernels %s (runs %s)"):format(cpu.model, cpu.isa, table.concat(cpu.isas, ", ")))
 print(string.format("%-6s %14s %14s %8s", "N", "distill.mm", "direct sgemm", "ratio"))
 print(string.format("%-6s %14s %14s %8s", "", "GFLOP/s", "GFLOP/s", ""))
 local rounds = 5
@@ -78,3 +83,11 @@ for _, n in ipairs(sizes) do
   end
   print(string.format("%-6d %14.2f %14.2f %8.3f", n, ours, direct, ours / direct))
 end
+
+-- The engine's GEMM (the conv products) against each set's FMA peak.
+local pipe = io.popen(string.format("%q 5 8 --summary 2>&1", build .. "/bench_gemm"))
+local summary = pipe:read("a")
+if not pipe:close() then
+  error("bench_core: bench_gemm failed: " .. summary, 0)
+end
+io.write("\n", summary)

@@ -206,6 +206,11 @@ if opts.rss_steps then
 end
 
 local order = opts.only and { opts.only } or { "distill", "ce", "eval" }
+local cpu = distill.cpu_info()
+if not opts.json then
+  print(("%s, kernels %s, OMP_NUM_THREADS=%s"):format(cpu.model, cpu.isa,
+    os.getenv("OMP_NUM_THREADS") or "unset"))
+end
 local titles = {
   distill = ("distill step %s -> %s%s"):format(opts.teacher, opts.student,
     teacher_run.folded and " (folded)" or ""),
@@ -244,6 +249,7 @@ if opts.json then
   end
   parts[#parts + 1] = ('"peak_rss_mb": %.1f'):format(peak or 0)
   parts[#parts + 1] = ('"rss_mb": %.1f'):format(rss_mb())
+  parts[#parts + 1] = ('"isa": "%s"'):format(cpu.isa)
   print("{" .. table.concat(parts, ", ") .. "}")
 else
   print(("peak RSS (VmHWM) %.1f MB, RSS now %.1f MB"):format(peak or 0, rss_mb()))

@@ -9,10 +9,12 @@ local function quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- Runs scripts/distill; returns exit code, stdout, stderr.
-local function run(args)
+-- Runs scripts/distill (after an optional environment prefix); returns exit
+-- code, stdout, stderr.
+local function run(args, extra_env)
   local build = os.getenv("DISTILL_BUILD")
   local env = "OMP_WAIT_POLICY=passive " .. (build and ("DISTILL_BUILD=" .. quote(build) .. " ") or "")
+    .. (extra_env or "")
   local out, err = tmp .. "/out", tmp .. "/err"
   local _, _, code = os.execute(env .. "lua5.4 scripts/distill " .. args .. " > " .. out .. " 2> " .. err
     .. " < /dev/null")
@@ -48,6 +50,27 @@ describe("distill command", function()
       assert.are.equal(0, c2, c)
       assert.truthy(out2:find("usage: distill " .. c, 1, true), c)
     end
+  end)
+
+  it("--version names the version, the kernels in use, the CPU and the BLAS", function()
+    local distill = require "distill"
+    local code, out = run("--version")
+    assert.are.equal(0, code)
+    local info = distill.cpu_info()
+    assert.truthy(out:find("distill " .. distill.version, 1, true), out)
+    assert.truthy(out:find("kernels: " .. info.isa .. " (this CPU and build run "
+      .. table.concat(info.isas, ", "), 1, true), out)
+    assert.truthy(out:find("CPU: " .. info.model, 1, true), out)
+    assert.truthy(out:find("BLAS: " .. info.blas, 1, true), out)
+    code, out = run("version")
+    assert.are.equal(0, code)
+    assert.truthy(out:find("kernels: ", 1, true))
+  end)
+
+  it("fails with the ISA named when DISTILL_ISA is wrong", function()
+    local code, _, err = run("--version", "DISTILL_ISA=avx9 ")
+    assert.are.equal(1, code)
+    assert.truthy(err:find("DISTILL_ISA=avx9: unknown instruction set", 1, true), err)
   end)
 
   it("exits 2 on usage errors, naming the valid choices", function()

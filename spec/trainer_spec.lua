@@ -1,5 +1,6 @@
 -- distill.trainer on tiny synthetic data: training, distillation, metrics,
 -- checkpoints, determinism, evaluation.
+local distill = require "distill"
 local config = require "distill.config"
 local trainer = require "distill.trainer"
 local log = require "distill.log"
@@ -66,6 +67,10 @@ describe("distill.trainer", function()
     -- the resolved config in the run dir loads back
     local saved = assert(loadfile(dir .. "/config.lua"))()
     assert.are.equal(3, saved.epochs)
+    -- run.json says which kernels and CPU ran it
+    local run_info = log.json_decode(log.read_file(dir .. "/run.json"))
+    assert.are.equal(distill.isa(), run_info.isa)
+    assert.are.equal(distill.cpu_info().model, run_info.cpu)
   end)
 
   it("is deterministic: same config and seed, same losses", function()

@@ -12,13 +12,22 @@
  * the backward-weight products of a pass accumulate into one dW (conv's
  * per-chunk partial), for both libraries.
  *
- * Usage: bench_gemm [repeats] [images]   (OPENBLAS_NUM_THREADS is forced to 1) */
+ * Every kernel set the CPU runs (engine/cpu/cpu.h) is measured, each
+ * against its own FMA peak: one core running the set's independent FMA
+ * chains (fma_loop), in GF/s. The last lines give, per set, the GF/s of
+ * all of ours over all these products and the share of that peak.
+ *
+ * Usage: bench_gemm [repeats] [images] [--summary] [isa ...]
+ *   (OPENBLAS_NUM_THREADS is forced to 1; --summary prints only the peak
+ *   and summary lines; isa names limit the sets measured) */
 #include "gemm.h"
+#include "cpu/cpu.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 typedef struct layer {
@@ -110,6 +119,10 @@ static double compare(const product *p, const float *a, const float *b, float *c
     return diff / scale;
 }
 
+/* Flops and seconds of ours over every product measured, for the summary. */
+static double total_flops, total_seconds;
+static bool quiet;
+
 static void bench_product(const char *name, const product *p, int images, int repeats)
 {
     size_t asz = (size_t)(p->M * p->K), bsz = (size_t)(p->K * p->N), csz = (size_t)(p->M * p->N);
@@ -133,10 +146,13 @@ static void bench_product(const char *name, const product *p, int images, int re
     double tb = best_time(p, false, a, b, c, images, repeats);
     double to = best_time(&mine, true, a, b, c, images, repeats);
     double flops = 2.0 * (double)p->M * (double)p->N * (double)p->K;
-    printf("  %-6s M %5lld N %5lld K %5lld  openblas %8.2f ms %6.1f GF/s   ours %8.2f ms %6.1f "
-           "GF/s  x%.2f  err %.1e\n",
-           name, (long long)p->M, (long long)p->N, (long long)p->K, tb * 64e3, flops / tb * 1e-9,
-           to * 64e3, flops / to * 1e-9, tb / to, err);
+    total_flops += flops;
+    total_seconds += to;
+    if (!quiet)
+        printf("  %-6s M %5lld N %5lld K %5lld  openblas %8.2f ms %6.1f GF/s   ours %8.2f ms "
+               "%6.1f GF/s  x%.2f  err %.1e\n",
+               name, (long long)p->M, (long long)p->N, (long long)p->K, tb * 64e3,
+               flops / tb * 1e-9, to * 64e3, flops / to * 1e-9, tb / to, err);
     for (int i = 0; i < images; i++)
         free(b[i]), free(c[i]);
     free(a[0]);
@@ -146,27 +162,84 @@ static void bench_product(const char *name, const product *p, int images, int re
     free(packed);
 }
 
-int main(int argc, char **argv)
+/* One core's FMA peak with the set's vectors, GF/s: best of a few timed
+ * runs of its independent FMA chains. */
+static double fma_peak(const dt_cpu_kernels *k)
 {
-    int repeats = argc > 1 ? atoi(argv[1]) : 5;
-    int images = argc > 2 ? atoi(argv[2]) : 8;
-    if (repeats <= 0 || images <= 1 || images > 64) {
-        fprintf(stderr, "usage: %s [repeats > 0] [images 2..64]\n", argv[0]);
-        return 2;
+    int64_t iters = 20000000 / k->fma_lanes;
+    float sink;
+    double best = INFINITY;
+    for (int r = 0; r < 4; r++) {
+        double t0 = cpu_now();
+        k->fma_loop(iters, &sink);
+        double dt = cpu_now() - t0;
+        if (r > 0 && dt < best)
+            best = dt;
     }
-    openblas_set_num_threads(1);
-    printf("per-image conv GEMMs, 1 thread, best of %d x %d images; ms = 64 images\n", repeats,
-           images);
+    if (sink == 12345.0f)   /* keeps the loop's result alive */
+        printf(" ");
+    return (double)iters * 12.0 * k->fma_lanes * 2.0 / best * 1e-9;
+}
+
+static void bench_layers(int images, int repeats)
+{
     for (size_t l = 0; l < sizeof layers / sizeof layers[0]; l++) {
         const layer *y = &layers[l];
         int64_t out = y->size / y->stride, P = out * out, K = 9 * (int64_t)y->cin, O = y->cout;
-        printf("%s %d->%d %dx%d s%d\n", y->net, y->cin, y->cout, y->size, y->size, y->stride);
+        if (!quiet)
+            printf("%s %d->%d %dx%d s%d\n", y->net, y->cin, y->cout, y->size, y->size, y->stride);
         product fwd = {false, false, false, O, P, K, K, P, NULL};
         product data = {true, false, false, K, P, O, K, P, NULL};
         product wt = {false, true, true, O, K, P, P, P, NULL};
         bench_product("fwd", &fwd, images, repeats);
         bench_product("data", &data, images, repeats);
         bench_product("weight", &wt, images, repeats);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int repeats = 5, images = 8, positional = 0;
+    const char *only[DT_ISA_COUNT];
+    int nonly = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--summary") == 0)
+            quiet = true;
+        else if (argv[i][0] >= '0' && argv[i][0] <= '9')
+            *(positional++ == 0 ? &repeats : &images) = atoi(argv[i]);
+        else if (nonly < DT_ISA_COUNT)
+            only[nonly++] = argv[i];
+    }
+    if (repeats <= 0 || images <= 1 || images > 64) {
+        fprintf(stderr, "usage: %s [repeats > 0] [images 2..64] [--summary] [isa ...]\n", argv[0]);
+        return 2;
+    }
+    if (dt_engine_init() != DT_OK) {
+        fprintf(stderr, "bench_gemm: %s\n", dt_last_error());
+        return 1;
+    }
+    printf("%s; per-image conv GEMMs, 1 thread, best of %d x %d images; ms = 64 images\n",
+           dt_cpu_model(), repeats, images);
+    const char *names[DT_ISA_COUNT];
+    int n = dt_isa_list(names, DT_ISA_COUNT);
+    for (int i = 0; i < n; i++) {
+        bool wanted = nonly == 0;
+        for (int j = 0; j < nonly; j++)
+            wanted |= strcmp(only[j], names[i]) == 0;
+        if (!wanted)
+            continue;
+        if (dt_isa_set(names[i]) != DT_OK) {
+            fprintf(stderr, "bench_gemm: %s\n", dt_last_error());
+            return 1;
+        }
+        double peak = fma_peak(dt_cpu());
+        if (!quiet)
+            printf("== %s kernels (FMA peak %.1f GF/s per core)\n", names[i], peak);
+        total_flops = total_seconds = 0.0;
+        bench_layers(images, repeats);
+        double rate = total_flops / total_seconds * 1e-9;
+        printf("%-8s FMA peak %6.1f GF/s; conv GEMMs %6.1f GF/s = %4.1f%% of peak\n", names[i],
+               peak, rate, 100.0 * rate / peak);
     }
     return 0;
 }

@@ -5,8 +5,9 @@
  *                               the best the CPU runs; an ISA the CPU lacks
  *                               is an error naming it and the CPU
  *   distill.cpu_info()       -> {model = "AMD EPYC ...", isa = "avx2",
- *                               isas = {"generic", "avx2"}}: isas lists
- *                               what this CPU and build run */
+ *                               isas = {"generic", "avx2"}, blas = "OpenBLAS
+ *                               0.3.21 ..."}: isas lists what this CPU and
+ *                               build run, generic first */
 #include "bind.h"
 
 static int l_isa(lua_State *L)
@@ -31,9 +32,11 @@ static int l_cpu_info(lua_State *L)
 {
     const char *names[8];
     int n = dt_isa_list(names, 8);
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, dt_cpu_model());
     lua_setfield(L, -2, "model");
+    lua_pushstring(L, dt_blas_info());
+    lua_setfield(L, -2, "blas");
     lua_pushstring(L, dt_isa_name());
     lua_setfield(L, -2, "isa");
     lua_createtable(L, n, 0);

@@ -5,6 +5,7 @@
 --   distill eval CHECKPOINT --data NAME [--split test] [--root DIR] [--batch-size N] [--limit N]
 --   distill plot RUN_DIR [RUN_DIR ...] [-o out.svg]
 --   distill repl | distill | distill SCRIPT.lua [ARGS]
+--   distill --version
 --
 -- cli.main(args) returns the exit code: 0 ok, 1 failure, 2 usage error.
 local cli = {}
@@ -19,6 +20,7 @@ commands:
   plot RUN_DIR...   draw the curves of one or more runs in one figure
   repl              a Lua 5.4 REPL with distill loaded (also: distill with no arguments)
   FILE.lua [ARGS]   run a Lua script with distill on the path
+  --version         the version, the CPU and the kernels in use
 
 `distill <command> --help` describes a command's options.]]
 
@@ -298,6 +300,19 @@ local function cmd_script(path, args)
   return 0
 end
 
+-- `distill --version`: what runs, for bug reports and benchmark notes.
+local function version_text()
+  local distill = require "distill"
+  local info = distill.cpu_info()
+  return table.concat({
+    ("distill %s (%s)"):format(distill.version, _VERSION),
+    ("kernels: %s (this CPU and build run %s; DISTILL_ISA chooses)"):format(info.isa,
+      table.concat(info.isas, ", ")),
+    "CPU: " .. info.model,
+    "BLAS: " .. info.blas,
+  }, "\n")
+end
+
 local commands = {
   train = function(args, out) return cmd_train("train", args, out) end,
   distill = function(args, out) return cmd_train("distill", args, out) end,
@@ -322,6 +337,9 @@ function cli.main(args, opts)
       else
         out:write(USAGE, "\n")
       end
+      return 0
+    elseif command == "--version" or command == "version" then
+      out:write(version_text(), "\n")
       return 0
     elseif commands[command] then
       return commands[command](rest, out)

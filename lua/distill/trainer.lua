@@ -557,8 +557,10 @@ function trainer.run(opts)
     log.write_file(run_dir .. "/config.lua", "-- resolved config of this run (functions shown as "
       .. "comments; see config.source.lua)\n" .. config.serialize(cfg))
     log.write_file(run_dir .. "/config.source.lua", config_source)
+    local cpu = distill.cpu_info()
     log.write_file(run_dir .. "/run.json", log.json_encode({ mode = mode, overrides = overrides,
-      config_path = opts.config_path or "", started = os.date("!%Y-%m-%dT%H:%M:%SZ") }) .. "\n")
+      config_path = opts.config_path or "", started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+      isa = cpu.isa, cpu = cpu.model, version = distill.version }) .. "\n")
     logger:print(("%s: %s %s, %s -> %s, %d train / %d test samples, %d epochs, run dir %s"):format(
       mode, cfg.name, cfg.method, run.teacher and tostring(type(cfg.teacher.model) == "table"
         and cfg.teacher.model.name or cfg.teacher.model) or "no teacher",
