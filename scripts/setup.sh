@@ -25,5 +25,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${missing[@]}" > /dev/null
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > build.log 2>&1 || { cat build.log; exit 1; }
+# The build is portable (its vector kernels are chosen at run time), unless
+# DISTILL_NATIVE=ON asks for the rest to be tuned for this CPU too: such a
+# build is only good on a CPU like the one it was made on, so it is made
+# again when build/ was made on a CPU with other features.
+native="${DISTILL_NATIVE:-OFF}"
+cpu_features=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | md5sum | cut -d' ' -f1)
+if [ "$native" = ON ] && [ -f build/CMakeCache.txt ] &&
+   [ "$(cat build/.native-cpu 2>/dev/null)" != "$cpu_features" ]; then
+  echo "setup: build/ was made for another CPU; building again"
+  rm -rf build
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DDISTILL_NATIVE="$native" > build.log 2>&1 ||
+  { cat build.log; exit 1; }
+if [ "$native" = ON ]; then echo "$cpu_features" > build/.native-cpu; else rm -f build/.native-cpu; fi
 cmake --build build -j"$(nproc)" >> build.log 2>&1 || { cat build.log; exit 1; }

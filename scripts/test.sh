@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, runs every spec.
 # Extra arguments go to busted (e.g. spec/tensor_spec.lua, --filter=...).
-# Ends with the line "N passed, N failed, N skipped".
+# Ends with the line "N passed, N failed, N skipped". python3-torch is the
+# oracle of the parity specs; qemu-user emulates CPUs without AVX-512 or
+# AVX (spec/cpu_emulated_spec.lua).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DISTILL_EXTRA_PACKAGES="python3-torch ${DISTILL_EXTRA_PACKAGES:-}" bash scripts/setup.sh
+DISTILL_EXTRA_PACKAGES="python3-torch qemu-user ${DISTILL_EXTRA_PACKAGES:-}" bash scripts/setup.sh
 # Idle OpenMP threads sleep instead of spinning: specs alternate OpenMP
 # kernels with OpenBLAS calls and subprocesses, and on 2 cores spinning
 # threads starve them.

@@ -22,12 +22,17 @@ end
 
 -- Runs a one-line Lua program in a fresh lua5.4 with the given environment
 -- prefix; returns its output (stdout and stderr) and whether it succeeded.
+-- DISTILL_SPEC_CPU (set by cpu_emulated_spec.lua) names a CPU model for
+-- qemu-x86_64 to emulate, so these runs see the same CPU as this one (its
+-- warnings about CPU features it does not emulate are dropped).
 local function run_lua(env, code)
-  local cmd = ("%s lua5.4 -e 'package.path = \"./lua/?.lua;./lua/?/init.lua;\" .. package.path; "
-    .. "package.cpath = \"%s/?.so;\" .. package.cpath; %s' 2>&1"):format(env,
+  local cpu = os.getenv("DISTILL_SPEC_CPU")
+  local lua = cpu and ("qemu-x86_64 -cpu " .. cpu .. " $(command -v lua5.4)") or "lua5.4"
+  local cmd = ("%s %s -e 'package.path = \"./lua/?.lua;./lua/?/init.lua;\" .. package.path; "
+    .. "package.cpath = \"%s/?.so;\" .. package.cpath; %s' 2>&1"):format(env, lua,
     os.getenv("DISTILL_BUILD") or "./build", code)
   local p = assert(io.popen(cmd))
-  local out = p:read("a")
+  local out = p:read("a"):gsub("qemu%-x86_64: warning: [^\n]*\n", "")
   local ok = p:close()
   return out, ok
 end
