@@ -81,6 +81,13 @@
 #endif
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* The CPU layer's 16 x 16 transpose (cpu.h). */
+static void transpose16(const float *s, int64_t lds, float *d, int64_t ldd, int64_t rows,
+                        int64_t cols, bool fill)
+{
+    dt_cpu()->moves.transpose16(s, lds, d, ldd, rows, cols, fill);
+}
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
@@ -172,8 +179,8 @@ static __attribute__((noinline)) void stage_block(const float *src, int64_t C, i
         int64_t right = min64(W, Wp - left);
         memset(row, 0, (size_t)(left * LANES) * sizeof *row);
         for (int64_t w0 = 0; w0 < right; w0 += 16)
-            dt_cpu()->moves.transpose16(s + h * W + w0, H * W, row + (left + w0) * LANES, LANES, lanes,
-                           min64(16, right - w0), true);
+            transpose16(s + h * W + w0, H * W, row + (left + w0) * LANES, LANES, lanes,
+                        min64(16, right - w0), true);
         memset(row + (left + right) * LANES, 0,
                (size_t)((Wp - left - right) * LANES) * sizeof *row);
     }
@@ -199,10 +206,9 @@ static void pack_kernels(const geom *g, const float *w, bool flip, float *U)
             if (lanes > 0) {
                 /* 16 kernels' 9 taps, one tap per row */
                 if (flip)
-                    dt_cpu()->moves.transpose16(w + (c * g->O + o0) * 9, 9, taps[0], LANES, lanes, 9, true);
+                    transpose16(w + (c * g->O + o0) * 9, 9, taps[0], LANES, lanes, 9, true);
                 else
-                    dt_cpu()->moves.transpose16(w + (o0 * g->C + c) * 9, g->C * 9, taps[0], LANES, lanes, 9,
-                                   true);
+                    transpose16(w + (o0 * g->C + c) * 9, g->C * 9, taps[0], LANES, lanes, 9, true);
             } else {
                 memset(taps, 0, sizeof taps);
             }
@@ -273,7 +279,7 @@ static void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float 
 {
     int64_t rows = min64(4, g->OH - oy), cols = min64(pixels, g->OW - ox);
     for (int64_t i = 0; i < rows; i++)
-        dt_cpu()->moves.transpose16(grp[i][0], LANES, dst + i * g->OW + ox, stride, cols, lanes, false);
+        transpose16(grp[i][0], LANES, dst + i * g->OW + ox, stride, cols, lanes, false);
 }
 
 /* Copies a block's output rows for channels [o0, o0 + lanes) from `out`
@@ -577,7 +583,7 @@ static void kernels_from_sums(const geom *g, const float *dU, float *dw)
                 }
             /* taps[tap][lane] -> dw[o][c0 + lane][tap] */
             float out[LANES][16];
-            dt_cpu()->moves.transpose16(taps[0], LANES, out[0], 16, 9, min64(LANES, g->C - c0), false);
+            transpose16(taps[0], LANES, out[0], 16, 9, min64(LANES, g->C - c0), false);
             for (int64_t l = 0; l < min64(LANES, g->C - c0); l++)
                 memcpy(dw + (o * g->C + c0 + l) * 9, out[l], 9 * sizeof(float));
         }

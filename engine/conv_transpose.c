@@ -1,0 +1,118 @@
+/* conv_transpose.c - differentiable transposed 2-d convolution (NCHW).
+ *
+ * conv_transpose2d is the adjoint of conv2d in its input: with the weight
+ * (Cin, Cout/groups, kh, kw) read as a conv2d weight (O = Cin, Cg =
+ * Cout/groups), the transposed op's output y (N, Cout, OH, OW) plays the
+ * conv2d input and its input x (N, Cin, H, W) the conv2d output. So the
+ * forward is conv2d's backward-data, the input gradient is conv2d's forward
+ * and the weight gradient is conv2d's backward-weight with x and dy
+ * swapped (conv.h: dt_conv_transpose_geom_of). */
+#include "conv.h"
+
+#include <string.h>
+
+static dt_status conv_transpose_backward(dt_node *node, const dt_tensor *grad_out,
+                                         dt_tensor **gi)
+{
+    dt_tensor *xs, *ws, *x = NULL, *w = NULL, *dy = NULL;
+    dt_status st = dt_node_saved(node, 0, &xs);
+    if (st == DT_OK)
+        st = dt_node_saved(node, 1, &ws);
+    if (st)
+        return st;
+    dt_conv_geom g;
+    st = dt_conv_transpose_geom_of(xs, ws, NULL, &node->iarg[0], &node->iarg[2], &node->iarg[4],
+                     &node->iarg[6], node->iarg[8], &g);
+    if (st == DT_OK)
+        st = dt_contiguous(xs, &x);
+    if (st == DT_OK)
+        st = dt_contiguous(ws, &w);
+    if (st == DT_OK)
+        st = dt_contiguous((dt_tensor *)grad_out, &dy);
+    bool need_x = node->needs_grad[0], need_w = node->needs_grad[1];
+    bool need_b = node->ninputs > 2 && node->needs_grad[2];
+    if (st == DT_OK && need_x)
+        st = dt_zeros(DT_FLOAT32, 4, xs->shape, &gi[0]);
+    if (st == DT_OK && need_w)
+        st = dt_zeros(DT_FLOAT32, 4, ws->shape, &gi[1]);
+    if (st == DT_OK && need_b)
+        st = dt_empty(DT_FLOAT32, 1, &g.C, &gi[2]);
+    bool work = g.N > 0 && g.O > 0 && g.C > 0;
+    if (st == DT_OK && work && need_w) {
+        DT_PROF_BEGIN(t0);
+        st = dt_conv_weight_grad_pass(&g, dt_f32(dy), dt_f32(x), dt_f32(gi[1]));
+        DT_PROF_END(DT_PROF_CONV_BWD_WEIGHT, t0);
+    }
+    if (st == DT_OK && work && need_x) {
+        DT_PROF_BEGIN(t0);
+        st = dt_conv_forward_pass(&g, dt_f32(dy), dt_f32(w), NULL, dt_f32(gi[0]));
+        DT_PROF_END(DT_PROF_CONV_BWD_DATA, t0);
+    }
+    if (st == DT_OK && need_b) {
+        DT_PROF_BEGIN(t0);
+        dt_conv_bias_grad(dt_f32(dy), g.N, g.C, g.H * g.W, dt_f32(gi[2]));
+        DT_PROF_END(DT_PROF_CONV_BWD_WEIGHT, t0);
+    }
+    dt_tensor_release(x);
+    dt_tensor_release(w);
+    dt_tensor_release(dy);
+    return st;
+}
+
+dt_status dt_f_conv_transpose2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
+                                const int64_t stride[2], const int64_t padding[2],
+                                const int64_t output_padding[2], const int64_t dilation[2],
+                                int64_t groups, dt_tensor **out)
+{
+    *out = NULL;
+    dt_conv_geom g;
+    dt_status st = dt_conv_transpose_geom_of(x, w, bias, stride, padding, output_padding,
+                                             dilation, groups, &g);
+    if (st)
+        return st;
+    dt_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
+    st = dt_contiguous((dt_tensor *)x, &xc);
+    if (st == DT_OK)
+        st = dt_contiguous((dt_tensor *)w, &wc);
+    if (st == DT_OK && bias)
+        st = dt_contiguous((dt_tensor *)bias, &bc);
+    int64_t shape[4] = {g.N, g.C, g.H, g.W};
+    if (st == DT_OK)
+        st = dt_zeros(DT_FLOAT32, 4, shape, &y);
+    DT_PROF_BEGIN(t0);
+    if (st == DT_OK && g.N > 0 && g.C > 0) {
+        float *yp = dt_f32(y);
+        if (g.O > 0)
+            st = dt_conv_input_grad_pass(&g, dt_f32(wc), dt_f32(xc), yp);
+        if (st == DT_OK && bc) {
+            const float *bp = dt_f32(bc);
+            int64_t hw = g.H * g.W, planes = g.N * g.C;
+            #pragma omp parallel for schedule(static)
+            for (int64_t q = 0; q < planes; q++) {
+                float *row = yp + q * hw, bv = bp[q % g.C];
+                for (int64_t p = 0; p < hw; p++)
+                    row[p] += bv;
+            }
+        }
+    }
+    DT_PROF_END(DT_PROF_CONV_FWD, t0);
+    dt_tensor_release(xc);
+    dt_tensor_release(wc);
+    dt_tensor_release(bc);
+    dt_node *node = NULL;
+    if (st == DT_OK)
+        st = dt_record("ConvTranspose2dBackward", conv_transpose_backward, bias ? 3 : 2,
+                       (const dt_tensor *[]){x, w, bias}, 2, (const dt_tensor *[]){x, w}, y,
+                       &node);
+    if (st) {
+        dt_tensor_release(y);
+        return st;
+    }
+    if (node) {
+        node->iarg[0] = g.sh, node->iarg[1] = g.sw, node->iarg[2] = g.ph, node->iarg[3] = g.pw;
+        node->iarg[4] = output_padding[0], node->iarg[5] = output_padding[1];
+        node->iarg[6] = g.dh, node->iarg[7] = g.dw, node->iarg[8] = g.groups;
+    }
+    *out = y;
+    return DT_OK;
+}
