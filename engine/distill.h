@@ -687,12 +687,14 @@ double dt_prof_wall(void);
 #define DT_PROF_END(kind, var) do { if ((var) != -1.0) dt_prof_end_((kind), (var)); } while (0)
 
 /* Allocator (storage.c): freed storage blocks are cached by size class and
- * reused (bounded by DISTILL_CACHE_MB, default 512). dt_storage_new_uninit:
- * like dt_storage_new without the zero fill, for outputs that are fully
- * overwritten (dt_empty). trim: frees every cached block. */
+ * reused (bounded by DISTILL_CACHE_MB if set, else by the larger of 512 MiB
+ * and 1.25 times the peak of live bytes). dt_storage_new_uninit: like dt_storage_new
+ * without the zero fill, for outputs that are fully overwritten (dt_empty).
+ * trim: frees every cached block. stats: bytes cached, hits, misses, and
+ * the bound in bytes. */
 dt_status dt_storage_new_uninit(size_t nbytes, dt_storage **out);
 void dt_storage_cache_trim(void);
-void dt_storage_cache_stats(size_t *cached_bytes, size_t *hits, size_t *misses);
+void dt_storage_cache_stats(size_t *cached_bytes, size_t *hits, size_t *misses, size_t *limit);
 
 /* ------------------------------------------------------ data (data issue) */
 

@@ -46,6 +46,19 @@ describe("allocator", function()
     assert.is_true(r1 < r0 * 1.05 + 8, ("RSS %.1f MB -> %.1f MB"):format(r0, r1))
   end)
 
+  it("bounds the cache by the peak of live bytes, at least 512 MB", function()
+    local limit = distill.core.cache_stats().limit
+    assert.is_true(limit >= 512 * 2 ^ 20)
+    distill.core.cache_trim()
+    -- 600 MB live at once: the bound follows
+    local big = distill.empty { 150 * 2 ^ 20 }
+    assert.is_true(distill.core.cache_stats().limit >= 600 * 2 ^ 20)
+    big = nil
+    collectgarbage()
+    -- and the freed block is kept for the next request of its size
+    assert.is_true(distill.core.cache_stats().cached >= 600 * 2 ^ 20)
+  end)
+
   it("cache_trim frees every cached block", function()
     local t = distill.empty { 262144 }
     t = nil
@@ -107,9 +120,11 @@ describe("allocator", function()
     collectgarbage()
     local before = distill.core.cache_stats().cached
     assert.is_true(before >= 160 * 1024 * 1024, "cached " .. before)
-    -- 5.5 GiB handed out in one size (11x the default 512 MB bound; stale blocks
-    -- are looked for every 2x the bound)
-    for _ = 1, 5632 do
+    -- 11x the bound handed out in one size, 1 MB at a time (stale blocks are
+    -- looked for every 2x the bound)
+    local limit = distill.core.cache_stats().limit
+    assert.is_true(limit >= 512 * 2 ^ 20, "the bound is at least 512 MB")
+    for _ = 1, 11 * limit // 2 ^ 20 do
       local x = distill.empty { 256 * 1024 }
       x = nil
     end

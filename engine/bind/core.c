@@ -345,12 +345,15 @@ static int live_bytes(lua_State *L)
     return 1;
 }
 
-/* {cached =, hits =, misses =}: the storage cache (bytes held, block counts). */
+/* {cached =, hits =, misses =, limit =}: the storage cache (bytes held,
+ * block counts, its bound in bytes). */
 static int cache_stats(lua_State *L)
 {
-    size_t cached, hits, misses;
-    dt_storage_cache_stats(&cached, &hits, &misses);
-    lua_createtable(L, 0, 3);
+    size_t cached, hits, misses, limit;
+    dt_storage_cache_stats(&cached, &hits, &misses, &limit);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)limit);
+    lua_setfield(L, -2, "limit");
     lua_pushinteger(L, (lua_Integer)cached);
     lua_setfield(L, -2, "cached");
     lua_pushinteger(L, (lua_Integer)hits);
