@@ -250,6 +250,30 @@ describe("the CPU layer", function()
       end
     end)
 
+    it("a few training steps of a ResNet: the same parameters on avx2 and avx512", function()
+      -- everything a step runs: convolutions (Winograd and im2col), batch
+      -- norm, ReLU, pooling, the loss and SGD with momentum
+      local fmnist = require "distill.models.fmnist"
+      local x = distill.randn{ 16, 1, 20, 20 }
+      local y = distill.randint(1, 11, { 16 })
+      assert_kernels_agree(function()
+        distill.manual_seed(3)
+        local model = fmnist.fmnist_resnet_t{ num_classes = 10 }
+        local opt = distill.optim.SGD(model:parameters(), { lr = 0.1, momentum = 0.9,
+          weight_decay = 5e-4 })
+        local out = {}
+        for step = 1, 3 do
+          opt:zero_grad()
+          local loss = distill.F.cross_entropy(model(x), y)
+          loss:backward()
+          opt:step()
+          out["loss" .. step] = loss:detach()
+        end
+        for name, p in pairs(model:state_dict()) do out[name] = p end
+        return out
+      end, 1e-3, "training steps")
+    end)
+
     it("elementwise runs: bitwise the same on every set", function()
       local a = distill.randn{ 37, 129 }
       local b = distill.randn{ 37, 129 }
