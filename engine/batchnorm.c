@@ -168,18 +168,25 @@ static void flush_glanes(double *lanes, double *sum)
     *sum += s;
 }
 
+/* The block of the chunk's rows [n0, n0 + br) and its offset. */
+static dt_cpu_bn_block block_at(const bn_chunk *k, int64_t n0, int64_t br, int64_t *offset)
+{
+    int64_t rows = k->g->N - n0 < br ? k->g->N - n0 : br;
+    *offset = row_at(k, n0, 0);
+    return (dt_cpu_bn_block){rows, k->nc, k->g->S, k->g->C * k->g->S};
+}
+
 /* sum[i] = sum of the chunk's channel i. */
 static void chunk_sum(const bn_chunk *k, const float *x, double *sum)
 {
-    void (*sum_row)(float *, const float *, int64_t) = dt_cpu()->bn.sum_row;
+    const dt_cpu_bn *bn = &dt_cpu()->bn;
     float a[CHUNK_MAX][LANES] = {{0}};
-    int64_t N = k->g->N, S = k->g->S, br = block_rows(k->g);
+    int64_t br = block_rows(k->g), o;
     for (int64_t i = 0; i < k->nc; i++)
         sum[i] = 0.0;
-    for (int64_t n0 = 0; n0 < N; n0 += br) {
-        for (int64_t n = n0; n < n0 + br && n < N; n++)
-            for (int64_t i = 0; i < k->nc; i++)
-                sum_row(a[i], x + row_at(k, n, i), S);
+    for (int64_t n0 = 0; n0 < k->g->N; n0 += br) {
+        dt_cpu_bn_block b = block_at(k, n0, br, &o);
+        bn->sum(&b, x + o, a[0]);
         for (int64_t i = 0; i < k->nc; i++)
             flush_lanes(a[i], &sum[i]);
     }
@@ -189,16 +196,14 @@ static void chunk_sum(const bn_chunk *k, const float *x, double *sum)
 static void chunk_centred(const bn_chunk *k, const float *x, const float *m, double *sd,
                           double *sdd)
 {
-    void (*centred_row)(double *, double *, const float *, int64_t, double) =
-        dt_cpu()->bn.centred_row;
+    const dt_cpu_bn *bn = &dt_cpu()->bn;
     double a[CHUNK_MAX][GLANES] = {{0}}, q[CHUNK_MAX][GLANES] = {{0}};
-    int64_t N = k->g->N, S = k->g->S, br = block_rows(k->g);
+    int64_t br = block_rows(k->g), o;
     for (int64_t i = 0; i < k->nc; i++)
         sd[i] = sdd[i] = 0.0;
-    for (int64_t n0 = 0; n0 < N; n0 += br) {
-        for (int64_t n = n0; n < n0 + br && n < N; n++)
-            for (int64_t i = 0; i < k->nc; i++)
-                centred_row(a[i], q[i], x + row_at(k, n, i), S, m[i]);
+    for (int64_t n0 = 0; n0 < k->g->N; n0 += br) {
+        dt_cpu_bn_block b = block_at(k, n0, br, &o);
+        bn->centred(&b, x + o, m, a[0], q[0]);
         for (int64_t i = 0; i < k->nc; i++) {
             flush_glanes(a[i], &sd[i]);
             flush_glanes(q[i], &sdd[i]);
@@ -210,18 +215,14 @@ static void chunk_centred(const bn_chunk *k, const float *x, const float *m, dou
 static void chunk_grad_sums(const bn_chunk *k, const float *dy, const float *x, const double *m,
                             double *sdy, double *sdyx)
 {
-    void (*grad_row)(double *, double *, const float *, const float *, int64_t, double) =
-        dt_cpu()->bn.grad_row;
+    const dt_cpu_bn *bn = &dt_cpu()->bn;
     double g[CHUNK_MAX][GLANES] = {{0}}, p[CHUNK_MAX][GLANES] = {{0}};
-    int64_t N = k->g->N, S = k->g->S, br = block_rows(k->g);
+    int64_t br = block_rows(k->g), o;
     for (int64_t i = 0; i < k->nc; i++)
         sdy[i] = sdyx[i] = 0.0;
-    for (int64_t n0 = 0; n0 < N; n0 += br) {
-        for (int64_t n = n0; n < n0 + br && n < N; n++)
-            for (int64_t i = 0; i < k->nc; i++) {
-                int64_t o = row_at(k, n, i);
-                grad_row(g[i], p[i], dy + o, x + o, S, m[i]);
-            }
+    for (int64_t n0 = 0; n0 < k->g->N; n0 += br) {
+        dt_cpu_bn_block b = block_at(k, n0, br, &o);
+        bn->grad(&b, dy + o, x + o, m, g[0], p[0]);
         for (int64_t i = 0; i < k->nc; i++) {
             flush_glanes(g[i], &sdy[i]);
             flush_glanes(p[i], &sdyx[i]);
@@ -252,30 +253,19 @@ static void chunk_stats(const bn_chunk *k, const float *x, double *mean, double 
 static void chunk_affine(const bn_chunk *k, const float *x, float *y, const float *scale,
                          const float *shift)
 {
-    void (*affine_row)(float *, const float *, int64_t, float, float) = dt_cpu()->bn.affine_row;
-    for (int64_t n = 0; n < k->g->N; n++)
-        for (int64_t i = 0; i < k->nc; i++) {
-            int64_t off = row_at(k, n, i);
-            affine_row(y + off, x + off, k->g->S, scale[i], shift[i]);
-        }
+    int64_t o;
+    dt_cpu_bn_block b = block_at(k, 0, k->g->N, &o);
+    dt_cpu()->bn.affine(&b, x + o, y + o, scale, shift);
 }
 
-/* Coefficients of dx = a * (dy - mdy) - b * (x - m) over one channel,
- * evaluated in double for the reason given at GLANES. */
-typedef struct bn_dx_coef {
-    double a, mdy, b, m;
-} bn_dx_coef;
-
+/* dx over the chunk's channel i from coef[i], evaluated in double for the
+ * reason given at GLANES. */
 static void chunk_dx(const bn_chunk *k, const float *dy, const float *x, float *dx,
-                     const bn_dx_coef *coef)
+                     const dt_cpu_bn_dx *coef)
 {
-    const dt_cpu_bn *bn = &dt_cpu()->bn;
-    for (int64_t n = 0; n < k->g->N; n++)
-        for (int64_t i = 0; i < k->nc; i++) {
-            int64_t off = row_at(k, n, i);
-            bn_dx_coef f = coef[i];
-            bn->dx_row(dx + off, dy + off, x + off, k->g->S, f.a, f.mdy, f.b, f.m);
-        }
+    int64_t o;
+    dt_cpu_bn_block b = block_at(k, 0, k->g->N, &o);
+    dt_cpu()->bn.dx(&b, dy + o, x + o, dx + o, coef);
 }
 
 /* ----------------------------------------------------------------- forward */
@@ -327,7 +317,7 @@ static void bn_backward_kernel(const bn_geom *g, const float *x, const float *dy
     for (int64_t q = 0; q < chunks; q++) {
         bn_chunk k = chunk_at(g, q);
         double sdy[CHUNK_MAX], sdyc[CHUNK_MAX];
-        bn_dx_coef coef[CHUNK_MAX];
+        dt_cpu_bn_dx coef[CHUNK_MAX];
         chunk_grad_sums(&k, dy, x, ctx->mean + k.c0, sdy, sdyc);
         for (int64_t i = 0; i < k.nc; i++) {
             int64_t c = k.c0 + i;
@@ -338,7 +328,7 @@ static void bn_backward_kernel(const bn_geom *g, const float *x, const float *dy
                 db[c] = (float)sdy[i];
             double a = (w ? *elem(w, c) : 1.0) * is;
             double mdy = training ? sdy[i] / count : 0.0, mdyx = training ? sdyx / count : 0.0;
-            coef[i] = (bn_dx_coef){a, mdy, a * is * mdyx, ctx->mean[c]};
+            coef[i] = (dt_cpu_bn_dx){a, mdy, a * is * mdyx, ctx->mean[c]};
         }
         if (dx)
             chunk_dx(&k, dy, x, dx, coef);

@@ -165,20 +165,18 @@ int64_t dt_gemm_panel_width(int64_t cols)
 void dt_gemm_strided_run(const dt_gemm_strided *p)
 {
     const dt_cpu_gemm *k = &dt_cpu()->gemm;
-    int64_t mr = k->mr, nr = dt_gemm_panel_width(p->cols);
+    int64_t nr = dt_gemm_panel_width(p->cols);
     dt_cpu_tile_fn fn = nr == k->nr ? k->strided : k->narrow;
     for (int64_t k0 = 0; k0 < p->K; k0 += KC)
-        for (int64_t j = 0; j < p->cols; j += nr)
-            for (int64_t i = 0; i < p->rows; i += mr) {
-                dt_cpu_tile t = {.kc = min64(KC, p->K - k0),
-                                 .a = p->a + i * p->a_row + k0 * p->a_k,
-                                 .a_row = p->a_row, .a_k = p->a_k,
-                                 .b = p->b + k0 * p->ldb + j, .ldb = p->ldb,
-                                 .c = p->c + i * p->ldc + j, .ldc = p->ldc,
-                                 .alpha = 1.0f, .beta = p->accumulate || k0 > 0 ? 1.0f : 0.0f,
-                                 .rows = min64(mr, p->rows - i), .cols = min64(nr, p->cols - j)};
-                fn(&t);
-            }
+        for (int64_t j = 0; j < p->cols; j += nr) {
+            dt_cpu_tile t = {.kc = min64(KC, p->K - k0), .a = p->a + k0 * p->a_k,
+                             .a_row = p->a_row, .a_k = p->a_k,
+                             .b = p->b + k0 * p->ldb + j, .ldb = p->ldb,
+                             .c = p->c + j, .ldc = p->ldc,
+                             .alpha = 1.0f, .beta = p->accumulate || k0 > 0 ? 1.0f : 0.0f,
+                             .rows = p->rows, .cols = min64(nr, p->cols - j)};
+            fn(&t);
+        }
 }
 
 /* ----------------------------------------------------------------- driver */
@@ -201,19 +199,14 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
 }
 
 /* One B panel (kc x NR, rows ldbk apart, its first `cols` columns valid)
- * against every A panel of an mc x kc block: the tiles of C at C[ir][0]. */
+ * against every A panel of an mc x kc block: the tiles of C at C[0][0]. */
 static void panel_tiles(const dt_cpu_gemm *k, const float *pa, const float *b, int64_t ldbk,
                         int64_t mc, int64_t cols, int64_t kc, float alpha, float beta, float *C,
                         int64_t ldc)
 {
-    dt_cpu_tile t = {.kc = kc, .a_row = 1, .a_k = k->mr, .b = b, .ldb = ldbk, .ldc = ldc,
-                     .alpha = alpha, .beta = beta, .cols = cols};
-    for (int64_t ir = 0; ir < mc; ir += k->mr) {
-        t.a = pa + ir * kc;
-        t.c = C + ir * ldc;
-        t.rows = min64(k->mr, mc - ir);
-        k->packed(&t);
-    }
+    dt_cpu_tile t = {.kc = kc, .a = pa, .a_row = 1, .a_k = k->mr, .b = b, .ldb = ldbk, .c = C,
+                     .ldc = ldc, .alpha = alpha, .beta = beta, .rows = mc, .cols = cols};
+    k->packed(&t);
 }
 
 /* Packed op(A) layout: for each kc block pc (in order), round_up(M, mr)

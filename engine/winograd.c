@@ -2,7 +2,7 @@
  * algorithm F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional
  * Neural Networks", 2016): the forward, and the weight gradient as its
  * adjoint. The input gradient of such a convolution is again one (the
- * kernel rotated and transposed), so conv.c runs it through the forward.
+ * kernel rotated and transposed), so conv_algo.c runs it through the forward.
  *
  * Each 4x4 block of output comes from a 6x6 tile d of the padded input and
  * the 3x3 kernel g as

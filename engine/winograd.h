@@ -1,5 +1,5 @@
 /* winograd.h - 3x3 stride-1 convolution by Winograd's F(4x4, 3x3)
- * (winograd.c). Internal to the engine: conv.c chooses it for the layers it
+ * (winograd.c). Internal to the engine: conv_algo.c chooses it for the layers it
  * applies to; not part of distill.h.
  *
  * A problem is a correlation of x (N, C, H, W) with a 3x3 kernel per

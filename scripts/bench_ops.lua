@@ -8,7 +8,7 @@
 --   --nets LIST    r8x4,r20 (default both); r8x4 covers ResNet8x4/32x4,
 --                  r20 covers ResNet20/56 (same layer shapes, more blocks)
 --   --compare      also run the OpenBLAS baseline (DISTILL_CONV_BLAS=1, in a
---                  child process, since conv.c reads the switch once) and
+--                  child process, since conv_algo.c reads the switch once) and
 --                  print before/after side by side
 --   --raw          machine-readable lines (used by --compare)
 --   --cpu          time with os.clock() (process CPU time, all threads)

@@ -183,7 +183,7 @@ describe("distill.gemm_f32 (" .. isa .. " kernels)", function()
 end)
 end
 
--- conv2d's weight gradient through dt_gemm (engine/conv.c): 20 images in 8
+-- conv2d's weight gradient through dt_gemm (engine/conv_gemm.c): 20 images in 8
 -- uneven chunks whose partials are summed in order, against a double
 -- reference.
 describe("conv2d weight gradient over image chunks", function()

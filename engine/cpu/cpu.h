@@ -14,9 +14,9 @@
  *
  * Files: cpu/<concern>_<isa>.c are written for one ISA and compiled with its
  * target flags (CMakeLists.txt sets them by the file name's suffix);
- * cpu/lanes.h and cpu/wino_tiles.h are written once, as plain loops and GCC
- * vector extensions, and compiled once per ISA by cpu/table_<isa>.c, which
- * also fills that ISA's table. isa.c detects the CPU and chooses.
+ * cpu/ew_runs.h and cpu/wino_tiles.h are written once, as plain loops and
+ * GCC vector extensions, and compiled once per ISA by cpu/table_<isa>.c,
+ * which also fills that ISA's table. isa.c detects the CPU and chooses.
  *
  * Reproducibility: every kernel sums in an order fixed by its arguments,
  * never by the ISA. Kernels that multiply-add do so with fused
@@ -34,16 +34,20 @@ typedef enum dt_isa { DT_ISA_GENERIC, DT_ISA_AVX2, DT_ISA_AVX512, DT_ISA_COUNT }
 
 /* ------------------------------------------------------------------ GEMM
  *
- * One tile of a product, C = alpha * A B + beta * C over rows x cols
- * (rows <= the kernel's mr, cols <= its nr):
+ * One column of tiles of a product, C = alpha * A B + beta * C over
+ * rows x cols (cols <= the kernel's tile width, rows any), in tiles of mr
+ * rows from the top:
  *
  *   A element (i, k) at a[i * a_row + k * a_k], i < rows, k < kc
+ *     (packed A: panels of mr rows, kc * mr floats apart, each k x mr
+ *     row-major: the kernel knows that layout; a_row and a_k are unused)
  *   B element (k, j) at b[k * ldb + j],         j < cols
  *   C element (i, j) at c[i * ldc + j]
  *
  * beta == 0: C is only written. A kernel reads no row of A beyond `rows`
  * and no column of B beyond `cols`, and writes only the rows x cols part
- * of C. Each element is summed over k in increasing order. */
+ * of C. Each element is summed over k in increasing order. One call per B
+ * panel keeps the per-tile work inside the kernel's file. */
 typedef struct dt_cpu_tile {
     int64_t kc;
     const float *a;
@@ -61,7 +65,7 @@ typedef void (*dt_cpu_tile_fn)(const dt_cpu_tile *t);
 typedef struct dt_cpu_gemm {
     int mr, nr;              /* the tile: rows of A per panel, columns of B per panel */
     int narrow_nr;           /* columns of the narrow tile (products 16 columns wide) */
-    dt_cpu_tile_fn packed;   /* A from packed panels: a_row == 1, a_k == mr */
+    dt_cpu_tile_fn packed;   /* A from packed panels */
     dt_cpu_tile_fn strided;  /* any a_row, a_k; up to nr columns */
     dt_cpu_tile_fn narrow;   /* any a_row, a_k; up to narrow_nr columns */
 } dt_cpu_gemm;
@@ -103,25 +107,40 @@ typedef struct dt_cpu_wino {
 
 /* -------------------------------------------------------- batch norm
  *
- * The lane sums of batchnorm.c: lane j receives the elements k of a row
- * with k % lanes == j (DT_BN_LANES float lanes, DT_BN_GLANES double
- * lanes), so every ISA adds the same values in the same order. */
+ * The passes of batchnorm.c over a block of its data: `rows` images of
+ * `nc` neighbouring channels, S floats each; channel i's row n starts at
+ * base + n * row_stride + i * S (the same offsets in every operand). Rows
+ * are visited image by image, channels within. The lane sums give lane j
+ * of channel i the elements k of each of its rows with k % lanes == j
+ * (DT_BN_LANES float lanes, DT_BN_GLANES double lanes; lanes arrays are
+ * nc x lanes), so every ISA adds the same values in the same order. */
 #define DT_BN_LANES 64
 #define DT_BN_GLANES 32
 
+typedef struct dt_cpu_bn_block {
+    int64_t rows, nc, S, row_stride;
+} dt_cpu_bn_block;
+
+/* dx = a * (dy - mdy) - b * (x - m) of one channel, in double. */
+typedef struct dt_cpu_bn_dx {
+    double a, mdy, b, m;
+} dt_cpu_bn_dx;
+
 typedef struct dt_cpu_bn {
-    /* a[k % LANES] += r[k] */
-    void (*sum_row)(float *a, const float *r, int64_t n);
-    /* d = x[k] - m in double: a[k % GLANES] += d, q[k % GLANES] += d * d */
-    void (*centred_row)(double *a, double *q, const float *x, int64_t n, double m);
-    /* g[k % GLANES] += dy[k], p[k % GLANES] += dy[k] * (x[k] - m) in double */
-    void (*grad_row)(double *g, double *p, const float *dy, const float *x, int64_t n,
-                     double m);
-    /* y[k] = x[k] * scale + shift */
-    void (*affine_row)(float *y, const float *x, int64_t n, float scale, float shift);
-    /* dx[k] = a * (dy[k] - mdy) - b * (x[k] - m), in double */
-    void (*dx_row)(float *dx, const float *dy, const float *x, int64_t n, double a, double mdy,
-                   double b, double m);
+    /* lanes[i][k % LANES] += x */
+    void (*sum)(const dt_cpu_bn_block *b, const float *x, float *lanes);
+    /* d = x - m[i] in double: a[i][k % GLANES] += d, q[i][k % GLANES] += d * d */
+    void (*centred)(const dt_cpu_bn_block *b, const float *x, const float *m, double *a,
+                    double *q);
+    /* g[i][k % GLANES] += dy, p[i][k % GLANES] += dy * (x - m[i]), in double */
+    void (*grad)(const dt_cpu_bn_block *b, const float *dy, const float *x, const double *m,
+                 double *g, double *p);
+    /* y = x * scale[i] + shift[i] */
+    void (*affine)(const dt_cpu_bn_block *b, const float *x, float *y, const float *scale,
+                   const float *shift);
+    /* dx from coef[i] */
+    void (*dx)(const dt_cpu_bn_block *b, const float *dy, const float *x, float *dx,
+               const dt_cpu_bn_dx *coef);
 } dt_cpu_bn;
 
 /* --------------------------------------------------------- elementwise

@@ -74,21 +74,31 @@ static inline __attribute__((always_inline)) void tile(int mr, bool full, const 
     default: break;                                                                      \
     }
 
+/* The column's tiles, top to bottom; A's row tiles a_panel floats apart. */
+#define COLUMN(full, t, a_row, a_k, a_panel)                                             \
+    for (int64_t i = 0; i < (t)->rows; i += MR) {                                        \
+        dt_cpu_tile s = *(t);                                                            \
+        s.a = (t)->a + i / MR * (a_panel);                                               \
+        s.c = (t)->c + i * (t)->ldc;                                                     \
+        s.rows = (t)->rows - i < MR ? (t)->rows - i : MR;                                \
+        BY_ROWS(full, &s, a_row, a_k)                                                    \
+    }
+
 void dt_cpu_gemm_packed_avx2(const dt_cpu_tile *t)
 {
     if (t->cols == 16) {
-        BY_ROWS(true, t, 1, MR)
+        COLUMN(true, t, 1, MR, t->kc * MR)
     } else {
-        BY_ROWS(false, t, 1, MR)
+        COLUMN(false, t, 1, MR, t->kc * MR)
     }
 }
 
 void dt_cpu_gemm_strided_avx2(const dt_cpu_tile *t)
 {
     if (t->cols == 16) {
-        BY_ROWS(true, t, t->a_row, t->a_k)
+        COLUMN(true, t, t->a_row, t->a_k, MR * t->a_row)
     } else {
-        BY_ROWS(false, t, t->a_row, t->a_k)
+        COLUMN(false, t, t->a_row, t->a_k, MR * t->a_row)
     }
 }
 

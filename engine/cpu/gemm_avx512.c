@@ -80,11 +80,27 @@ static inline __attribute__((always_inline)) void tile(int mr, int nv, const dt_
     default: break;                                                                      \
     }
 
-void dt_cpu_gemm_packed_avx512(const dt_cpu_tile *t) { BY_ROWS(2, t, 1, MR) }
+/* The column's tiles, top to bottom; A's row tiles a_panel floats apart. */
+#define COLUMN(nv, t, a_row, a_k, a_panel)                                               \
+    for (int64_t i = 0; i < (t)->rows; i += MR) {                                        \
+        dt_cpu_tile s = *(t);                                                            \
+        s.a = (t)->a + i / MR * (a_panel);                                               \
+        s.c = (t)->c + i * (t)->ldc;                                                     \
+        s.rows = (t)->rows - i < MR ? (t)->rows - i : MR;                                \
+        BY_ROWS(nv, &s, a_row, a_k)                                                      \
+    }
 
-void dt_cpu_gemm_strided_avx512(const dt_cpu_tile *t) { BY_ROWS(2, t, t->a_row, t->a_k) }
+void dt_cpu_gemm_packed_avx512(const dt_cpu_tile *t) { COLUMN(2, t, 1, MR, t->kc * MR) }
 
-void dt_cpu_gemm_narrow_avx512(const dt_cpu_tile *t) { BY_ROWS(1, t, t->a_row, t->a_k) }
+void dt_cpu_gemm_strided_avx512(const dt_cpu_tile *t)
+{
+    COLUMN(2, t, t->a_row, t->a_k, MR * t->a_row)
+}
+
+void dt_cpu_gemm_narrow_avx512(const dt_cpu_tile *t)
+{
+    COLUMN(1, t, t->a_row, t->a_k, MR * t->a_row)
+}
 
 /* Twelve chains of 16-lane FMAs, independent of each other: enough to
  * fill two FMA pipes of latency up to 6. */

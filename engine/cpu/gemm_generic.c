@@ -78,20 +78,26 @@ static void ragged_tile(const dt_cpu_tile *t, int64_t a_row, int64_t a_k)
     }
 }
 
-void dt_cpu_gemm_packed_generic(const dt_cpu_tile *t)
+/* The column's tiles, top to bottom; A's row tiles a_panel floats apart. */
+static void column(const dt_cpu_tile *t, int64_t a_row, int64_t a_k, int64_t a_panel)
 {
-    if (t->rows == MR && t->cols == NR)
-        full_tile(t, 1, MR);
-    else
-        ragged_tile(t, 1, MR);
+    for (int64_t i = 0; i < t->rows; i += MR) {
+        dt_cpu_tile s = *t;
+        s.a = t->a + i / MR * a_panel;
+        s.c = t->c + i * t->ldc;
+        s.rows = t->rows - i < MR ? t->rows - i : MR;
+        if (s.rows == MR && s.cols == NR)
+            full_tile(&s, a_row, a_k);
+        else
+            ragged_tile(&s, a_row, a_k);
+    }
 }
+
+void dt_cpu_gemm_packed_generic(const dt_cpu_tile *t) { column(t, 1, MR, t->kc * MR); }
 
 void dt_cpu_gemm_strided_generic(const dt_cpu_tile *t)
 {
-    if (t->rows == MR && t->cols == NR)
-        full_tile(t, t->a_row, t->a_k);
-    else
-        ragged_tile(t, t->a_row, t->a_k);
+    column(t, t->a_row, t->a_k, MR * t->a_row);
 }
 
 /* Twelve chains of 4-lane multiply-adds, independent of each other. */

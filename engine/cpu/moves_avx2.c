@@ -36,8 +36,9 @@ static int64_t clamp8(int64_t n) { return n < 0 ? 0 : n > 8 ? 8 : n; }
 
 /* Four 8 x 8 blocks; masked loads for ragged columns, masked stores for
  * ragged rows unless the zeros beyond them are wanted (fill). */
-void dt_cpu_transpose16_avx2(const float *s, int64_t lds, float *d, int64_t ldd, int64_t rows,
-                             int64_t cols, bool fill)
+static inline __attribute__((always_inline)) void transpose(const float *s, int64_t lds, float *d,
+                                                            int64_t ldd, int64_t rows,
+                                                            int64_t cols, bool fill)
 {
     for (int64_t rb = 0; rb < 16; rb += 8) {
         int64_t nr = clamp8(rows - rb);
@@ -66,6 +67,16 @@ void dt_cpu_transpose16_avx2(const float *s, int64_t lds, float *d, int64_t ldd,
             }
         }
     }
+}
+
+/* Whole 16 x 16 blocks (most calls) take a copy with constant sizes. */
+void dt_cpu_transpose16_avx2(const float *s, int64_t lds, float *d, int64_t ldd, int64_t rows,
+                             int64_t cols, bool fill)
+{
+    if (rows == 16 && cols == 16)
+        transpose(s, lds, d, ldd, 16, 16, false);
+    else
+        transpose(s, lds, d, ldd, rows, cols, fill);
 }
 
 /* 8 outputs from 16 inputs: the even lanes of two vectors, then the

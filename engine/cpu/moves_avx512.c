@@ -12,8 +12,9 @@ static inline __mmask16 lanes16(int64_t n)
  * shuffles make 4 x 4 blocks per lane, then two rounds of lane shuffles
  * gather lane L of the blocks of rows 0-3, 4-7, 8-11, 12-15; stores with
  * masks. */
-void dt_cpu_transpose16_avx512(const float *s, int64_t lds, float *d, int64_t ldd, int64_t rows,
-                               int64_t cols, bool fill)
+static inline __attribute__((always_inline)) void transpose(const float *s, int64_t lds, float *d,
+                                                            int64_t ldd, int64_t rows,
+                                                            int64_t cols, bool fill)
 {
     __m512 r[16], t[16];
     __mmask16 in = lanes16(cols), out = fill ? 0xFFFF : lanes16(rows);
@@ -40,6 +41,16 @@ void dt_cpu_transpose16_avx512(const float *s, int64_t lds, float *d, int64_t ld
             if (4 * b + m < cols)
                 _mm512_mask_storeu_ps(d + (4 * b + m) * ldd, out, col[b]);
     }
+}
+
+/* Whole 16 x 16 blocks (most calls) take a copy with constant sizes. */
+void dt_cpu_transpose16_avx512(const float *s, int64_t lds, float *d, int64_t ldd, int64_t rows,
+                               int64_t cols, bool fill)
+{
+    if (rows == 16 && cols == 16)
+        transpose(s, lds, d, ldd, 16, 16, false);
+    else
+        transpose(s, lds, d, ldd, rows, cols, fill);
 }
 
 /* 16 outputs from 31 inputs: two masked loads (nothing past src[2n - 2]

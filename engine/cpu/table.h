@@ -6,11 +6,10 @@
  *   DT_FMA_LANES      floats per vector register,
  *
  * then includes this file, which compiles the write-once kernels (Winograd
- * tiles, batch-norm rows, elementwise runs) with that file's target flags
- * and fills the table from them and from the ISA's own files
- * (gemm_<isa>.c, moves_<isa>.c). */
+ * tiles, elementwise runs) with that file's target flags and fills the
+ * table from them and from the ISA's own files (gemm_<isa>.c,
+ * moves_<isa>.c, bn_<isa>.c). */
 #include "cpu.h"
-#include "bn_lanes.h"
 #include "ew_runs.h"
 #include "wino_tiles.h"
 
@@ -27,6 +26,15 @@ void DT_OWN(dt_cpu_transpose16)(const float *s, int64_t lds, float *d, int64_t l
                                 int64_t cols, bool fill);
 void DT_OWN(dt_cpu_gather_even)(float *dst, const float *src, int64_t n);
 void DT_OWN(dt_cpu_scatter_add_even)(float *dst, const float *src, int64_t n);
+void DT_OWN(dt_cpu_bn_sum)(const dt_cpu_bn_block *b, const float *x, float *lanes);
+void DT_OWN(dt_cpu_bn_centred)(const dt_cpu_bn_block *b, const float *x, const float *m,
+                               double *a, double *q);
+void DT_OWN(dt_cpu_bn_grad)(const dt_cpu_bn_block *b, const float *dy, const float *x,
+                            const double *m, double *g, double *p);
+void DT_OWN(dt_cpu_bn_affine)(const dt_cpu_bn_block *b, const float *x, float *y,
+                              const float *scale, const float *shift);
+void DT_OWN(dt_cpu_bn_dx)(const dt_cpu_bn_block *b, const float *dy, const float *x, float *dx,
+                          const dt_cpu_bn_dx *coef);
 
 const dt_cpu_kernels DT_OWN(dt_cpu) = {
     .name = DT_STR(DT_ISA),
@@ -35,7 +43,8 @@ const dt_cpu_kernels DT_OWN(dt_cpu) = {
     .moves = {DT_OWN(dt_cpu_transpose16), DT_OWN(dt_cpu_gather_even),
               DT_OWN(dt_cpu_scatter_add_even)},
     .wino = {wino_input_tile, wino_grad_tile, wino_output_tile},
-    .bn = {bn_sum_row, bn_centred_row, bn_grad_row, bn_affine_row, bn_dx_row},
+    .bn = {DT_OWN(dt_cpu_bn_sum), DT_OWN(dt_cpu_bn_centred), DT_OWN(dt_cpu_bn_grad),
+           DT_OWN(dt_cpu_bn_affine), DT_OWN(dt_cpu_bn_dx)},
     .ew = {ew_binary, ew_unary, ew_clamp, ew_where, f_relu_grad},
     .fma_loop = DT_OWN(dt_cpu_fma_loop),
     .fma_lanes = DT_FMA_LANES,
