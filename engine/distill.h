@@ -1,5 +1,15 @@
 /*
- * distill.h - the public C API of the distill engine.
+ * distill.h - the public C API of the distill engine, in the order of its
+ * layers: the tensor core (storage, tensors, views, random numbers), maths
+ * on tensors, autograd, neural-network ops, losses, distillation ops,
+ * optimizers, I/O (checkpoints, datasets, images, the loader), tools.
+ *
+ *   dt_tensor *x, *w, *y;
+ *   dt_empty(DT_FLOAT32, 4, (int64_t[]){64, 3, 32, 32}, &x);   // 0-based, owned refs
+ *   dt_randn_(x, dt_default_rng(), 0.0, 1.0);
+ *   ...
+ *   dt_f_conv2d(x, w, NULL, stride, padding, dilation, 1, &y); // records on the tape
+ *   dt_backward(loss, NULL, false);                              // grads into leaves
  *
  * Conventions shared by every function declared here:
  *  - Everything is 0-based (dims, positions, indices). Only the Lua binding
@@ -10,6 +20,12 @@
  *  - Functions that create a tensor return it through an out-parameter
  *    `dt_tensor **out`. The caller owns one reference and drops it with
  *    dt_tensor_release().
+ *  - Differentiable ops are the dt_f_ functions: they compute like their
+ *    plain counterparts and record a node on the tape when an input needs
+ *    a gradient. Every op's backward sits where a reader looks for it: in
+ *    the op's own file for the neural-network ops (engine/nn/, contrast/),
+ *    in <file>_grad.c next to <file>.c for the core maths and views
+ *    (engine/math/, engine/core/). Writing an op: engine/autograd/op.h.
  */
 #ifndef DISTILL_H
 #define DISTILL_H
@@ -82,7 +98,7 @@ size_t dt_storage_live_bytes(void);
 
 #define DT_MAX_DIMS 8
 
-struct dt_node;   /* autograd graph node (autograd issue) */
+struct dt_node;   /* a node of the autograd tape */
 
 typedef struct dt_tensor {
     dt_storage *storage;
@@ -207,7 +223,7 @@ dt_status dt_randn_(dt_tensor *t, dt_rng *g, double mean, double std);
 dt_status dt_randint_(dt_tensor *t, dt_rng *g, int64_t low, int64_t high); /* [low,high) */
 dt_status dt_randperm(dt_rng *g, int64_t n, dt_tensor **out);           /* int64 0..n-1 */
 
-/* ------------------------------------------------- elementwise (math issue) */
+/* ------------------------------------------------------ elementwise maths */
 
 typedef enum dt_binop {
     DT_ADD, DT_SUB, DT_MUL, DT_DIV, DT_POW, DT_MAXIMUM, DT_MINIMUM,
@@ -241,7 +257,7 @@ dt_status dt_clamp_(dt_tensor *a, double lo, double hi);
 /* out = cond ? a : b, with broadcasting of all three; cond is uint8. */
 dt_status dt_where(const dt_tensor *cond, const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
 
-/* ------------------------------------------------ reductions (math issue) */
+/* ------------------------------------------------------------- reductions */
 
 typedef enum dt_reduce_op {
     DT_RED_SUM, DT_RED_MEAN, DT_RED_MAX, DT_RED_MIN, DT_RED_ARGMAX, DT_RED_ARGMIN,
@@ -266,34 +282,7 @@ void dt_reduce_opts_init(dt_reduce_opts *o);
  * tensor when ndims == 0). */
 dt_status dt_reduce(dt_reduce_op op, const dt_tensor *a, const dt_reduce_opts *opts, dt_tensor **out);
 
-/* ------------------------------------------------------------ CPU kernels */
-
-/* Once per process, before the first op: OpenBLAS to one thread, so the
- * OpenMP threads are the engine's only pool (linalg.c says why), and the
- * vector kernels chosen (dt_isa_init). The Lua module calls it when
- * loaded. Fails only when DISTILL_ISA names kernels this CPU lacks. */
-dt_status dt_engine_init(void);
-
-/* The vector kernels (engine/cpu/cpu.h) come in one set per instruction
- * set: "generic" (plain C, any CPU), "avx2" (AVX2 + FMA) and "avx512"
- * (AVX-512 F/BW/DQ/VL). The best one both the CPU and the build have is
- * used, unless the DISTILL_ISA environment variable (read by dt_isa_init)
- * or dt_isa_set names another: NULL, "" or "auto" mean the best. Naming
- * one the CPU or the build lacks fails with a message naming it and the
- * CPU. Switch between ops, not while one runs. */
-dt_status dt_isa_init(void);
-dt_status dt_isa_set(const char *name);
-/* The set in use: "generic", "avx2" or "avx512". */
-const char *dt_isa_name(void);
-/* Up to max names of the sets this CPU and build run, in order of
- * preference from the least (generic first); returns how many. */
-int dt_isa_list(const char **names, int max);
-/* The CPU's model name (CPUID brand string, else /proc/cpuinfo). */
-const char *dt_cpu_model(void);
-/* The BLAS library's own description of its build ("OpenBLAS 0.3.21 ..."). */
-const char *dt_blas_info(void);
-
-/* ------------------------------------------- linear algebra (math issue) */
+/* --------------------------------------------------------- linear algebra */
 
 /* a: n x k, b: k x m, both float32 (any strides). */
 dt_status dt_mm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
@@ -307,7 +296,7 @@ void dt_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
               float *c, int64_t ldc);
 
-/* ------------------------------------------------- indexing (index issue) */
+/* --------------------------------------------------------------- indexing */
 
 dt_status dt_index_select(const dt_tensor *a, int dim, const dt_tensor *index, dt_tensor **out);
 dt_status dt_gather(const dt_tensor *a, int dim, const dt_tensor *index, dt_tensor **out);
@@ -320,49 +309,15 @@ dt_status dt_stack(int n, const dt_tensor *const *ts, int dim, dt_tensor **out);
 dt_status dt_split(dt_tensor *a, int dim, int n, const int64_t *sizes, dt_tensor **outs);
 dt_status dt_repeat(const dt_tensor *a, int ndim, const int64_t *repeats, dt_tensor **out);
 
-/* ---------------------------------------------------------------- autograd */
+/* --------------------------------------------------------------- autograd */
 
-/* A node of the dynamic tape: made by a differentiable op for its output,
- * it holds what the backward function needs (saved tensors, op arguments)
- * and edges to the nodes (or leaf tensors) of the op's inputs. */
+/* A node of the dynamic tape, made by a differentiable op for its output:
+ * what its backward needs and edges to its inputs' nodes (the layout is in
+ * engine/autograd/op.h, for op writers). */
 typedef struct dt_node dt_node;
-
-/* Computes the gradient for each input i with node->needs_grad[i] set, from
- * the gradient of the node's output. grad_inputs[i] starts NULL; leave it
- * NULL for a zero gradient. Must return tensors of the input's shape. */
-typedef dt_status (*dt_backward_fn)(dt_node *node, const dt_tensor *grad_out,
-                                    dt_tensor **grad_inputs);
-
-#define DT_NODE_MAX_SAVED 6
-#define DT_NODE_MAX_ARGS 16
-
-struct dt_node {
-    const char *name;                 /* e.g. "MulBackward" */
-    dt_backward_fn backward;
-    int refcount;
-    int ninputs;
-    dt_node **input_nodes;            /* per input: its grad_fn (retained), or NULL */
-    dt_tensor **input_leaves;         /* per input: the leaf needing a grad (retained), or NULL */
-    bool *needs_grad;                 /* per input */
-    int64_t (*input_shapes)[DT_MAX_DIMS];
-    int *input_ndims;
-    dt_dtype *input_dtypes;
-    int nsaved;
-    dt_tensor *saved[DT_NODE_MAX_SAVED];     /* detached aliases */
-    uint64_t saved_version[DT_NODE_MAX_SAVED];
-    int64_t iarg[DT_NODE_MAX_ARGS];          /* op arguments for backward */
-    double darg[DT_NODE_MAX_ARGS];
-    void *ctx;                               /* op-specific data, freed by free_ctx */
-    void (*free_ctx)(void *ctx);
-    bool released;                           /* saved tensors freed after backward */
-    /* backward pass bookkeeping */
-    dt_tensor *grad_acc;
-    bool grad_owned;
-    int pending;
-    int64_t out_shape[DT_MAX_DIMS];
-    int out_ndim;
-    uint64_t visit_mark;
-};
+/* The name of the node's op, e.g. "MulBackward". */
+const char *dt_node_name(const dt_node *node);
+void dt_node_release(dt_node *node);
 
 bool dt_grad_enabled(void);
 void dt_set_grad_enabled(bool enabled);
@@ -370,36 +325,6 @@ void dt_set_grad_enabled(bool enabled);
  * (a leaf with requires_grad, or the result of a recorded op). */
 bool dt_needs_grad(const dt_tensor *t);
 bool dt_any_needs_grad(int n, const dt_tensor *const *ts);
-
-/* For an op writer: make the node for `out` from its inputs. Returns DT_OK
- * with *node NULL when nothing needs recording (no-grad mode or no input
- * requires grad); the caller then simply returns `out`. */
-dt_status dt_node_new(const char *name, dt_backward_fn backward, int ninputs,
-                      const dt_tensor *const *inputs, dt_node **node);
-/* Save a tensor for backward (stored as a detached alias; in-place writes
- * to it afterwards make backward fail with a clear error). */
-dt_status dt_node_save(dt_node *node, const dt_tensor *t);
-/* The i-th saved tensor, after checking it was not modified in place. */
-dt_status dt_node_saved(dt_node *node, int i, dt_tensor **t);
-/* Attach the node to its output: out->grad_fn = node (takes the caller's
- * reference to node). */
-void dt_node_attach(dt_node *node, dt_tensor *out);
-void dt_node_retain(dt_node *node);
-void dt_node_release(dt_node *node);
-/* The usual recording in one call: if any input needs grad, make the node,
- * save `nsave` tensors, attach it to `out`, and return it in *node (so the
- * caller can fill iarg/darg/ctx); otherwise *node = NULL. On failure the
- * node is released and `out` is left untouched (the caller releases it).
- * Pattern of a differentiable op:
- *     st = kernel_forward(x, &y);                       // no autograd inside
- *     if (st == DT_OK)
- *         st = dt_record("ReluBackward", relu_backward, 1, (const dt_tensor *[]){x},
- *                        1, (const dt_tensor *[]){x}, y, &node);
- *     if (st) { dt_tensor_release(y); return st; }
- *     *out = y;                                         */
-dt_status dt_record(const char *name, dt_backward_fn backward, int ninputs,
-                    const dt_tensor *const *inputs, int nsave, const dt_tensor *const *save,
-                    dt_tensor *out, dt_node **node);
 
 /* Run backward from `root`. grad: the gradient of root (NULL for a
  * one-element root means 1). Gradients accumulate into leaves' ->grad.
@@ -409,10 +334,11 @@ dt_status dt_backward(dt_tensor *root, const dt_tensor *grad, bool retain_graph)
 /* A view of t sharing storage, outside the graph. */
 dt_status dt_detach(dt_tensor *t, dt_tensor **out);
 
-/* ------------------------------------------- differentiable views (dt_f_) */
+/* ---- differentiable views, copies and core maths (dt_f_)
+ * Same arguments, results and errors as the plain functions; they record
+ * on the tape when an input needs grad. Results that are not float32
+ * (comparisons, argmax, integer maths) never record. */
 
-/* dt_f_* ops compute like their plain counterparts and also record on the
- * tape when an input needs grad. The Lua binding calls these. */
 dt_status dt_f_view(dt_tensor *t, int ndim, const int64_t *shape, dt_tensor **out);
 dt_status dt_f_reshape(dt_tensor *t, int ndim, const int64_t *shape, dt_tensor **out);
 dt_status dt_f_squeeze(dt_tensor *t, int dim, dt_tensor **out);
@@ -430,10 +356,6 @@ dt_status dt_f_expand(dt_tensor *t, int ndim, const int64_t *shape, dt_tensor **
 /* Sum a broadcast gradient back down to (ndim, shape); a new float32 tensor. */
 dt_status dt_sum_to_shape(const dt_tensor *grad, int ndim, const int64_t *shape, dt_tensor **out);
 
-/* ---- differentiable products, indexing and maths (dt_f_ of the core ops)
- * Same arguments, results and errors as the plain functions; they record
- * on the tape when an input needs grad. Results that are not float32
- * (comparisons, argmax, integer maths) never record. */
 dt_status dt_f_mm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
 dt_status dt_f_bmm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
 dt_status dt_f_matmul(const dt_tensor *a, const dt_tensor *b, dt_tensor **out);
@@ -476,85 +398,7 @@ dt_status dt_f_where(const dt_tensor *cond, const dt_tensor *a, const dt_tensor 
 dt_status dt_f_reduce(dt_reduce_op op, const dt_tensor *a, const dt_reduce_opts *opts,
                       dt_tensor **out);
 
-/* ---- optimizers and checkpoints (nn issue) */
-
-/* Fused in-place optimizer updates, torch.optim's single-tensor formulas in
- * float32. All operands float32 and of the parameter's shape (any strides).
- * Bump the storage versions of what they write. */
-typedef struct dt_sgd_opts {
-    double lr, momentum, dampening, weight_decay;
-    bool nesterov, maximize;
-} dt_sgd_opts;
-/* momentum_buf is used (and required) when momentum != 0; fresh_buffer:
- * first step, the buffer is set to the (decayed) gradient as torch does. */
-dt_status dt_sgd_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *momentum_buf,
-                       bool fresh_buffer, const dt_sgd_opts *opts);
-
-typedef struct dt_adam_opts {
-    double lr, beta1, beta2, eps, weight_decay;
-    bool decoupled;   /* AdamW: param *= 1 - lr * weight_decay */
-    bool amsgrad, maximize;
-} dt_adam_opts;
-/* step: the step number after incrementing (1 on the first step).
- * max_exp_avg_sq is used (and required) only with amsgrad. */
-dt_status dt_adam_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *exp_avg,
-                        dt_tensor *exp_avg_sq, dt_tensor *max_exp_avg_sq, int64_t step,
-                        const dt_adam_opts *opts);
-
-/* safetensors files: u64 little-endian header length N, N bytes of JSON
- * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
- *  "__metadata__": {"key": "value"}}, then the raw little-endian data.
- * Saving writes a temporary file in the target's directory, fsyncs it and
- * renames it over `path` (then fsyncs the directory): a failure or crash
- * never leaves a partial target. Error messages start with the path. */
-dt_status dt_safetensors_save(const char *path, int ntensors, const char *const *names,
-                              const dt_tensor *const *tensors, int nmeta,
-                              const char *const *meta_keys, const char *const *meta_values);
-
-typedef struct dt_safetensors {
-    int ntensors;
-    char **names;             /* in file (data offset) order */
-    dt_tensor **tensors;      /* contiguous; F64/F16/BF16 -> float32, I8..I32/U16/U32 -> int64,
-                                 BOOL -> uint8 */
-    int nmeta;
-    char **meta_keys;
-    char **meta_values;
-} dt_safetensors;
-
-/* Validates the whole header (length, JSON, dtypes, shapes, byte sizes,
- * offsets inside the file, no overlap) before reading any data. */
-dt_status dt_safetensors_load(const char *path, dt_safetensors **out);
-void dt_safetensors_free(dt_safetensors *st);   /* NULL allowed; releases the tensors */
-
-/* ---------------------------------------------------- FSECD (distillers) */
-
-typedef enum dt_fsecd_policy { DT_FSECD_INSTANCE = 0, DT_FSECD_CLASS = 1 } dt_fsecd_policy;
-
-typedef struct dt_fsecd_opts {
-    double tau;              /* temperature, default 0.1 */
-    double eps;              /* norm floor, default 1e-8 */
-    dt_fsecd_policy policy;  /* what counts as a positive pair */
-    bool symmetric;          /* average with the teacher-anchored loss */
-} dt_fsecd_opts;
-
-/* The fused FSECD contrastive loss (docs/distillers.md): z and t are B x D
- * float32 (student embeddings, teacher features), labels a 1-d int64 of
- * length B (only compared for equality; NULL allowed for the instance
- * policy). Returns a 0-d tensor; gradients flow to z and, if it requires
- * grad, to t. */
-dt_status dt_f_fsecd_loss(const dt_tensor *z, const dt_tensor *t, const dt_tensor *labels,
-                          const dt_fsecd_opts *opts, dt_tensor **out);
-
-/* CRD's memory-bank scores: out[b][k] = exp(bank[idx[b][k]] . v[b] / T) for
- * bank N x D, idx B x (K+1) int64 (0-based), v B x D; gathered rows are
- * never materialised. Gradient flows to v only. */
-dt_status dt_f_crd_scores(const dt_tensor *bank, const dt_tensor *idx, const dt_tensor *v,
-                          double temperature, dt_tensor **out);
-/* bank[idx[i]] <- normalise(momentum * bank[idx[i]] + (1 - momentum) * v[i]). */
-dt_status dt_crd_update_bank_(dt_tensor *bank, const dt_tensor *idx, const dt_tensor *v,
-                              double momentum);
-
-/* ---- convolution, pooling, batch norm (nn issue) */
+/* ----------------------------------------------------- neural-network ops */
 
 /* 2-d convolution (cross-correlation, as PyTorch): x (N, C, H, W), w
  * (O, C/groups, kh, kw), bias (O) or NULL; stride/padding/dilation are
@@ -604,8 +448,6 @@ dt_status dt_f_batch_norm(const dt_tensor *x, dt_tensor *running_mean, dt_tensor
                           const dt_tensor *weight, const dt_tensor *bias, bool training,
                           double momentum, double eps, dt_tensor **out);
 
-/* ---- activations, losses, distances (nn issue) */
-
 /* Float32 inputs of any strides; results are new contiguous tensors. */
 dt_status dt_f_relu6(const dt_tensor *x, dt_tensor **out);
 dt_status dt_f_leaky_relu(const dt_tensor *x, double negative_slope, dt_tensor **out);
@@ -617,6 +459,21 @@ dt_status dt_f_log_softmax(const dt_tensor *x, int dim, dt_tensor **out);
  * default generator). Eval mode or p == 0: an alias of x; p == 1: zeros. */
 dt_status dt_f_dropout(const dt_tensor *x, double p, bool training, dt_rng *rng,
                        dt_tensor **out);
+
+/* Distances (p: a finite p > 0; backward is 0, not NaN, at zero distance).
+ * normalize: x / max(||x||_p, eps) along dim. cdist: x1 (B...) x P x M,
+ * x2 (B...) x R x M -> (B...) x P x R. pairwise_distance: ||x1 - x2 + eps||_p
+ * over the last dim (dropped). cosine_similarity (torch 1.13):
+ * x1.x2 / sqrt(max(|x1|^2 |x2|^2, eps^2)) along dim (dropped). x1 and x2
+ * have the same shape (no broadcasting). */
+dt_status dt_f_normalize(const dt_tensor *x, double p, int dim, double eps, dt_tensor **out);
+dt_status dt_f_cdist(const dt_tensor *x1, const dt_tensor *x2, double p, dt_tensor **out);
+dt_status dt_f_pairwise_distance(const dt_tensor *x1, const dt_tensor *x2, double p, double eps,
+                                 dt_tensor **out);
+dt_status dt_f_cosine_similarity(const dt_tensor *x1, const dt_tensor *x2, int dim, double eps,
+                                 dt_tensor **out);
+
+/* ----------------------------------------------------------------- losses */
 
 typedef enum dt_reduction {
     DT_REDUCTION_NONE, DT_REDUCTION_MEAN, DT_REDUCTION_SUM,
@@ -649,54 +506,87 @@ dt_status dt_f_l1_loss(const dt_tensor *input, const dt_tensor *target, dt_reduc
 dt_status dt_f_smooth_l1_loss(const dt_tensor *input, const dt_tensor *target,
                               dt_reduction reduction, double beta, dt_tensor **out);
 
-/* Distances (p: a finite p > 0; backward is 0, not NaN, at zero distance).
- * normalize: x / max(||x||_p, eps) along dim. cdist: x1 (B...) x P x M,
- * x2 (B...) x R x M -> (B...) x P x R. pairwise_distance: ||x1 - x2 + eps||_p
- * over the last dim (dropped). cosine_similarity (torch 1.13):
- * x1.x2 / sqrt(max(|x1|^2 |x2|^2, eps^2)) along dim (dropped). x1 and x2
- * have the same shape (no broadcasting). */
-dt_status dt_f_normalize(const dt_tensor *x, double p, int dim, double eps, dt_tensor **out);
-dt_status dt_f_cdist(const dt_tensor *x1, const dt_tensor *x2, double p, dt_tensor **out);
-dt_status dt_f_pairwise_distance(const dt_tensor *x1, const dt_tensor *x2, double p, double eps,
-                                 dt_tensor **out);
-dt_status dt_f_cosine_similarity(const dt_tensor *x1, const dt_tensor *x2, int dim, double eps,
-                                 dt_tensor **out);
+/* ------------------------------------------------------- distillation ops */
 
-/* ------------------------------------------------ profiling (perf issue)
- * A global switch: while on, the kernels add their wall time (CLOCK_MONOTONIC)
- * and a call count to one of the kinds below. Only the outermost timed
- * region on a thread counts, so an op that calls another timed op (linear ->
- * GEMM) is not counted twice. Off (the default), a timer costs one load and
- * one branch. */
-typedef enum dt_prof_kind {
-    DT_PROF_CONV_FWD, DT_PROF_CONV_BWD_DATA, DT_PROF_CONV_BWD_WEIGHT, DT_PROF_BN, DT_PROF_POOL,
-    DT_PROF_ELEMENTWISE, DT_PROF_GEMM, DT_PROF_LOSS, DT_PROF_OPTIM, DT_PROF_OTHER, DT_PROF_NKINDS
-} dt_prof_kind;
+typedef enum dt_fsecd_policy { DT_FSECD_INSTANCE = 0, DT_FSECD_CLASS = 1 } dt_fsecd_policy;
 
-extern volatile int dt_prof_enabled;
-const char *dt_prof_kind_name(dt_prof_kind kind);
-double dt_prof_begin_(void);                 /* < 0: not timed */
-void dt_prof_end_(dt_prof_kind kind, double t0);
-void dt_prof_start(void);                    /* clears the counters and switches on */
-void dt_prof_stop(void);
-/* calls / seconds of one kind; wall: seconds between start and stop (or now). */
-void dt_prof_get(dt_prof_kind kind, int64_t *calls, double *seconds);
-double dt_prof_wall(void);
+typedef struct dt_fsecd_opts {
+    double tau;              /* temperature, default 0.1 */
+    double eps;              /* norm floor, default 1e-8 */
+    dt_fsecd_policy policy;  /* what counts as a positive pair */
+    bool symmetric;          /* average with the teacher-anchored loss */
+} dt_fsecd_opts;
 
-#define DT_PROF_BEGIN(var) double var = dt_prof_enabled ? dt_prof_begin_() : -1.0
-#define DT_PROF_END(kind, var) do { if ((var) != -1.0) dt_prof_end_((kind), (var)); } while (0)
+/* The fused FSECD contrastive loss (docs/distillers.md): z and t are B x D
+ * float32 (student embeddings, teacher features), labels a 1-d int64 of
+ * length B (only compared for equality; NULL allowed for the instance
+ * policy). Returns a 0-d tensor; gradients flow to z and, if it requires
+ * grad, to t. */
+dt_status dt_f_fsecd_loss(const dt_tensor *z, const dt_tensor *t, const dt_tensor *labels,
+                          const dt_fsecd_opts *opts, dt_tensor **out);
 
-/* Allocator (storage.c): freed storage blocks are cached by size class and
- * reused (bounded by DISTILL_CACHE_MB if set, else by the larger of 512 MiB
- * and 1.25 times the peak of live bytes). dt_storage_new_uninit: like dt_storage_new
- * without the zero fill, for outputs that are fully overwritten (dt_empty).
- * trim: frees every cached block. stats: bytes cached, hits, misses, and
- * the bound in bytes. */
-dt_status dt_storage_new_uninit(size_t nbytes, dt_storage **out);
-void dt_storage_cache_trim(void);
-void dt_storage_cache_stats(size_t *cached_bytes, size_t *hits, size_t *misses, size_t *limit);
+/* CRD's memory-bank scores: out[b][k] = exp(bank[idx[b][k]] . v[b] / T) for
+ * bank N x D, idx B x (K+1) int64 (0-based), v B x D; gathered rows are
+ * never materialised. Gradient flows to v only. */
+dt_status dt_f_crd_scores(const dt_tensor *bank, const dt_tensor *idx, const dt_tensor *v,
+                          double temperature, dt_tensor **out);
+/* bank[idx[i]] <- normalise(momentum * bank[idx[i]] + (1 - momentum) * v[i]). */
+dt_status dt_crd_update_bank_(dt_tensor *bank, const dt_tensor *idx, const dt_tensor *v,
+                              double momentum);
 
-/* ------------------------------------------------------ data (data issue) */
+/* ------------------------------------------------------------- optimizers */
+
+/* Fused in-place optimizer updates, torch.optim's single-tensor formulas in
+ * float32. All operands float32 and of the parameter's shape (any strides).
+ * Bump the storage versions of what they write. */
+typedef struct dt_sgd_opts {
+    double lr, momentum, dampening, weight_decay;
+    bool nesterov, maximize;
+} dt_sgd_opts;
+/* momentum_buf is used (and required) when momentum != 0; fresh_buffer:
+ * first step, the buffer is set to the (decayed) gradient as torch does. */
+dt_status dt_sgd_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *momentum_buf,
+                       bool fresh_buffer, const dt_sgd_opts *opts);
+
+typedef struct dt_adam_opts {
+    double lr, beta1, beta2, eps, weight_decay;
+    bool decoupled;   /* AdamW: param *= 1 - lr * weight_decay */
+    bool amsgrad, maximize;
+} dt_adam_opts;
+/* step: the step number after incrementing (1 on the first step).
+ * max_exp_avg_sq is used (and required) only with amsgrad. */
+dt_status dt_adam_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *exp_avg,
+                        dt_tensor *exp_avg_sq, dt_tensor *max_exp_avg_sq, int64_t step,
+                        const dt_adam_opts *opts);
+
+/* ------------------------------------------------------- I/O: checkpoints */
+
+/* safetensors files: u64 little-endian header length N, N bytes of JSON
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
+ *  "__metadata__": {"key": "value"}}, then the raw little-endian data.
+ * Saving writes a temporary file in the target's directory, fsyncs it and
+ * renames it over `path` (then fsyncs the directory): a failure or crash
+ * never leaves a partial target. Error messages start with the path. */
+dt_status dt_safetensors_save(const char *path, int ntensors, const char *const *names,
+                              const dt_tensor *const *tensors, int nmeta,
+                              const char *const *meta_keys, const char *const *meta_values);
+
+typedef struct dt_safetensors {
+    int ntensors;
+    char **names;             /* in file (data offset) order */
+    dt_tensor **tensors;      /* contiguous; F64/F16/BF16 -> float32, I8..I32/U16/U32 -> int64,
+                                 BOOL -> uint8 */
+    int nmeta;
+    char **meta_keys;
+    char **meta_values;
+} dt_safetensors;
+
+/* Validates the whole header (length, JSON, dtypes, shapes, byte sizes,
+ * offsets inside the file, no overlap) before reading any data. */
+dt_status dt_safetensors_load(const char *path, dt_safetensors **out);
+void dt_safetensors_free(dt_safetensors *st);   /* NULL allowed; releases the tensors */
+
+/* -------------------------------------- I/O: datasets, images, the loader */
 
 /* Dataset readers. Labels come back 0-based as stored in the files (the Lua
  * binding adds 1). Every error message starts with the offending path. */
@@ -856,10 +746,67 @@ dt_status dt_loader_next(dt_loader *l, dt_tensor **input, dt_tensor **target,
 /* Stop the workers of the current epoch (waits for them to go idle). */
 void dt_loader_stop(dt_loader *l);
 void dt_loader_free(dt_loader *l);     /* joins the threads; NULL allowed */
+
+/* ---------------------------------------- tools: start-up and CPU kernels */
+
+/* Once per process, before the first op: OpenBLAS to one thread, so the
+ * OpenMP threads are the engine's only pool (linalg.c says why), and the
+ * vector kernels chosen (dt_isa_init). The Lua module calls it when
+ * loaded. Fails only when DISTILL_ISA names kernels this CPU lacks. */
+dt_status dt_engine_init(void);
+
+/* The vector kernels (engine/cpu/cpu.h) come in one set per instruction
+ * set: "generic" (plain C, any CPU), "avx2" (AVX2 + FMA) and "avx512"
+ * (AVX-512 F/BW/DQ/VL). The best one both the CPU and the build have is
+ * used, unless the DISTILL_ISA environment variable (read by dt_isa_init)
+ * or dt_isa_set names another: NULL, "" or "auto" mean the best. Naming
+ * one the CPU or the build lacks fails with a message naming it and the
+ * CPU. Switch between ops, not while one runs. */
+dt_status dt_isa_init(void);
+dt_status dt_isa_set(const char *name);
+/* The set in use: "generic", "avx2" or "avx512". */
+const char *dt_isa_name(void);
+/* Up to max names of the sets this CPU and build run, in order of
+ * preference from the least (generic first); returns how many. */
+int dt_isa_list(const char **names, int max);
+/* The CPU's model name (CPUID brand string, else /proc/cpuinfo). */
+const char *dt_cpu_model(void);
+/* The BLAS library's own description of its build ("OpenBLAS 0.3.21 ..."). */
+const char *dt_blas_info(void);
+
+/* -------------------------------------------------------- tools: profiler */
+
+/* A global switch: while on, the ops add their wall time (CLOCK_MONOTONIC)
+ * and a call count to one of the kinds below. Only the outermost timed
+ * region on a thread counts, so an op that calls another timed op (linear ->
+ * GEMM) is not counted twice. Off (the default), a timer costs one load and
+ * one branch. */
+typedef enum dt_prof_kind {
+    DT_PROF_CONV_FWD, DT_PROF_CONV_BWD_DATA, DT_PROF_CONV_BWD_WEIGHT, DT_PROF_BN, DT_PROF_POOL,
+    DT_PROF_ELEMENTWISE, DT_PROF_GEMM, DT_PROF_LOSS, DT_PROF_OPTIM, DT_PROF_OTHER, DT_PROF_NKINDS
+} dt_prof_kind;
+void dt_prof_start(void);                    /* clears the counters and switches on */
+void dt_prof_stop(void);
+bool dt_prof_on(void);
+/* calls / seconds of one kind; wall: seconds between start and stop (or now). */
+void dt_prof_get(dt_prof_kind kind, int64_t *calls, double *seconds);
+double dt_prof_wall(void);
+const char *dt_prof_kind_name(dt_prof_kind kind);
+
+/* ---------------------------------------------------------- tools: memory */
+
+/* Freed storage blocks are cached by size class and reused (storage.c:
+ * bounded by DISTILL_CACHE_MB if set, else by the larger of 512 MiB and
+ * 1.25 times the peak of live bytes). trim: frees every cached block.
+ * stats: bytes cached, hits, misses, and the bound in bytes. */
+void dt_storage_cache_trim(void);
+void dt_storage_cache_stats(size_t *cached_bytes, size_t *hits, size_t *misses, size_t *limit);
+
+/* --------------------------------------------------- tools: text and time */
+
 /* CLOCK_MONOTONIC seconds. */
 double dt_wallclock(void);
 
-/* ---------------------------------------------------------------- format */
 
 /* torch-like text of a tensor; summarised with "..." when numel > threshold.
  * Returns a malloc'd string the caller frees, or NULL on allocation failure. */

@@ -20,7 +20,7 @@
  * Usage: bench_gemm [repeats] [images] [--summary] [isa ...]
  *   (OPENBLAS_NUM_THREADS is forced to 1; --summary prints only the peak
  *   and summary lines; isa names limit the sets measured) */
-#include "gemm.h"
+#include "math/gemm.h"
 #include "cpu/cpu.h"
 
 #include <cblas.h>

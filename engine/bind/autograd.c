@@ -89,7 +89,7 @@ static int get_grad_fn(lua_State *L)
 {
     dt_tensor *t = lt_check(L, 1, "Tensor.grad_fn");
     if (t->grad_fn)
-        lua_pushstring(L, t->grad_fn->name);
+        lua_pushstring(L, dt_node_name(t->grad_fn));
     else
         lua_pushnil(L);
     return 1;

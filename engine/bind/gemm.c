@@ -10,7 +10,7 @@
  * leading dimension reach. */
 #include "bind.h"
 
-#include "../gemm.h"
+#include "../math/gemm.h"
 
 /* Elements a rows x cols row-major matrix with leading dimension ld reaches. */
 static int64_t extent(int64_t rows, int64_t cols, int64_t ld)

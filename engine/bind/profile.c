@@ -28,7 +28,7 @@ static int l_now(lua_State *L)
 
 static int l_enabled(lua_State *L)
 {
-    lua_pushboolean(L, dt_prof_enabled);
+    lua_pushboolean(L, dt_prof_on());
     return 1;
 }
 

@@ -17,7 +17,7 @@
 #ifndef DISTILL_CONV_H
 #define DISTILL_CONV_H
 
-#include "distill.h"
+#include "autograd/op.h"
 
 typedef struct dt_conv_geom {
     int64_t N, C, H, W;        /* input */

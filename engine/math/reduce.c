@@ -17,6 +17,7 @@
  * deviations) and logsumexp (max, then sum of exp(x - max)).
  */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -689,8 +690,9 @@ static dt_status compute(dt_reduce_op op, const geom *g, const dt_reduce_opts *o
     return st;
 }
 
-static dt_status dt_reduce_unprof(dt_reduce_op op, const dt_tensor *a, const dt_reduce_opts *opts, dt_tensor **out)
+dt_status dt_reduce(dt_reduce_op op, const dt_tensor *a, const dt_reduce_opts *opts, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_OTHER);
     *out = NULL;
     dt_reduce_opts defaults;
     if (!opts) {
@@ -749,12 +751,4 @@ static dt_status dt_reduce_unprof(dt_reduce_op op, const dt_tensor *a, const dt_
     }
     *out = r;
     return DT_OK;
-}
-
-dt_status dt_reduce(dt_reduce_op op, const dt_tensor *a, const dt_reduce_opts *opts, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_reduce_unprof(op, a, opts, out);
-    DT_PROF_END(DT_PROF_OTHER, t0_);
-    return st_;
 }

@@ -1,4 +1,4 @@
-/* grad_linalg.c - matrix products on the tape: mm, bmm, matmul, dot, mv,
+/* linalg_grad.c - matrix products on the tape: mm, bmm, matmul, dot, mv,
  * outer and the fused linear layer.
  *
  * Every product is a matmul in disguise, so they share one backward:
@@ -7,6 +7,7 @@
  *     grad_a = g @ b^T,   grad_b = a^T @ g,
  * each summed over the batch dims its operand was broadcast along. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <limits.h>
 #include <stdlib.h>

@@ -12,6 +12,7 @@
  * result is bitwise the same for any number of threads.
  */
 #include "distill.h"
+#include "autograd/op.h"
 #include "elementwise_fused.h"
 #include "cpu/cpu.h"
 
@@ -206,8 +207,9 @@ static dt_status binary_into(dt_binop op, const dt_tensor *a, const dt_tensor *b
     return st;
 }
 
-static dt_status dt_binary_unprof(dt_binop op, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
+dt_status dt_binary(dt_binop op, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     *out = NULL;
     dt_status st = check_binop(op);
     int nd;
@@ -226,14 +228,6 @@ static dt_status dt_binary_unprof(dt_binop op, const dt_tensor *a, const dt_tens
     }
     *out = r;
     return DT_OK;
-}
-
-dt_status dt_binary(dt_binop op, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_binary_unprof(op, a, b, out);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
 }
 
 /* The dtype a Lua number takes next to a tensor of dtype t: an integer keeps
@@ -272,38 +266,23 @@ static dt_status scalar_op(dt_binop op, const dt_tensor *a, double s, bool is_in
     return st;
 }
 
-static dt_status dt_binary_scalar_unprof(dt_binop op, const dt_tensor *a, double s, bool scalar_is_int,
-                           dt_tensor **out)
-{
-    return scalar_op(op, a, s, scalar_is_int, false, out);
-}
-
 dt_status dt_binary_scalar(dt_binop op, const dt_tensor *a, double s, bool scalar_is_int,
                            dt_tensor **out)
 {
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_binary_scalar_unprof(op, a, s, scalar_is_int, out);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
-}
-
-static dt_status dt_scalar_binary_unprof(dt_binop op, double s, bool scalar_is_int, const dt_tensor *a,
-                           dt_tensor **out)
-{
-    return scalar_op(op, a, s, scalar_is_int, true, out);
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
+    return scalar_op(op, a, s, scalar_is_int, false, out);
 }
 
 dt_status dt_scalar_binary(dt_binop op, double s, bool scalar_is_int, const dt_tensor *a,
                            dt_tensor **out)
 {
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_scalar_binary_unprof(op, s, scalar_is_int, a, out);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
+    return scalar_op(op, a, s, scalar_is_int, true, out);
 }
 
-static dt_status dt_binary__unprof(dt_binop op, dt_tensor *a, const dt_tensor *b)
+dt_status dt_binary_(dt_binop op, dt_tensor *a, const dt_tensor *b)
 {
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     dt_status st = check_binop(op);
     if (st == DT_OK)
         st = check_writable(a);
@@ -347,16 +326,9 @@ static dt_status dt_binary__unprof(dt_binop op, dt_tensor *a, const dt_tensor *b
     return st;
 }
 
-dt_status dt_binary_(dt_binop op, dt_tensor *a, const dt_tensor *b)
+dt_status dt_binary_scalar_(dt_binop op, dt_tensor *a, double s)
 {
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_binary__unprof(op, a, b);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
-}
-
-static dt_status dt_binary_scalar__unprof(dt_binop op, dt_tensor *a, double s)
-{
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     /* No Lua type to go by: an integral value on an integer tensor stays
      * integer maths; anything else computes in float32 and casts back. */
     bool is_int = a->dtype != DT_FLOAT32 && s == floor(s) && fabs(s) < 9.2e18;
@@ -374,14 +346,6 @@ static dt_status dt_binary_scalar__unprof(dt_binop op, dt_tensor *a, double s)
     st = dt_binary_(op, a, sc);
     dt_tensor_release(sc);
     return st;
-}
-
-dt_status dt_binary_scalar_(dt_binop op, dt_tensor *a, double s)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_binary_scalar__unprof(op, a, s);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
 }
 
 static dt_status check_unop(dt_unop op)
@@ -410,8 +374,9 @@ static dt_status unary_into(dt_unop op, const dt_tensor *a, dt_tensor *out)
     return DT_OK;
 }
 
-static dt_status dt_unary_unprof(dt_unop op, const dt_tensor *a, dt_tensor **out)
+dt_status dt_unary(dt_unop op, const dt_tensor *a, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     *out = NULL;
     dt_status st = check_unop(op);
     if (st)
@@ -428,16 +393,9 @@ static dt_status dt_unary_unprof(dt_unop op, const dt_tensor *a, dt_tensor **out
     return DT_OK;
 }
 
-dt_status dt_unary(dt_unop op, const dt_tensor *a, dt_tensor **out)
+dt_status dt_unary_(dt_unop op, dt_tensor *a)
 {
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_unary_unprof(op, a, out);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
-}
-
-static dt_status dt_unary__unprof(dt_unop op, dt_tensor *a)
-{
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     dt_status st = check_unop(op);
     if (st == DT_OK)
         st = check_writable(a);
@@ -455,14 +413,6 @@ static dt_status dt_unary__unprof(dt_unop op, dt_tensor *a)
     st = unary_into(op, a, a);
     a->storage->version++;
     return st;
-}
-
-dt_status dt_unary_(dt_unop op, dt_tensor *a)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_unary__unprof(op, a);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
 }
 
 /* Integer bounds: the smallest integer >= lo and the largest <= hi,
@@ -492,8 +442,9 @@ static dt_status clamp_into(const dt_tensor *a, double lo, double hi, dt_tensor 
     return DT_OK;
 }
 
-static dt_status dt_clamp_unprof(const dt_tensor *a, double lo, double hi, dt_tensor **out)
+dt_status dt_clamp(const dt_tensor *a, double lo, double hi, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     *out = NULL;
     dt_tensor *r;
     dt_status st = dt_empty(a->dtype, a->ndim, a->shape, &r);
@@ -507,16 +458,9 @@ static dt_status dt_clamp_unprof(const dt_tensor *a, double lo, double hi, dt_te
     return DT_OK;
 }
 
-dt_status dt_clamp(const dt_tensor *a, double lo, double hi, dt_tensor **out)
+dt_status dt_clamp_(dt_tensor *a, double lo, double hi)
 {
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_clamp_unprof(a, lo, hi, out);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
-}
-
-static dt_status dt_clamp__unprof(dt_tensor *a, double lo, double hi)
-{
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     dt_status st = check_writable(a);
     if (st == DT_OK)
         st = clamp_into(a, lo, hi, a);
@@ -525,16 +469,9 @@ static dt_status dt_clamp__unprof(dt_tensor *a, double lo, double hi)
     return st;
 }
 
-dt_status dt_clamp_(dt_tensor *a, double lo, double hi)
+dt_status dt_where(const dt_tensor *cond, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_clamp__unprof(a, lo, hi);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
-}
-
-static dt_status dt_where_unprof(const dt_tensor *cond, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
-{
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     *out = NULL;
     if (cond->dtype != DT_UINT8)
         return dt_fail(DT_ERR_DTYPE, "condition must be a uint8 tensor (e.g. a comparison "
@@ -576,18 +513,11 @@ static dt_status dt_where_unprof(const dt_tensor *cond, const dt_tensor *a, cons
     return DT_OK;
 }
 
-dt_status dt_where(const dt_tensor *cond, const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_where_unprof(cond, a, b, out);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
-}
-
 /* --------------------------------------------------------- fused kernels */
 
-static dt_status dt_relu_grad_unprof(const dt_tensor *out, const dt_tensor *grad, dt_tensor **dx)
+dt_status dt_relu_grad(const dt_tensor *out, const dt_tensor *grad, dt_tensor **dx)
 {
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     *dx = NULL;
     if (out->dtype != DT_FLOAT32 || grad->dtype != DT_FLOAT32)
         return dt_fail(DT_ERR_DTYPE, "relu_grad: expected float32 tensors, got %s and %s",
@@ -602,12 +532,4 @@ static dt_status dt_relu_grad_unprof(const dt_tensor *out, const dt_tensor *grad
     for_each(3, ts, dt_cpu()->ew.relu_grad, NULL);
     *dx = r;
     return DT_OK;
-}
-
-dt_status dt_relu_grad(const dt_tensor *out, const dt_tensor *grad, dt_tensor **dx)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_relu_grad_unprof(out, grad, dx);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
 }

@@ -8,6 +8,7 @@
  * the forward and again in the backward, and nothing B x K x D is stored.
  * The bank is state, not a parameter: gradients flow to v only. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <math.h>
 #include <stdlib.h>

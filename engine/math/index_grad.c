@@ -1,10 +1,11 @@
-/* grad_index.c - indexing ops on the tape: index_select, gather,
+/* index_grad.c - indexing ops on the tape: index_select, gather,
  * scatter_add, masked_fill, cat, stack, repeat.
  *
  * The forward of each op is the plain kernel of index.c; the backward sits
  * next to it. Gathering ops scatter their gradient back (scatter_add into
  * zeros, which also sums repeated indices); joining ops cut it apart. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <string.h>
 

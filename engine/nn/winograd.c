@@ -45,7 +45,8 @@
  * end; wider layers (wgrad_shared) run chunks one after another with all
  * threads together, the 36 products split over xi. */
 #include "winograd.h"
-#include "gemm.h"
+#include "autograd/op.h"
+#include "math/gemm.h"
 #include "cpu/cpu.h"
 #include "cpu/v16.h"
 

@@ -1,12 +1,12 @@
 /* profile.c - per-op-kind wall-time counters behind a global switch.
  *
- * Kernels wrap their work in DT_PROF_BEGIN / DT_PROF_END (distill.h). With
- * profiling off the macro reads one volatile int. With it on, the outermost
+ * Ops time themselves with DT_PROF_SCOPE (autograd/op.h), one line at the
+ * top of the op. With profiling off the macro reads one volatile int. With it on, the outermost
  * timed region of the calling thread is measured with CLOCK_MONOTONIC; nested
  * regions (an op implemented with another timed op) only count once, under
  * the outer kind. Ops are called from the Lua thread; OpenMP workers inside a
  * kernel are covered by the caller's region. */
-#include "distill.h"
+#include "autograd/op.h"
 
 #include <time.h>
 
@@ -62,6 +62,8 @@ void dt_prof_start(void)
     wall_stop = 0.0;
     dt_prof_enabled = 1;
 }
+
+bool dt_prof_on(void) { return dt_prof_enabled != 0; }
 
 void dt_prof_stop(void)
 {

@@ -29,6 +29,7 @@
  * not the cached or the slack bytes. One mutex guards the lists (storages
  * can be released from data-loader threads); it is uncontended in a step. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

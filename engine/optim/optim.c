@@ -6,6 +6,7 @@
  * tensors are handled by running the contiguous kernel on packed copies and
  * writing the updated ones back. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -103,9 +104,10 @@ static void sgd_kernel(float *param, const float *grad, float *buf, int64_t n,
     }
 }
 
-static dt_status dt_sgd_step__unprof(dt_tensor *param, const dt_tensor *grad, dt_tensor *momentum_buf,
+dt_status dt_sgd_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *momentum_buf,
                        bool fresh_buffer, const dt_sgd_opts *o)
 {
+    DT_PROF_SCOPE(DT_PROF_OPTIM);
     dt_status st = check_operand("param", param, param, true);
     if (!st)
         st = check_operand("grad", grad, param, false);
@@ -127,15 +129,6 @@ static dt_status dt_sgd_step__unprof(dt_tensor *param, const dt_tensor *grad, dt
                dt_numel(param), o, fresh_buffer);
     unpack(&p);
     return DT_OK;
-}
-
-dt_status dt_sgd_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *momentum_buf,
-                       bool fresh_buffer, const dt_sgd_opts *o)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_sgd_step__unprof(param, grad, momentum_buf, fresh_buffer, o);
-    DT_PROF_END(DT_PROF_OPTIM, t0_);
-    return st_;
 }
 
 /* ----------------------------------------------------------------- Adam */
@@ -177,10 +170,11 @@ static void adam_kernel(float *param, const float *grad, float *restrict m,
     }
 }
 
-static dt_status dt_adam_step__unprof(dt_tensor *param, const dt_tensor *grad, dt_tensor *exp_avg,
+dt_status dt_adam_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *exp_avg,
                         dt_tensor *exp_avg_sq, dt_tensor *max_exp_avg_sq, int64_t step,
                         const dt_adam_opts *o)
 {
+    DT_PROF_SCOPE(DT_PROF_OPTIM);
     dt_status st = check_operand("param", param, param, true);
     if (!st)
         st = check_operand("grad", grad, param, false);
@@ -209,14 +203,4 @@ static dt_status dt_adam_step__unprof(dt_tensor *param, const dt_tensor *grad, d
                 p.work[4] ? dt_f32(p.work[4]) : NULL, dt_numel(param), step, o);
     unpack(&p);
     return DT_OK;
-}
-
-dt_status dt_adam_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *exp_avg,
-                        dt_tensor *exp_avg_sq, dt_tensor *max_exp_avg_sq, int64_t step,
-                        const dt_adam_opts *o)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_adam_step__unprof(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, o);
-    DT_PROF_END(DT_PROF_OPTIM, t0_);
-    return st_;
 }

@@ -7,6 +7,7 @@
  * a sample comes from dt_data_sample_key(seed, epoch, position), so the
  * batches do not depend on the number of workers or on scheduling. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

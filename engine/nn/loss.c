@@ -8,7 +8,8 @@
  * float32 tensors of one shape. Sums are accumulated in double in index
  * order, so results do not depend on the thread count. */
 #include "distill.h"
-#include "kernel_util.h"
+#include "autograd/op.h"
+#include "autograd/kernel_util.h"
 
 #include <math.h>
 #include <string.h>
@@ -130,8 +131,9 @@ static int64_t count_kept(const int64_t *t, int64_t positions, int64_t ignore_in
  * (the second term is the mean over classes of -log p_k). Ignored
  * positions give 0 and do not count towards the mean.
  * Saved: input, target (contiguous), per-position logsumexp. */
-static dt_status cross_entropy_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
+static dt_status cross_entropy_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
+    DT_PROF_SCOPE(DT_PROF_LOSS);
     if (!n->needs_grad[0])
         return DT_OK;
     ku_backward b;   /* saved: input, target (contiguous), logsumexp */
@@ -163,12 +165,11 @@ static dt_status cross_entropy_backward_unprof(dt_node *n, const dt_tensor *grad
     return st;
 }
 
-KU_PROFILED_BACKWARD(cross_entropy_backward, DT_PROF_LOSS)
-
-static dt_status dt_f_cross_entropy_unprof(const dt_tensor *logits, const dt_tensor *target,
+dt_status dt_f_cross_entropy(const dt_tensor *logits, const dt_tensor *target,
                              dt_reduction reduction, double label_smoothing, int64_t ignore_index,
                              dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_LOSS);
     *out = NULL;
     cls_geom g;
     dt_status st = check_classification(logits, target, ignore_index, reduction, &g);
@@ -228,20 +229,11 @@ static dt_status dt_f_cross_entropy_unprof(const dt_tensor *logits, const dt_ten
     return ku_finish(st, y, out, 4, (dt_tensor *[]){xc, tc, lse, loss});
 }
 
-dt_status dt_f_cross_entropy(const dt_tensor *logits, const dt_tensor *target,
-                             dt_reduction reduction, double label_smoothing, int64_t ignore_index,
-                             dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_f_cross_entropy_unprof(logits, target, reduction, label_smoothing, ignore_index, out);
-    DT_PROF_END(DT_PROF_LOSS, t0_);
-    return st_;
-}
-
 /* nll_loss: loss_p = -input[p, target_p]; ignored positions give 0 and do
  * not count towards the mean. Saved: target (contiguous). */
-static dt_status nll_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
+static dt_status nll_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
+    DT_PROF_SCOPE(DT_PROF_LOSS);
     if (!n->needs_grad[0])
         return DT_OK;
     ku_backward b;   /* saved: target (contiguous) */
@@ -265,11 +257,10 @@ static dt_status nll_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_t
     return st;
 }
 
-KU_PROFILED_BACKWARD(nll_backward, DT_PROF_LOSS)
-
-static dt_status dt_f_nll_loss_unprof(const dt_tensor *logp, const dt_tensor *target, dt_reduction reduction,
+dt_status dt_f_nll_loss(const dt_tensor *logp, const dt_tensor *target, dt_reduction reduction,
                         int64_t ignore_index, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_LOSS);
     *out = NULL;
     cls_geom g;
     dt_status st = check_classification(logp, target, ignore_index, reduction, &g);
@@ -299,15 +290,6 @@ static dt_status dt_f_nll_loss_unprof(const dt_tensor *logp, const dt_tensor *ta
         }
     }
     return ku_finish(st, y, out, 3, (dt_tensor *[]){xc, tc, loss});
-}
-
-dt_status dt_f_nll_loss(const dt_tensor *logp, const dt_tensor *target, dt_reduction reduction,
-                        int64_t ignore_index, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_f_nll_loss_unprof(logp, target, reduction, ignore_index, out);
-    DT_PROF_END(DT_PROF_LOSS, t0_);
-    return st_;
 }
 
 /* ------------------------------------------------------ pointwise losses */
@@ -372,8 +354,9 @@ static inline double pw_eval(pw_kind kind, double a, double b, double beta, doub
 }
 
 /* Saved: input, target. iarg: kind, reduction; darg: beta, divisor. */
-static dt_status pointwise_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
+static dt_status pointwise_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
+    DT_PROF_SCOPE(DT_PROF_LOSS);
     ku_backward bw;
     dt_status st = ku_backward_begin(n, grad_out, gi, 2, 2, 2, &bw);
     if (st == DT_OK) {
@@ -398,12 +381,11 @@ static dt_status pointwise_backward_unprof(dt_node *n, const dt_tensor *grad_out
     return st;
 }
 
-KU_PROFILED_BACKWARD(pointwise_backward, DT_PROF_LOSS)
-
-static dt_status pointwise_loss_unprof(pw_kind kind, const char *node_name, const dt_tensor *a,
+static dt_status pointwise_loss(pw_kind kind, const char *node_name, const dt_tensor *a,
                                 const dt_tensor *b, dt_reduction reduction, double beta,
                                 dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_LOSS);
     *out = NULL;
     char s1[128], s2[128];
     if (a->dtype != DT_FLOAT32 || b->dtype != DT_FLOAT32)
@@ -444,16 +426,6 @@ static dt_status pointwise_loss_unprof(pw_kind kind, const char *node_name, cons
         }
     }
     return ku_finish(st, y, out, 3, (dt_tensor *[]){ac, bc, loss});
-}
-
-static dt_status pointwise_loss(pw_kind kind, const char *node_name, const dt_tensor *a,
-                                const dt_tensor *b, dt_reduction reduction, double beta,
-                                dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = pointwise_loss_unprof(kind, node_name, a, b, reduction, beta, out);
-    DT_PROF_END(DT_PROF_LOSS, t0_);
-    return st_;
 }
 
 dt_status dt_f_kl_div(const dt_tensor *input, const dt_tensor *target, dt_reduction reduction,

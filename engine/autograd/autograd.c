@@ -7,6 +7,7 @@
  * reference cycle. Backward visits nodes in an order where every node runs
  * after all the nodes that consume it (Kahn's algorithm on edge counts). */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +146,8 @@ void dt_node_attach(dt_node *n, dt_tensor *out)
 }
 
 void dt_node_retain(dt_node *n) { n->refcount++; }
+
+const char *dt_node_name(const dt_node *n) { return n->name; }
 
 dt_status dt_record(const char *name, dt_backward_fn backward, int ninputs,
                     const dt_tensor *const *inputs, int nsave, const dt_tensor *const *save,

@@ -6,7 +6,7 @@
 #ifndef DISTILL_KERNEL_UTIL_H
 #define DISTILL_KERNEL_UTIL_H
 
-#include "distill.h"
+#include "autograd/op.h"
 
 /* A row-major view of t's values: t itself (retained) or a copy. */
 static inline dt_status ku_dense(const dt_tensor *t, dt_tensor **out)
@@ -146,16 +146,5 @@ static inline int64_t ku_lane_base(const ku_lanes *l, int64_t lane)
 {
     return (lane / l->inner) * l->n * l->inner + lane % l->inner;
 }
-
-/* Defines the backward function `name` as `name##_unprof` timed under
- * profiling category `kind`. */
-#define KU_PROFILED_BACKWARD(name, kind)                                              \
-    static dt_status name(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)      \
-    {                                                                                 \
-        DT_PROF_BEGIN(t0_);                                                           \
-        dt_status st_ = name##_unprof(n, grad_out, gi);                               \
-        DT_PROF_END(kind, t0_);                                                       \
-        return st_;                                                                   \
-    }
 
 #endif

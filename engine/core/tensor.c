@@ -1,5 +1,6 @@
 /* tensor.c - tensor headers, reference counts, element access, iteration. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <stdio.h>
 #include <stdlib.h>

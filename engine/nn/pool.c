@@ -7,6 +7,7 @@
  * (or beyond) is dropped. Max pooling saves the argmax of each window (the
  * flat position inside its plane, int64) for backward. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -148,8 +149,9 @@ static void max_plane(const pool_geom *g, const float *x, float *y, int64_t *idx
     }
 }
 
-static dt_status max_pool_backward_unprof(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
+static dt_status max_pool_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
 {
+    DT_PROF_SCOPE(DT_PROF_POOL);
     dt_tensor *idx, *gy = NULL;
     dt_status st = dt_node_saved(node, 0, &idx);
     if (st)
@@ -173,17 +175,10 @@ static dt_status max_pool_backward_unprof(dt_node *node, const dt_tensor *grad_o
     return st;
 }
 
-static dt_status max_pool_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = max_pool_backward_unprof(node, grad_out, gi);
-    DT_PROF_END(DT_PROF_POOL, t0_);
-    return st_;
-}
-
-static dt_status dt_f_max_pool2d_unprof(const dt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
+dt_status dt_f_max_pool2d(const dt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
                           const int64_t padding[2], bool ceil_mode, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_POOL);
     *out = NULL;
     pool_geom g;
     dt_status st = window_geom(x, kernel, stride, padding, ceil_mode, "max_pool2d", &g);
@@ -218,15 +213,6 @@ static dt_status dt_f_max_pool2d_unprof(const dt_tensor *x, const int64_t kernel
         save_geom(node, &g);
     *out = y;
     return DT_OK;
-}
-
-dt_status dt_f_max_pool2d(const dt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
-                          const int64_t padding[2], bool ceil_mode, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_f_max_pool2d_unprof(x, kernel, stride, padding, ceil_mode, out);
-    DT_PROF_END(DT_PROF_POOL, t0_);
-    return st_;
 }
 
 /* -------------------------------------------------------------- average */
@@ -285,8 +271,9 @@ static void avg_plane_backward(const pool_geom *g, const float *dy, float *dx)
         }
 }
 
-static dt_status avg_pool_backward_unprof(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
+static dt_status avg_pool_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
 {
+    DT_PROF_SCOPE(DT_PROF_POOL);
     pool_geom g;
     load_geom(node, &g);
     dt_tensor *gy = NULL;
@@ -303,14 +290,6 @@ static dt_status avg_pool_backward_unprof(dt_node *node, const dt_tensor *grad_o
     }
     dt_tensor_release(gy);
     return st;
-}
-
-static dt_status avg_pool_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = avg_pool_backward_unprof(node, grad_out, gi);
-    DT_PROF_END(DT_PROF_POOL, t0_);
-    return st_;
 }
 
 static dt_status avg_forward(const dt_tensor *x, const pool_geom *g, const char *name,
@@ -342,10 +321,11 @@ static dt_status avg_forward(const dt_tensor *x, const pool_geom *g, const char 
     return DT_OK;
 }
 
-static dt_status dt_f_avg_pool2d_unprof(const dt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
+dt_status dt_f_avg_pool2d(const dt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
                           const int64_t padding[2], bool ceil_mode, bool count_include_pad,
                           dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_POOL);
     *out = NULL;
     pool_geom g;
     dt_status st = window_geom(x, kernel, stride, padding, ceil_mode, "avg_pool2d", &g);
@@ -355,19 +335,10 @@ static dt_status dt_f_avg_pool2d_unprof(const dt_tensor *x, const int64_t kernel
     return avg_forward(x, &g, "AvgPool2dBackward", out);
 }
 
-dt_status dt_f_avg_pool2d(const dt_tensor *x, const int64_t kernel[2], const int64_t stride[2],
-                          const int64_t padding[2], bool ceil_mode, bool count_include_pad,
-                          dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_f_avg_pool2d_unprof(x, kernel, stride, padding, ceil_mode, count_include_pad, out);
-    DT_PROF_END(DT_PROF_POOL, t0_);
-    return st_;
-}
-
-static dt_status dt_f_adaptive_avg_pool2d_unprof(const dt_tensor *x, int64_t out_h, int64_t out_w,
+dt_status dt_f_adaptive_avg_pool2d(const dt_tensor *x, int64_t out_h, int64_t out_w,
                                    dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_POOL);
     *out = NULL;
     dt_status st = check_input(x, "adaptive_avg_pool2d");
     if (st)
@@ -383,13 +354,4 @@ static dt_status dt_f_adaptive_avg_pool2d_unprof(const dt_tensor *x, int64_t out
                        (long long)g.H, (long long)g.W);
     g.OH = out_h, g.OW = out_w, g.adaptive = true;
     return avg_forward(x, &g, "AdaptiveAvgPool2dBackward", out);
-}
-
-dt_status dt_f_adaptive_avg_pool2d(const dt_tensor *x, int64_t out_h, int64_t out_w,
-                                   dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_f_adaptive_avg_pool2d_unprof(x, out_h, out_w, out);
-    DT_PROF_END(DT_PROF_POOL, t0_);
-    return st_;
 }

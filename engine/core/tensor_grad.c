@@ -1,7 +1,8 @@
-/* grad_view.c - views and copies on the tape: each op's forward is the
+/* tensor_grad.c - views and copies on the tape: each op's forward is the
  * view itself (tensor.c) and its backward routes the gradient back to the
  * input's geometry. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <string.h>
 

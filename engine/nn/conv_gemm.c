@@ -20,7 +20,7 @@
  * boundaries depend only on N), then the chunk partials are added in chunk
  * order, so the result does not depend on the number of threads. */
 #include "conv.h"
-#include "gemm.h"
+#include "math/gemm.h"
 #include "cpu/cpu.h"
 
 #include <omp.h>

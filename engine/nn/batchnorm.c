@@ -11,6 +11,7 @@
  * 1/sqrt(var + eps) actually used are copied into the node, so later writes
  * to the running tensors do not disturb backward. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include "cpu/cpu.h"
 
@@ -335,8 +336,9 @@ static void bn_backward_kernel(const bn_geom *g, const float *x, const float *dy
     }
 }
 
-static dt_status bn_backward_unprof(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
+static dt_status bn_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
 {
+    DT_PROF_SCOPE(DT_PROF_BN);
     dt_tensor *xs, *ws = NULL, *x = NULL, *gy = NULL;
     bool has_w = node->iarg[0], training = node->iarg[1];
     dt_status st = dt_node_saved(node, 0, &xs);
@@ -370,18 +372,11 @@ static dt_status bn_backward_unprof(dt_node *node, const dt_tensor *grad_out, dt
     return st;
 }
 
-static dt_status bn_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = bn_backward_unprof(node, grad_out, gi);
-    DT_PROF_END(DT_PROF_BN, t0_);
-    return st_;
-}
-
-static dt_status dt_f_batch_norm_unprof(const dt_tensor *x, dt_tensor *running_mean, dt_tensor *running_var,
+dt_status dt_f_batch_norm(const dt_tensor *x, dt_tensor *running_mean, dt_tensor *running_var,
                           const dt_tensor *weight, const dt_tensor *bias, bool training,
                           double momentum, double eps, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_BN);
     *out = NULL;
     if (x->dtype != DT_FLOAT32)
         return dt_fail(DT_ERR_DTYPE, "batch_norm: input must be float32, got %s",
@@ -456,14 +451,4 @@ static dt_status dt_f_batch_norm_unprof(const dt_tensor *x, dt_tensor *running_m
     }
     *out = y;
     return DT_OK;
-}
-
-dt_status dt_f_batch_norm(const dt_tensor *x, dt_tensor *running_mean, dt_tensor *running_var,
-                          const dt_tensor *weight, const dt_tensor *bias, bool training,
-                          double momentum, double eps, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_f_batch_norm_unprof(x, running_mean, running_var, weight, bias, training, momentum, eps, out);
-    DT_PROF_END(DT_PROF_BN, t0_);
-    return st_;
 }

@@ -7,7 +7,8 @@
  * lanes: every output is computed by one thread in a fixed order, so
  * results do not depend on the thread count. */
 #include "distill.h"
-#include "kernel_util.h"
+#include "autograd/op.h"
+#include "autograd/kernel_util.h"
 
 #include <math.h>
 
@@ -43,8 +44,9 @@ static float act_slope(int kind, float v, float slope)
     return v > 0.0f ? 1.0f : slope;
 }
 
-static dt_status act_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
+static dt_status act_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     if (!n->needs_grad[0])
         return DT_OK;
     int kind = (int)n->iarg[0];
@@ -63,11 +65,10 @@ static dt_status act_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_t
     return st;
 }
 
-KU_PROFILED_BACKWARD(act_backward, DT_PROF_ELEMENTWISE)
-
-static dt_status activation_unprof(int kind, const char *name, const dt_tensor *x,
+static dt_status activation(int kind, const char *name, const dt_tensor *x,
                             double slope, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     *out = NULL;
     dt_tensor *xc, *y;
     dt_status st = check_float(x);
@@ -89,15 +90,6 @@ static dt_status activation_unprof(int kind, const char *name, const dt_tensor *
     }
     *out = y;
     return DT_OK;
-}
-
-static dt_status activation(int kind, const char *name, const dt_tensor *x,
-                            double slope, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = activation_unprof(kind, name, x, slope, out);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
 }
 
 dt_status dt_f_relu6(const dt_tensor *x, dt_tensor **out)
@@ -148,8 +140,9 @@ static void softmax_lane_backward(const float *y, const float *g, float *dx, int
     }
 }
 
-static dt_status softmax_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
+static dt_status softmax_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
+    DT_PROF_SCOPE(DT_PROF_LOSS);
     if (!n->needs_grad[0])
         return DT_OK;
     bool log_space = n->iarg[1] != 0;
@@ -171,10 +164,9 @@ static dt_status softmax_backward_unprof(dt_node *n, const dt_tensor *grad_out, 
     return st;
 }
 
-KU_PROFILED_BACKWARD(softmax_backward, DT_PROF_LOSS)
-
-static dt_status softmax_common_unprof(const dt_tensor *x, int dim, bool log_space, dt_tensor **out)
+static dt_status softmax_common(const dt_tensor *x, int dim, bool log_space, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_LOSS);
     *out = NULL;
     dt_status st = check_float(x);
     if (st || (st = dt_normalize_dim(&dim, x->ndim)))
@@ -206,14 +198,6 @@ static dt_status softmax_common_unprof(const dt_tensor *x, int dim, bool log_spa
     return DT_OK;
 }
 
-static dt_status softmax_common(const dt_tensor *x, int dim, bool log_space, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = softmax_common_unprof(x, dim, log_space, out);
-    DT_PROF_END(DT_PROF_LOSS, t0_);
-    return st_;
-}
-
 dt_status dt_f_softmax(const dt_tensor *x, int dim, dt_tensor **out)
 {
     return softmax_common(x, dim, false, out);
@@ -226,8 +210,9 @@ dt_status dt_f_log_softmax(const dt_tensor *x, int dim, dt_tensor **out)
 
 /* ------------------------------------------------------------- dropout */
 
-static dt_status dropout_backward_unprof(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
+static dt_status dropout_backward(dt_node *n, const dt_tensor *grad_out, dt_tensor **gi)
 {
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     if (!n->needs_grad[0])
         return DT_OK;
     ku_backward b;   /* saved: the mask, contiguous: 0 or 1/(1-p) */
@@ -245,10 +230,9 @@ static dt_status dropout_backward_unprof(dt_node *n, const dt_tensor *grad_out, 
     return st;
 }
 
-KU_PROFILED_BACKWARD(dropout_backward, DT_PROF_ELEMENTWISE)
-
-static dt_status dt_f_dropout_unprof(const dt_tensor *x, double p, bool training, dt_rng *rng, dt_tensor **out)
+dt_status dt_f_dropout(const dt_tensor *x, double p, bool training, dt_rng *rng, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     *out = NULL;
     dt_status st = check_float(x);
     if (st)
@@ -299,12 +283,4 @@ static dt_status dt_f_dropout_unprof(const dt_tensor *x, double p, bool training
         return st;
     *out = y;
     return DT_OK;
-}
-
-dt_status dt_f_dropout(const dt_tensor *x, double p, bool training, dt_rng *rng, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_f_dropout_unprof(x, p, training, rng, out);
-    DT_PROF_END(DT_PROF_ELEMENTWISE, t0_);
-    return st_;
 }

@@ -7,7 +7,8 @@
  * NaN. Sums are in double; parallel loops give each output element to one
  * thread, so results do not depend on the thread count. */
 #include "distill.h"
-#include "kernel_util.h"
+#include "autograd/op.h"
+#include "autograd/kernel_util.h"
 
 #include <math.h>
 

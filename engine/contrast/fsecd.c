@@ -14,6 +14,7 @@
  * Jacobian. Positives are found by comparing labels on the fly: no B x B
  * mask is ever stored. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -6,6 +6,7 @@
  * stride (1, ld) is the transpose of a row-major matrix (CblasTrans). Only
  * views that are neither (e.g. every other column) are copied first. */
 #include "distill.h"
+#include "autograd/op.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -200,8 +201,9 @@ static dt_status size_mismatch(const dt_tensor *a, const dt_tensor *b, int64_t k
                    dt_shape_str(b->shape, b->ndim, sb, sizeof sb), (long long)ka, (long long)kb);
 }
 
-static dt_status dt_mm_unprof(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
+dt_status dt_mm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_GEMM);
     *out = NULL;
     if (a->ndim != 2 || b->ndim != 2) {
         char sa[160], sb[160];
@@ -217,16 +219,9 @@ static dt_status dt_mm_unprof(const dt_tensor *a, const dt_tensor *b, dt_tensor 
     return product(a, b, out);
 }
 
-dt_status dt_mm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
+dt_status dt_bmm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_mm_unprof(a, b, out);
-    DT_PROF_END(DT_PROF_GEMM, t0_);
-    return st_;
-}
-
-static dt_status dt_bmm_unprof(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
-{
+    DT_PROF_SCOPE(DT_PROF_GEMM);
     *out = NULL;
     char sa[160], sb[160];
     if (a->ndim != 3 || b->ndim != 3)
@@ -244,14 +239,6 @@ static dt_status dt_bmm_unprof(const dt_tensor *a, const dt_tensor *b, dt_tensor
     if (a->shape[2] != b->shape[1])
         return size_mismatch(a, b, a->shape[2], b->shape[1]);
     return product(a, b, out);
-}
-
-dt_status dt_bmm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_bmm_unprof(a, b, out);
-    DT_PROF_END(DT_PROF_GEMM, t0_);
-    return st_;
 }
 
 /* 1-d . 1-d, accumulated in double (a fixed order, so thread-independent). */
@@ -340,8 +327,9 @@ static dt_status matmul_nd(const dt_tensor *a, const dt_tensor *b, dt_tensor **o
     return st;
 }
 
-static dt_status dt_matmul_unprof(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
+dt_status dt_matmul(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
+    DT_PROF_SCOPE(DT_PROF_GEMM);
     *out = NULL;
     if (a->ndim == 0 || b->ndim == 0) {
         char sa[160], sb[160];
@@ -388,12 +376,4 @@ static dt_status dt_matmul_unprof(const dt_tensor *a, const dt_tensor *b, dt_ten
     st = dt_view(r, n, shape, out);
     dt_tensor_release(r);
     return st;
-}
-
-dt_status dt_matmul(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
-{
-    DT_PROF_BEGIN(t0_);
-    dt_status st_ = dt_matmul_unprof(a, b, out);
-    DT_PROF_END(DT_PROF_GEMM, t0_);
-    return st_;
 }
