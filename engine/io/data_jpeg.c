@@ -1,5 +1,4 @@
-/* data_jpeg.c - JPEG decode/encode through libjpeg-turbo's TurboJPEG API,
- * and whole-file reads. */
+/* data_jpeg.c - JPEG decode/encode through libjpeg-turbo's TurboJPEG API. */
 #include "distill.h"
 
 #include <errno.h>
@@ -14,40 +13,6 @@ struct dt_jpeg_decoder {
     uint8_t *pixels;
     size_t capacity;
 };
-
-dt_status dt_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *len)
-{
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dt_fail(DT_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return dt_fail(DT_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    if (size > max_bytes) {
-        fclose(f);
-        return dt_fail(DT_ERR_IO, "%s: file of %zu bytes is larger than the %zu allowed", path,
-                       size, max_bytes);
-    }
-    uint8_t *buf = malloc(size > 0 ? size : 1);
-    if (!buf) {
-        fclose(f);
-        return dt_fail(DT_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, size);
-    }
-    size_t got = fread(buf, 1, size, f);
-    fclose(f);
-    if (got != size) {
-        free(buf);
-        return dt_fail(DT_ERR_IO, "%s: short read (%zu of %zu bytes)", path, got, size);
-    }
-    *data = buf;
-    *len = size;
-    return DT_OK;
-}
 
 dt_status dt_jpeg_decoder_new(dt_jpeg_decoder **out)
 {
