@@ -126,6 +126,8 @@ static inline int64_t *dt_i64(const dt_tensor *t) { return (int64_t *)dt_data(t)
 static inline uint8_t *dt_u8(const dt_tensor *t) { return (uint8_t *)dt_data(t); }
 size_t dt_nbytes(const dt_tensor *t);       /* numel * element size */
 bool dt_same_shape(const dt_tensor *a, const dt_tensor *b);
+/* torch.equal: the same shape and equal elements (dtypes may differ). */
+bool dt_equal(const dt_tensor *a, const dt_tensor *b);
 /* "[2, 3, 4]" into buf; returns buf. */
 char *dt_shape_str(const int64_t *shape, int ndim, char *buf, size_t len);
 /* Wrap negative dims (-1 = last) and range-check; `fn` names the caller. */
@@ -703,6 +705,12 @@ void dt_data_epoch_order(uint64_t seed, int64_t epoch, int64_t n, int64_t *order
 uint64_t dt_data_sample_key(uint64_t seed, int64_t epoch, int64_t position);
 /* Transform one C x H x W uint8 tensor into a new tensor. */
 dt_status dt_transform_image(const dt_transform *tf, const dt_tensor *src, uint64_t key,
+                             dt_tensor **out);
+/* Transform n C x H x W uint8 images into one N x C x H x W batch, image i
+ * as sample `first_position + i` (0-based) of `epoch` for `seed`; every
+ * image must come out the same size. */
+dt_status dt_transform_batch(const dt_transform *tf, int64_t n, const dt_tensor *const *images,
+                             uint64_t seed, int64_t epoch, int64_t first_position,
                              dt_tensor **out);
 
 /* Loader: a pool of pthreads producing whole batches in the background

@@ -4,8 +4,10 @@
  * Conventions:
  *  - Every Lua-visible function has a name like "distill.zeros" or
  *    "Tensor:view"; error messages start with it.
- *  - Lua counts from 1. lt_check_dim()/lt_check_index() convert to the
- *    engine's 0-based numbering; pushing results converts back.
+ *  - Lua counts from 1. lt_check_dim() converts a dim, lt_to_engine_positions()
+ *    every index-like tensor (indices, class labels, bank rows) to the
+ *    engine's 0-based numbering; lt_positions_to_lua() converts results
+ *    back. Nothing else shifts by one.
  *  - A binding never raises while holding a temporary engine reference:
  *    release first, then call lt_fail()/luaL_error().
  */
@@ -60,6 +62,27 @@ int lt_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int al
 /* "float32"/"int64"/"uint8" (and aliases) at idx, or def when nil/none. */
 dt_dtype lt_opt_dtype(lua_State *L, int idx, const char *fn, dt_dtype def);
 
+/* How the values of an index-like argument are checked on their way to the
+ * engine: 1..size are valid (no upper bound when size < 0), and `skip`
+ * (when has_skip) passes unchecked, shifted like the rest (ignore_index).
+ * describe() writes the message for the first bad value v, at 0-based
+ * element i; with describe NULL nothing is checked (the engine does). */
+typedef struct lt_positions {
+    int64_t size;
+    bool has_skip;
+    int64_t skip;
+    void (*describe)(char *buf, size_t len, int64_t v, int64_t i, const void *ctx);
+    const void *ctx;
+} lt_positions;
+
+/* A new contiguous 0-based int64 tensor of the 1-based values at idx: an
+ * int64 tensor (the caller has checked the dtype), or a Lua list of
+ * integers. Raises "fn: <describe's message>" for a bad value. */
+dt_tensor *lt_to_engine_positions(lua_State *L, int idx, const char *fn, const lt_positions *p);
+/* 0-based engine positions -> Lua's 1-based, in place on a fresh contiguous
+ * int64 tensor. */
+void lt_positions_to_lua(dt_tensor *t);
+
 /* Fields of an options table at idx (nil/none idx means no options). */
 double lt_opt_field_num(lua_State *L, int idx, const char *fn, const char *key, double def);
 int64_t lt_opt_field_int(lua_State *L, int idx, const char *fn, const char *key, int64_t def);
@@ -79,6 +102,7 @@ void lt_register(lua_State *L, int mod_idx, const luaL_Reg *funcs, const luaL_Re
 void lt_register_property(lua_State *L, const char *name, lua_CFunction getter, lua_CFunction setter);
 
 /* Per-area registration, called by luaopen_distill_core. */
+void lt_open_core(lua_State *L, int mod_idx);     /* Tensor userdata, memory (core.c) */
 void lt_open_tensor(lua_State *L, int mod_idx);   /* creation, views, access */
 void lt_open_math(lua_State *L, int mod_idx);     /* elementwise, reductions */
 void lt_open_linalg(lua_State *L, int mod_idx);   /* mm, bmm, matmul */

@@ -5,7 +5,16 @@
  * Bank indices are 1-based on the Lua side. */
 #include "bind.h"
 
+#include <stdio.h>
+
 #include <string.h>
+
+static void describe_label(char *buf, size_t len, int64_t v, int64_t i, const void *ctx)
+{
+    const int64_t *num_classes = ctx;
+    snprintf(buf, len, "label %lld at position %lld is out of range (labels count from 1%s)",
+             (long long)v, (long long)i + 1, *num_classes > 0 ? " up to num_classes" : "");
+}
 
 static int l_fsecd_loss(lua_State *L)
 {
@@ -29,34 +38,30 @@ static int l_fsecd_loss(lua_State *L)
     /* Labels are 1-based class indices; only equality matters to the loss,
      * but out-of-range labels are a caller's bug worth reporting. */
     int64_t num_classes = lt_opt_field_int(L, 4, fn, "num_classes", 0);
+    dt_tensor *shifted = NULL;
     if (labels && labels->dtype == DT_INT64 && labels->ndim == 1) {
-        for (int64_t i = 0; i < labels->shape[0]; i++) {
-            int64_t v = dt_get_flat_i64(labels, i);
-            if (v < 1 || (num_classes > 0 && v > num_classes))
-                return lt_error(L, fn, "label %lld at position %lld is out of range (labels count "
-                                "from 1%s)", (long long)v, (long long)i + 1,
-                                num_classes > 0 ? " up to num_classes" : "");
-        }
+        lt_positions p = {.size = num_classes > 0 ? num_classes : -1, .describe = describe_label,
+                          .ctx = &num_classes};
+        shifted = lt_to_engine_positions(L, 3, fn, &p);
     }
     dt_tensor *out;
-    LT_TRY(L, fn, dt_f_fsecd_loss(z, t, labels, &opts, &out));
+    dt_status st = dt_f_fsecd_loss(z, t, shifted ? shifted : labels, &opts, &out);
+    dt_tensor_release(shifted);
+    if (st)
+        return lt_fail(L, fn);
     lt_push(L, out);
     return 1;
 }
 
-/* 1-based Lua indices -> a 0-based int64 copy the caller releases. */
+/* 1-based Lua indices -> a 0-based int64 copy the caller releases (the
+ * engine checks them against the bank). */
 static dt_tensor *zero_based(lua_State *L, int idx, const char *fn)
 {
-    dt_tensor *t = lt_check(L, idx, fn), *c;
+    dt_tensor *t = lt_check(L, idx, fn);
     if (t->dtype != DT_INT64)
         lt_error(L, fn, "indices must be int64, got %s", dt_dtype_name(t->dtype));
-    if (dt_clone(t, &c))
-        lt_fail(L, fn);
-    int64_t n = dt_numel(c);
-    int64_t *p = dt_i64(c);
-    for (int64_t i = 0; i < n; i++)
-        p[i] -= 1;
-    return c;
+    lt_positions p = {.size = -1};
+    return lt_to_engine_positions(L, idx, fn, &p);
 }
 
 static int l_crd_scores(lua_State *L)

@@ -1,4 +1,5 @@
-/* core.c - the Tensor userdata, its metatable and luaopen_distill_core. */
+/* core.c - the Tensor userdata: its metatable, memory accounting and the
+ * collector's pacing. */
 #include "bind.h"
 
 #include <stdlib.h>
@@ -305,15 +306,7 @@ static int tensor_free(lua_State *L) { return tensor_gc(L); }
 static int tensor_eq(lua_State *L)
 {
     dt_tensor *a = lt_to(L, 1), *b = lt_to(L, 2);
-    if (!a || !b) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    int equal = dt_same_shape(a, b);
-    int64_t n = dt_numel(a);
-    for (int64_t i = 0; i < n && equal; i++)
-        equal = dt_get_flat(a, i) == dt_get_flat(b, i);
-    lua_pushboolean(L, equal);
+    lua_pushboolean(L, a && b && dt_equal(a, b));
     return 1;
 }
 
@@ -391,10 +384,15 @@ static int gc_stats(lua_State *L)
     return 1;
 }
 
-int luaopen_distill_core(lua_State *L)
+static const luaL_Reg core_funcs[] = {
+    {"is_tensor", is_tensor}, {"live_bytes", live_bytes}, {"gc_stats", gc_stats},
+    {"cache_stats", cache_stats}, {"cache_trim", cache_trim}, {NULL, NULL},
+};
+
+/* The Tensor metatable and the memory functions (is_tensor, live_bytes,
+ * gc_stats, cache_stats, cache_trim); init.c opens everything else. */
+void lt_open_core(lua_State *L, int mod)
 {
-    if (dt_engine_init() != DT_OK)
-        return luaL_error(L, "distill: %s", dt_last_error());
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, LT_METHODS_KEY);
     lua_newtable(L);
@@ -408,40 +406,5 @@ int luaopen_distill_core(lua_State *L)
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
 
-    lua_newtable(L);
-    int mod = lua_gettop(L);
-    lt_register(L, mod, NULL, core_methods);
-    lua_pushcfunction(L, is_tensor);
-    lua_setfield(L, mod, "is_tensor");
-    lua_pushcfunction(L, live_bytes);
-    lua_setfield(L, mod, "live_bytes");
-    lua_pushcfunction(L, gc_stats);
-    lua_setfield(L, mod, "gc_stats");
-    lua_pushcfunction(L, cache_stats);
-    lua_setfield(L, mod, "cache_stats");
-    lua_pushcfunction(L, cache_trim);
-    lua_setfield(L, mod, "cache_trim");
-    lt_open_tensor(L, mod);
-    lt_open_random(L, mod);
-    lt_open_math(L, mod);
-    lt_open_linalg(L, mod);
-    lt_open_index(L, mod);
-    lt_open_data(L, mod);
-    lt_open_autograd(L, mod);
-    lt_open_nn(L, mod);
-    lt_open_functional(L, mod);
-    lt_open_optim(L, mod);
-    lt_open_checkpoint(L, mod);
-    lt_open_contrast(L, mod);
-    lt_open_profile(L, mod);
-    lt_open_gemm(L, mod);
-    lt_open_cpu(L, mod);
-    /* The pacing (gc_account) relies on generational mode's cheap minor
-     * collections; lua5.4 (lua.c) starts in it, an embedding host may not. */
-    lua_gc(L, LUA_GCGEN, 0, 0);
-
-    /* Expose the methods table so Lua code can add methods (nn helpers...). */
-    lua_getfield(L, LUA_REGISTRYINDEX, LT_METHODS_KEY);
-    lua_setfield(L, mod, "Tensor");
-    return 1;
+    lt_register(L, mod, core_funcs, core_methods);
 }

@@ -11,14 +11,6 @@
 
 #define LT_LOADER_MT "distill.data.Loader"
 
-/* Add 1 to every element of a contiguous int64 tensor (0-based -> Lua). */
-static void to_lua_base(dt_tensor *t)
-{
-    int64_t *p = dt_i64(t), n = dt_numel(t);
-    for (int64_t i = 0; i < n; i++)
-        p[i] += 1;
-}
-
 /* --------------------------------------------------------------- readers */
 
 /* read_cifar({paths}, label_bytes, label_pick) -> images, labels */
@@ -47,7 +39,7 @@ static int l_read_cifar(lua_State *L)
     }
     dt_tensor *images, *labels;
     LT_TRY(L, fn, dt_read_cifar(n, paths, (int)label_bytes, (int)pick - 1, &images, &labels));
-    to_lua_base(labels);
+    lt_positions_to_lua(labels);
     lt_push(L, images);
     lt_push(L, labels);
     return 2;
@@ -70,7 +62,7 @@ static int l_read_idx_pair(lua_State *L)
     const char *ip = luaL_checkstring(L, 1), *lp = luaL_checkstring(L, 2);
     dt_tensor *images, *labels;
     LT_TRY(L, fn, dt_read_idx_pair(ip, lp, &images, &labels));
-    to_lua_base(labels);
+    lt_positions_to_lua(labels);
     lt_push(L, images);
     lt_push(L, labels);
     return 2;
@@ -309,41 +301,18 @@ static int l_transform_batch(lua_State *L)
     int64_t n = (int64_t)luaL_len(L, 2);
     if (n < 1)
         return lt_error(L, fn, "expected a non-empty list of images");
-    dt_tensor *out = NULL;
-    size_t sample_bytes = 0;
+    /* the images stay referenced by the list while the engine reads them */
+    const dt_tensor **images = lua_newuserdatauv(L, (size_t)n * sizeof *images, 0);
     for (int64_t i = 0; i < n; i++) {
         lua_geti(L, 2, i + 1);
-        dt_tensor *img = lt_to(L, -1);
-        lua_pop(L, 1);   /* still referenced by the list */
-        if (!img || img->dtype != DT_UINT8 || img->ndim != 3 ||
-            img->shape[0] > DT_TF_MAX_CHANNELS) {
-            dt_tensor_release(out);
+        images[i] = lt_to(L, -1);
+        lua_pop(L, 1);
+        if (!images[i])
             return lt_error(L, fn, "sample %lld: expected a C x H x W uint8 image tensor",
                             (long long)i + 1);
-        }
-        dt_tf_plan plan;
-        dt_status st = dt_transform_plan(&tf, (int)img->shape[0], img->shape[1], img->shape[2],
-                                         dt_data_sample_key((uint64_t)seed, epoch, first - 1 + i),
-                                         &plan);
-        if (st == DT_OK && !out) {
-            int64_t shape[4] = {n, plan.c, plan.out_h, plan.out_w};
-            st = dt_empty(plan.is_float ? DT_FLOAT32 : DT_UINT8, 4, shape, &out);
-            sample_bytes = (size_t)(plan.c * plan.out_h * plan.out_w) * (plan.is_float ? 4 : 1);
-        }
-        if (st == DT_OK && (plan.c != out->shape[1] || plan.out_h != out->shape[2] ||
-                            plan.out_w != out->shape[3]))
-            st = dt_fail(DT_ERR_SHAPE, "sample %lld gives %d x %lld x %lld, the first gave "
-                         "%lld x %lld x %lld (add a resize or crop)", (long long)i + 1, plan.c,
-                         (long long)plan.out_h, (long long)plan.out_w, (long long)out->shape[1],
-                         (long long)out->shape[2], (long long)out->shape[3]);
-        if (st == DT_OK)
-            st = dt_tf_apply(&plan, dt_u8(img), img->stride[0], img->stride[1], img->stride[2],
-                             (uint8_t *)dt_data(out) + (size_t)i * sample_bytes);
-        if (st) {
-            dt_tensor_release(out);
-            return lt_fail(L, fn);
-        }
     }
+    dt_tensor *out;
+    LT_TRY(L, fn, dt_transform_batch(&tf, n, images, (uint64_t)seed, epoch, first - 1, &out));
     lt_push(L, out);
     return 1;
 }
@@ -450,7 +419,7 @@ static int m_next(lua_State *L)
     LT_TRY(L, fn, dt_loader_next(l, &input, &target, &index));
     if (!input)
         return 0;
-    to_lua_base(index);
+    lt_positions_to_lua(index);
     lt_push(L, input);
     lt_push(L, target);
     lt_push(L, index);
@@ -521,7 +490,7 @@ static int l_epoch_order(lua_State *L)
     dt_tensor *t;
     LT_TRY(L, fn, dt_empty(DT_INT64, 1, &n, &t));
     dt_data_epoch_order((uint64_t)seed, epoch, n, dt_i64(t));
-    to_lua_base(t);
+    lt_positions_to_lua(t);
     lt_push(L, t);
     return 1;
 }

@@ -16,6 +16,8 @@
  * labels; ignore_index is compared with those labels as given. */
 #include "bind.h"
 
+#include <stdio.h>
+
 
 static dt_reduction check_reduction(lua_State *L, int opts, const char *fn, bool allow_batchmean)
 {
@@ -82,6 +84,14 @@ static int l_dropout(lua_State *L)
 
 /* --------------------------------------------------- classification losses */
 
+static void describe_target(char *buf, size_t len, int64_t v, int64_t i, const void *ctx)
+{
+    (void)i;
+    const int64_t *classes = ctx;
+    snprintf(buf, len, "target %lld out of range for %lld classes (labels count from 1)",
+             (long long)v, (long long)*classes);
+}
+
 /* The target at idx as a 0-based int64 copy the caller releases, after
  * checking it against the N x C x ... input: int64, one label per row (and
  * position), labels in 1..C unless equal to ignore_index. */
@@ -89,7 +99,7 @@ static dt_tensor *zero_based_target(lua_State *L, int idx, const char *fn, const
                                     const char *input_name, int64_t ignore_index)
 {
     char a[128], b[128];
-    dt_tensor *target = lt_check(L, idx, fn), *copy;
+    dt_tensor *target = lt_check(L, idx, fn);
     if (input->ndim < 2)
         lt_error(L, fn, "%s must be N x C (or N x C x d1 ...), got shape %s", input_name,
                  dt_shape_str(input->shape, input->ndim, a, sizeof a));
@@ -106,19 +116,11 @@ static dt_tensor *zero_based_target(lua_State *L, int idx, const char *fn, const
         lt_error(L, fn, "target of shape %s does not match %s of shape %s (expected its shape "
                  "without the class dim)", dt_shape_str(target->shape, target->ndim, a, sizeof a),
                  input_name, dt_shape_str(input->shape, input->ndim, b, sizeof b));
-    int64_t classes = input->shape[1], count = dt_numel(target);
-    for (int64_t i = 0; i < count; i++) {
-        int64_t v = dt_get_flat_i64(target, i);
-        if (v != ignore_index && (v < 1 || v > classes))
-            lt_error(L, fn, "target %lld out of range for %lld classes (labels count from 1)",
-                     (long long)v, (long long)classes);
-    }
-    if (dt_clone(target, &copy))
-        lt_fail(L, fn);
-    int64_t *p = dt_i64(copy);
-    for (int64_t i = 0; i < count; i++)
-        p[i] -= 1;   /* ignored entries shift too; the engine's ignore_index does as well */
-    return copy;
+    int64_t classes = input->shape[1];
+    /* ignored entries shift too; the engine's ignore_index does as well */
+    lt_positions p = {.size = classes, .has_skip = true, .skip = ignore_index,
+                      .describe = describe_target, .ctx = &classes};
+    return lt_to_engine_positions(L, idx, fn, &p);
 }
 
 /* ignore_index for the engine: shifted like the labels (INT64_MIN cannot

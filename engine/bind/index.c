@@ -9,54 +9,28 @@
 #include <stdio.h>
 #include <string.h>
 
+static void describe_index(char *buf, size_t len, int64_t v, int64_t i, const void *ctx)
+{
+    (void)i;
+    const int64_t *dim_size = ctx;
+    snprintf(buf, len, "index %lld out of range for dim %lld of size %lld (indices count from 1)",
+             (long long)v, (long long)dim_size[0] + 1, (long long)dim_size[1]);
+}
+
 /* A 0-based int64 copy of the 1-based index at idx (an int64 tensor, or a
  * Lua list of integers), checked to lie in 1..size. The caller releases it. */
 static dt_tensor *index_arg(lua_State *L, int idx, const char *fn, int dim, int64_t size)
 {
-    dt_tensor *src = lt_to(L, idx), *r = NULL;
-    char bad[200] = "";
-    if (src) {
-        if (src->dtype != DT_INT64)
-            lt_error(L, fn, "argument #%d: index must be an int64 tensor, got %s", idx,
-                     dt_dtype_name(src->dtype));
-        if (dt_zeros(DT_INT64, src->ndim, src->shape, &r))
-            lt_fail(L, fn);
-        int64_t n = dt_numel(src);
-        int64_t *p = dt_i64(r);
-        for (int64_t i = 0; i < n && !bad[0]; i++) {
-            int64_t v = dt_get_flat_i64(src, i);
-            if (v < 1 || v > size)
-                snprintf(bad, sizeof bad, "index %lld out of range for dim %d of size %lld "
-                         "(indices count from 1)", (long long)v, dim + 1, (long long)size);
-            p[i] = v - 1;
-        }
-    } else if (lua_istable(L, idx)) {
-        int64_t n = (int64_t)luaL_len(L, idx);
-        if (dt_zeros(DT_INT64, 1, &n, &r))
-            lt_fail(L, fn);
-        int64_t *p = dt_i64(r);
-        for (int64_t i = 0; i < n && !bad[0]; i++) {
-            lua_geti(L, idx, i + 1);
-            int isint = 0;
-            int64_t v = lua_tointegerx(L, -1, &isint);
-            lua_pop(L, 1);
-            if (!isint)
-                snprintf(bad, sizeof bad, "index list entry %lld is not an integer",
-                         (long long)i + 1);
-            else if (v < 1 || v > size)
-                snprintf(bad, sizeof bad, "index %lld out of range for dim %d of size %lld "
-                         "(indices count from 1)", (long long)v, dim + 1, (long long)size);
-            p[i] = v - 1;
-        }
-    } else {
+    dt_tensor *src = lt_to(L, idx);
+    if (src && src->dtype != DT_INT64)
+        lt_error(L, fn, "argument #%d: index must be an int64 tensor, got %s", idx,
+                 dt_dtype_name(src->dtype));
+    if (!src && !lua_istable(L, idx))
         lt_error(L, fn, "argument #%d: expected an int64 index tensor or a list of integers, "
                  "got %s", idx, luaL_typename(L, idx));
-    }
-    if (bad[0]) {
-        dt_tensor_release(r);
-        lt_error(L, fn, "%s", bad);
-    }
-    return r;
+    int64_t dim_size[2] = {dim, size};
+    lt_positions p = {.size = size, .describe = describe_index, .ctx = dim_size};
+    return lt_to_engine_positions(L, idx, fn, &p);
 }
 
 /* ------------------------------------------------------ select and gather */

@@ -425,15 +425,6 @@ static int l_norm(lua_State *L)
     return 1;
 }
 
-/* int64 engine indices (0-based) -> Lua positions (1-based), in place on a
- * fresh contiguous result. */
-static void to_lua_positions(dt_tensor *idx)
-{
-    int64_t n = dt_numel(idx), *p = dt_i64(idx);
-    for (int64_t i = 0; i < n; i++)
-        p[i] += 1;
-}
-
 /* argmax/argmin: x:argmax([dim [, keepdim]]); without dim, the position in
  * the flattened tensor. Positions are 1-based. */
 static int arg_extreme(lua_State *L, dt_reduce_op op, const char *fn)
@@ -444,7 +435,7 @@ static int arg_extreme(lua_State *L, dt_reduce_op op, const char *fn)
     dt_reduce_opts o;
     no_options(L, parse_reduce(L, 2, fn, x, &o), fn);
     LT_TRY(L, fn, dt_reduce(op, x, &o, &r));
-    to_lua_positions(r);
+    lt_positions_to_lua(r);
     lt_push(L, r);
     return 1;
 }
@@ -472,7 +463,7 @@ static int extreme(lua_State *L, bool is_max, const char *fn)
     }
     lt_push(L, v);   /* anchored before the second call can fail */
     LT_TRY(L, fn, dt_reduce(is_max ? DT_RED_ARGMAX : DT_RED_ARGMIN, x, &o, &i));
-    to_lua_positions(i);
+    lt_positions_to_lua(i);
     lt_push(L, i);
     return 2;
 }

@@ -258,3 +258,49 @@ void lt_register_property(lua_State *L, const char *name, lua_CFunction getter, 
         lua_pop(L, 1);
     }
 }
+
+/* --------------------------------------------------------- positions */
+
+dt_tensor *lt_to_engine_positions(lua_State *L, int idx, const char *fn, const lt_positions *p)
+{
+    dt_tensor *src = lt_to(L, idx), *r = NULL;
+    int64_t n = src ? dt_numel(src) : (int64_t)luaL_len(L, idx);
+    dt_status st = src ? dt_zeros(DT_INT64, src->ndim, src->shape, &r)
+                       : dt_zeros(DT_INT64, 1, &n, &r);
+    if (st)
+        lt_fail(L, fn);
+    int64_t *out = dt_i64(r);
+    char bad[200] = "";
+    for (int64_t i = 0; i < n && !bad[0]; i++) {
+        int64_t v;
+        if (src) {
+            v = dt_get_flat_i64(src, i);
+        } else {
+            lua_geti(L, idx, i + 1);
+            int isint = 0;
+            v = lua_tointegerx(L, -1, &isint);
+            lua_pop(L, 1);
+            if (!isint) {
+                snprintf(bad, sizeof bad, "index list entry %lld is not an integer",
+                         (long long)i + 1);
+                break;
+            }
+        }
+        bool skipped = p->has_skip && v == p->skip;
+        if (p->describe && !skipped && (v < 1 || (p->size >= 0 && v > p->size)))
+            p->describe(bad, sizeof bad, v, i, p->ctx);
+        out[i] = skipped && v == INT64_MIN ? v : v - 1;
+    }
+    if (bad[0]) {
+        dt_tensor_release(r);
+        lt_error(L, fn, "%s", bad);
+    }
+    return r;
+}
+
+void lt_positions_to_lua(dt_tensor *t)
+{
+    int64_t *p = dt_i64(t), n = dt_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        p[i] += 1;
+}

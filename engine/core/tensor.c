@@ -56,6 +56,15 @@ bool dt_same_shape(const dt_tensor *a, const dt_tensor *b)
     return true;
 }
 
+bool dt_equal(const dt_tensor *a, const dt_tensor *b)
+{
+    bool equal = dt_same_shape(a, b);
+    int64_t n = dt_numel(a);
+    for (int64_t i = 0; i < n && equal; i++)
+        equal = dt_get_flat(a, i) == dt_get_flat(b, i);
+    return equal;
+}
+
 char *dt_shape_str(const int64_t *shape, int ndim, char *buf, size_t len)
 {
     size_t used = (size_t)snprintf(buf, len, "[");

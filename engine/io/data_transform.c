@@ -492,3 +492,45 @@ dt_status dt_transform_image(const dt_transform *tf, const dt_tensor *src, uint6
     }
     return st;
 }
+
+dt_status dt_transform_batch(const dt_transform *tf, int64_t n, const dt_tensor *const *images,
+                             uint64_t seed, int64_t epoch, int64_t first_position,
+                             dt_tensor **out)
+{
+    *out = NULL;
+    dt_tensor *batch = NULL;
+    size_t sample_bytes = 0;
+    dt_status st = DT_OK;
+    for (int64_t i = 0; i < n && st == DT_OK; i++) {
+        const dt_tensor *img = images[i];
+        if (img->dtype != DT_UINT8 || img->ndim != 3 || img->shape[0] > DT_TF_MAX_CHANNELS) {
+            st = dt_fail(DT_ERR_ARG, "sample %lld: expected a C x H x W uint8 image tensor",
+                         (long long)i + 1);
+            break;
+        }
+        dt_tf_plan plan;
+        st = dt_transform_plan(tf, (int)img->shape[0], img->shape[1], img->shape[2],
+                               dt_data_sample_key(seed, epoch, first_position + i), &plan);
+        if (st == DT_OK && !batch) {
+            int64_t shape[4] = {n, plan.c, plan.out_h, plan.out_w};
+            st = dt_empty(plan.is_float ? DT_FLOAT32 : DT_UINT8, 4, shape, &batch);
+            sample_bytes = (size_t)(plan.c * plan.out_h * plan.out_w) * (plan.is_float ? 4 : 1);
+        }
+        if (st == DT_OK && (plan.c != batch->shape[1] || plan.out_h != batch->shape[2] ||
+                            plan.out_w != batch->shape[3]))
+            st = dt_fail(DT_ERR_SHAPE, "sample %lld gives %d x %lld x %lld, the first gave "
+                         "%lld x %lld x %lld (add a resize or crop)", (long long)i + 1, plan.c,
+                         (long long)plan.out_h, (long long)plan.out_w,
+                         (long long)batch->shape[1], (long long)batch->shape[2],
+                         (long long)batch->shape[3]);
+        if (st == DT_OK)
+            st = dt_tf_apply(&plan, dt_u8(img), img->stride[0], img->stride[1], img->stride[2],
+                             (uint8_t *)dt_data(batch) + (size_t)i * sample_bytes);
+    }
+    if (st) {
+        dt_tensor_release(batch);
+        return st;
+    }
+    *out = batch;
+    return DT_OK;
+}
