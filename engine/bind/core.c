@@ -30,13 +30,11 @@
  *    otherwise tensors that died old after a peak (a phase that held
  *    more) would wait until the live bytes reach that peak again.
  *
- * Measured on ResNet56 at batch 64: a full collection of the 0.5 MB heap
- * costs ~60 us when the heap is in cache but ~1 ms between conv kernels
- * (the heap's objects are pointer-chased out of DRAM). The earlier policy
- * (a LUA_GCSTEP sized by each tensor, in incremental mode) ran about one
- * full cycle per op: ~40 ms of a 280 ms eval forward. Running full
- * collections every 16 MB instead still cost ~15-30 ms there; minor ones
- * cost a fraction of that.
+ * Why minor collections: a full collection walks the whole Lua heap, whose
+ * objects are pointer-chased out of DRAM between conv kernels, so a full
+ * cycle per op (the earlier LUA_GCSTEP policy) or per 16 MB cost a large
+ * share of a forward pass; minor ones cost a fraction of that
+ * (docs/performance.md).
  *
  * The state is per process: the binding runs in one Lua state. */
 #define GC_MINOR_BUDGET ((size_t)16 << 20)

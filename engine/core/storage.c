@@ -9,11 +9,10 @@
  * slack). A request takes the most recently freed block of its class (warm
  * in cache). The cache is bounded: by DISTILL_CACHE_MB when set (0 disables
  * it), else by the larger of 512 MiB and 1.25 times the most bytes that were
- * ever live at once (blocks round up to their class), so that a workload whose step frees more than 512 MiB (ResNet32x4
- * -> ResNet8x4 at batch 128) still gets its blocks back the next step (at a
- * fixed 512 MiB that step was 25 % slower, paying page faults and zeroing,
- * and its peak RSS was higher). A block that would push the cache over the
- * bound is freed at once.
+ * ever live at once (blocks round up to their class), so that a workload
+ * whose step frees more than 512 MiB still gets its blocks back the next
+ * step instead of page faults and zeroing. A block that would push the
+ * cache over the bound is freed at once.
  *
  * A block that stays unused while CACHE_MAX_AGE_FACTOR times the bound has
  * been handed out is stale (its size belonged to an earlier phase: another
@@ -22,8 +21,7 @@
  * The factor is 8: a training step's demand alternates between steps (one
  * step's graph is still alive at the next step's peak until a major
  * collection frees it), and at 2 the blocks only every other step needs
- * aged out and came back as ~1,500 page faults per ResNet56 -> ResNet20
- * distillation step.
+ * aged out and came back as page faults.
  *
  * dt_storage_live_bytes counts the bytes requested by live storages only,
  * not the cached or the slack bytes. One mutex guards the lists (storages
@@ -78,11 +76,8 @@ typedef struct block_hdr {
 /* A request whose class has no cached block takes one of the next classes,
  * up to 2x its size (8 classes per doubling, from 4 KiB on). A forward
  * pass frees big early activations and then asks for smaller ones: served
- * from the big blocks, peak RSS at batch 64 drops from 448 to 380 MB for
- * ResNet32x4's eval forward and from 653 to 603 MB for its distillation
- * into ResNet8x4 (the 16 MB blocks were idle while stages 2 and 3
- * allocated 8 and 4 MB ones). At batch 128 the same pair rises from 853 to
- * 914 MB; up to 4x was worse there (923 MB). */
+ * from the idle big blocks, the peak RSS drops (docs/performance.md);
+ * going up to 4x raised it again. */
 #define LARGER_CLASSES 8
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -4,11 +4,10 @@
  * Each k loads the B row as vectors and multiplies it by each row's A
  * value broadcast from memory. 8 rows: 8 divides every channel count of
  * the CIFAR ResNets (16..256) and every K = 9 * C, so the conv products
- * have no ragged row tiles. Measured on one Zen 5 core (in cache,
- * M = N = K = 256): 8 x 32 185 GF/s, 12 x 32 180, 14 x 32 164; 14 rows also
- * lose on the 16- and 32-channel products, where a second tile is mostly
- * padding. Ragged edges: a variant per row count, masked loads and stores
- * for the columns. */
+ * have no ragged row tiles; taller tiles were no faster in cache and lose
+ * on the 16- and 32-channel products, where a second tile is mostly
+ * padding (docs/performance.md). Ragged edges: a variant per row count,
+ * masked loads and stores for the columns. */
 #include "cpu.h"
 
 #include <immintrin.h>

@@ -36,9 +36,8 @@
 /* Read B in place (no packing) while M is at most this many rows... */
 #define DIRECT_MAX_M 64
 /* ...but only up to this many when B's rows are a multiple of 4 KiB apart:
- * then a panel's kc rows all fall in the same L1 sets and evict each other
- * (M = 64, N = ldb = 1024, K = 576: 126 GF/s in place, 153 packed; at
- * M = 16 in place still wins, 160 vs 120; Zen 5, AVX-512). */
+ * then a panel's kc rows all fall in the same L1 sets and evict each other,
+ * and packing pays off sooner. */
 #define DIRECT_MAX_M_ALIASED 32
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }

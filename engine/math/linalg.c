@@ -15,9 +15,8 @@
 
 /* Threads. The engine has one thread pool, OpenMP's. OpenBLAS keeps
  * pthreads of its own that busy-wait for a while after every call; next to
- * the OpenMP workers on a 2-core machine they took a core away at random
- * (ResNet56 -> ResNet20 distillation steps anywhere from 90 to 250 ms; a
- * steady 91-98 ms with OpenBLAS on one thread). So OpenBLAS runs
+ * the OpenMP workers on a machine with few cores they take a core away at
+ * random and step times scatter (docs/performance.md). So OpenBLAS runs
  * single-threaded (dt_engine_init, init.c) and dt_sgemm splits a large
  * product over the OpenMP threads itself, in blocks of C's columns (or
  * rows): each element is still one single-threaded OpenBLAS sum. */

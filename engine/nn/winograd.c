@@ -19,10 +19,9 @@
  * fewer than im2col + GEMM), plus transforms whose cost grows with the
  * channel count only linearly.
  *
- * Interpolation points 0, -1, 1, 1/2, -2 and infinity. Measured against a
- * float64 direct sum (256 input channels, ReLU-like inputs), the float32
- * result's largest error is ~3e-6 of the largest output; the direct float32
- * sum's is ~4e-7 and the usual points 0, +-1, +-2 give ~7e-6.
+ * Interpolation points 0, -1, 1, 1/2, -2 and infinity: of the point sets
+ * tried they give the smallest float32 error against a float64 direct sum
+ * (docs/nn.md gives the figures; spec/winograd_spec.lua bounds it).
  *
  * Layouts. Channels go 16 at a time, one vector. Images are first staged
  * into a zero-padded, channel-blocked copy [C/16][image][Hp][Wp][16], so a
@@ -68,9 +67,8 @@
 #endif
 /* Tiles per block of a forward chunk (see fwd_buffers): small blocks keep
  * V and M in L2, but every block streams all of U (36 x C x O) past them,
- * so from 256 x 256 channels on (U 9.4 MB) blocks are 4x longer (measured
- * at batch 64: 256 -> 256 on 8 x 8 maps 6.6 -> 5.7 ms; 128 -> 128 and
- * smaller gain nothing). */
+ * so from 256 x 256 channels on (U ~9 MB) blocks are 4x longer to stream
+ * U fewer times. */
 #define BLOCK_TILES 32
 #define BIG_BLOCK_TILES 128
 #define BIG_KERNELS (256 * 256)
@@ -82,6 +80,8 @@
 #endif
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 /* The CPU layer's 16 x 16 transpose (cpu.h). */
 static void transpose16(const float *s, int64_t lds, float *d, int64_t ldd, int64_t rows,
@@ -89,14 +89,12 @@ static void transpose16(const float *s, int64_t lds, float *d, int64_t ldd, int6
 {
     dt_cpu()->moves.transpose16(s, lds, d, ldd, rows, cols, fill);
 }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 /* The stride between the 36 per-position planes of `floats` values (U, V,
  * M, D, dU): one cache line more, so the 36 writes or reads of one tile
  * fall in different cache sets. Unpadded, the planes are often a multiple
  * of 4 KiB apart and a tile's 36 vectors all compete for one L1 (and a
- * few L2) sets: the weight gradient's transforms ran ~4x slower. */
+ * few L2) sets, which slowed the transforms several times over. */
 static int64_t xi_stride(int64_t floats) { return floats + LANES; }
 
 /* ------------------------------------------------------------- geometry */
@@ -287,8 +285,7 @@ static void write_group(const geom *g, float grp[4][GROUP_PIXELS][LANES], float 
  * into y, channel by channel: a block's tile rows are consecutive rows of
  * a plane (within one image), so each channel is one sequential run.
  * (Written into y directly, 16 channel planes a multiple of 4 KiB apart
- * compete for one L1 set: stores ran at ~30 GB/s instead of ~100, a third
- * of the 16-channel forward.) */
+ * compete for one L1 set and the stores slow to a fraction of their speed.) */
 static void copy_out(const geom *g, const fwd_buffers *b, int64_t n0, int64_t t0, int64_t T,
                      int64_t o0, int64_t lanes, float *y)
 {
