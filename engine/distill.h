@@ -445,10 +445,12 @@ dt_status dt_f_adaptive_avg_pool2d(const dt_tensor *x, int64_t out_h, int64_t ou
 /* Batch norm over dim 1 of a 2-d, 3-d or 4-d x. running_mean/var (C) may be
  * NULL (then training must be true); weight/bias (C) may be NULL. Training
  * uses batch statistics and updates the running ones in place:
- * r = (1 - momentum) * r + momentum * stat, with the unbiased variance. */
+ * r = (1 - momentum) * r + momentum * stat, with the unbiased variance.
+ * sync_ranks (SyncBatchNorm): in training, the batch is every rank's
+ * (every rank must make the same calls). */
 dt_status dt_f_batch_norm(const dt_tensor *x, dt_tensor *running_mean, dt_tensor *running_var,
                           const dt_tensor *weight, const dt_tensor *bias, bool training,
-                          double momentum, double eps, dt_tensor **out);
+                          bool sync_ranks, double momentum, double eps, dt_tensor **out);
 
 /* Float32 inputs of any strides; results are new contiguous tensors. */
 dt_status dt_f_relu6(const dt_tensor *x, dt_tensor **out);
@@ -560,6 +562,51 @@ typedef struct dt_adam_opts {
 dt_status dt_adam_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *exp_avg,
                         dt_tensor *exp_avg_sq, dt_tensor *max_exp_avg_sq, int64_t step,
                         const dt_adam_opts *opts);
+
+/* ------------------------------------------------------------ distributed */
+
+/* Data-parallel training over MPI (engine/dist/): ranks are processes
+ * started by mpirun or srun, 0-based here (the Lua side counts from 1).
+ * A build without MPI has the same functions: dt_dist_available says why
+ * not, and everything runs as rank 0 of 1. Collectives use MPI_COMM_WORLD;
+ * every rank must call them in the same order. */
+bool dt_dist_available(const char **reason);
+/* Whether an MPI launcher started this process (its environment says so). */
+bool dt_dist_launched(void);
+/* Starts MPI (once; MPI is finalised at exit). */
+dt_status dt_dist_init(void);
+bool dt_dist_active(void);
+int dt_dist_rank(void);
+int dt_dist_size(void);
+/* Kills every rank (MPI_Abort) with exit status code; never returns. */
+void dt_dist_abort(int code);
+dt_status dt_dist_barrier(void);
+/* t <- the sum of t over all ranks, in place. */
+dt_status dt_dist_allreduce_(dt_tensor *t);
+dt_status dt_dist_sum_doubles(double *v, int64_t n);
+/* t <- rank root's t, in place. */
+dt_status dt_dist_broadcast_(dt_tensor *t, int root);
+/* Every rank's t concatenated along dim 0, in rank order (the ranks' dim-0
+ * lengths may differ, their other dims must not). */
+dt_status dt_dist_allgather(const dt_tensor *t, dt_tensor **out);
+/* The same on the tape: the gradient of the gathered tensor is summed over
+ * the ranks and this rank's rows go back to t (so every rank's loss on the
+ * gathered rows reaches every rank's inputs). */
+dt_status dt_f_dist_allgather(const dt_tensor *t, dt_tensor **out);
+
+/* Gradient averaging as PyTorch's DistributedDataParallel: the parameters
+ * (leaves) go into buckets of about bucket_bytes, in reverse order (the
+ * order backward finishes them); during dt_ddp_backward a bucket's sum
+ * over ranks starts as soon as its gradients are final, while backward
+ * goes on, buckets in index order on every rank; at the end each
+ * parameter's .grad holds the mean over ranks (zeros for a parameter no
+ * rank gave a gradient). */
+typedef struct dt_ddp dt_ddp;
+dt_status dt_ddp_new(int n, dt_tensor *const *params, size_t bucket_bytes, dt_ddp **out);
+dt_status dt_ddp_backward(dt_ddp *d, dt_tensor *root, const dt_tensor *grad);
+/* Buckets, and how many started before backward ended in the last call. */
+void dt_ddp_stats(const dt_ddp *d, int *buckets, int *started_early);
+void dt_ddp_free(dt_ddp *d);
 
 /* ------------------------------------------------------- I/O: checkpoints */
 
@@ -727,6 +774,13 @@ typedef struct dt_loader_opts {
     int prefetch;            /* batches in flight; <= 0: 2 per worker (at least 2) */
     uint64_t seed;
     bool skip_errors;        /* JPEG files that fail to decode: zeros + warning */
+    /* Data parallel: this process takes share `shard` (0-based) of every
+     * batch split `shards` ways as evenly as possible (the first size %
+     * shards shares one sample longer); a last batch smaller than `shards`
+     * is dropped, so no share is empty. 0 or 1 shards: whole batches. The
+     * samples and their randomness are those of the whole batch, so the
+     * shares of all processes make exactly the unsharded batches. */
+    int shard, shards;
 } dt_loader_opts;
 
 /* images: N x C x H x W uint8; labels: N int64 (copied verbatim into

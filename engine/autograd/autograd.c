@@ -348,7 +348,8 @@ static dt_status check_grad_shape(const dt_node *n, int i, const dt_tensor *g)
 /* Run one node: compute its input gradients and hand them on. */
 #define RUN_NODE_LOCAL 8
 
-static dt_status run_node(dt_node *n, node_list *ready, bool retain_graph)
+static dt_status run_node(dt_node *n, node_list *ready, bool retain_graph,
+                          const dt_leaf_hooks *hooks)
 {
     dt_status st = DT_OK;
     dt_tensor *local[RUN_NODE_LOCAL] = {NULL};
@@ -371,8 +372,11 @@ static dt_status run_node(dt_node *n, node_list *ready, bool retain_graph)
             st = check_grad_shape(n, i, g);
             if (st == DT_OK && n->input_nodes[i])
                 st = accumulate_node(n->input_nodes[i], g);
-            else if (st == DT_OK && n->input_leaves[i])
+            else if (st == DT_OK && n->input_leaves[i]) {
                 st = accumulate_leaf(n->input_leaves[i], g);
+                if (st == DT_OK && hooks)
+                    st = hooks->arrived(n->input_leaves[i], hooks->ctx);
+            }
         }
         dt_tensor_release(g);
         dt_node *child = n->input_nodes[i];
@@ -388,7 +392,24 @@ static dt_status run_node(dt_node *n, node_list *ready, bool retain_graph)
     return st;
 }
 
+/* Tells the hooks about every node-to-leaf edge that may carry a gradient. */
+static void announce_edges(const node_list *all, const dt_leaf_hooks *hooks)
+{
+    for (size_t k = 0; k < all->len; k++) {
+        const dt_node *n = all->items[k];
+        for (int i = 0; i < n->ninputs; i++)
+            if (n->input_leaves[i] && n->needs_grad[i])
+                hooks->edge(n->input_leaves[i], hooks->ctx);
+    }
+}
+
 dt_status dt_backward(dt_tensor *root, const dt_tensor *grad, bool retain_graph)
+{
+    return dt_backward_hooked(root, grad, retain_graph, NULL);
+}
+
+dt_status dt_backward_hooked(dt_tensor *root, const dt_tensor *grad, bool retain_graph,
+                             const dt_leaf_hooks *hooks)
 {
     dt_tensor *g0 = NULL;
     dt_status st;
@@ -413,10 +434,16 @@ dt_status dt_backward(dt_tensor *root, const dt_tensor *grad, bool retain_graph)
             ? accumulate_leaf(root, g0)
             : dt_fail(DT_ERR_STATE, "the tensor does not require grad and has no grad_fn");
         dt_tensor_release(g0);
+        if (st == DT_OK && hooks) {
+            hooks->edge(root, hooks->ctx);
+            st = hooks->arrived(root, hooks->ctx);
+        }
         return st;
     }
     node_list all = {0}, ready = {0};
     st = collect_nodes(root->grad_fn, &all);
+    if (st == DT_OK && hooks)
+        announce_edges(&all, hooks);
     if (st == DT_OK) {
         root->grad_fn->grad_acc = g0;
         root->grad_fn->grad_owned = true;
@@ -425,7 +452,7 @@ dt_status dt_backward(dt_tensor *root, const dt_tensor *grad, bool retain_graph)
     }
     while (st == DT_OK && ready.len > 0) {
         dt_node *n = ready.items[--ready.len];
-        st = run_node(n, &ready, retain_graph);
+        st = run_node(n, &ready, retain_graph, hooks);
     }
     /* After a failure some nodes still hold partial gradients; drop them so
      * a later backward starts clean. */

@@ -95,6 +95,20 @@ dt_status dt_record(const char *name, dt_backward_fn backward, int ninputs,
                     const dt_tensor *const *inputs, int nsave, const dt_tensor *const *save,
                     dt_tensor *out, dt_node **node);
 
+/* Backward with hooks on the leaves (engine/dist/ddp.c): before any node
+ * runs, edge() once per node-to-leaf edge that may carry a gradient; after
+ * each gradient is added into a leaf's .grad, arrived(). A leaf's gradient
+ * is final when as many have arrived as edges were announced (an edge can
+ * also carry none: a node whose output got no gradient never runs). */
+typedef struct dt_leaf_hooks {
+    void (*edge)(dt_tensor *leaf, void *ctx);
+    dt_status (*arrived)(dt_tensor *leaf, void *ctx);
+    void *ctx;
+} dt_leaf_hooks;
+
+dt_status dt_backward_hooked(dt_tensor *root, const dt_tensor *grad, bool retain_graph,
+                             const dt_leaf_hooks *hooks);
+
 /* ------------------------------------------------------------- timers */
 
 extern volatile int dt_prof_enabled;

@@ -335,7 +335,7 @@ static dt_loader *check_loader(lua_State *L, const char *fn)
 
 static const char *const loader_keys[] = {
     "images", "labels", "paths", "transform", "batch_size", "shuffle", "drop_last",
-    "workers", "seed", "prefetch", "on_error", NULL,
+    "workers", "seed", "prefetch", "on_error", "shard", "shards", NULL,
 };
 
 /* loader_new{images= | paths=, labels=, transform=, batch_size=, ...} */
@@ -359,6 +359,14 @@ static int l_loader_new(lua_State *L)
     if (strcmp(on_error, "error") != 0 && strcmp(on_error, "skip") != 0)
         return lt_error(L, fn, "on_error must be \"error\" or \"skip\", got \"%s\"", on_error);
     o.skip_errors = strcmp(on_error, "skip") == 0;
+    /* this process's share of each batch: shard (1-based) of shards */
+    int64_t shards = lt_opt_field_int(L, 1, fn, "shards", 1);
+    int64_t shard = lt_opt_field_int(L, 1, fn, "shard", 1);
+    if (shards < 1 || shards > 1 << 20 || shard < 1 || shard > shards)
+        return lt_error(L, fn, "shard %lld of %lld: expected 1 <= shard <= shards",
+                        (long long)shard, (long long)shards);
+    o.shards = (int)shards;
+    o.shard = (int)shard - 1;
     dt_transform tf;
     lua_getfield(L, 1, "transform");
     check_transform(L, -1, fn, &tf);

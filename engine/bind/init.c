@@ -22,6 +22,7 @@ static const lt_opener openers[] = {
     lt_open_profile,    /* per-op-kind timers */
     lt_open_gemm,       /* gemm_f32: the internal GEMM, for specs */
     lt_open_cpu,        /* isa, set_isa, cpu_info */
+    lt_open_dist,       /* MPI collectives, DDP */
 };
 
 int luaopen_distill_core(lua_State *L)

@@ -6,7 +6,8 @@
  *   distill.avg_pool2d(x, {kernel_size=, stride=, padding=, ceil_mode=, count_include_pad=})
  *   distill.adaptive_avg_pool2d(x, size_or_{h, w})
  *   distill.batch_norm(x, running_mean, running_var, weight, bias,
- *                      {training=false, momentum=0.1, eps=1e-5})
+ *                      {training=false, momentum=0.1, eps=1e-5, sync=false})
+ *                      sync: SyncBatchNorm over the ranks (distill.dist)
  *   distill.conv_algorithm([name]) -> the algorithm of 3x3 stride-1
  *                      convolutions before the call: "auto", "gemm" or
  *                      "winograd"; sets it when name is given
@@ -241,9 +242,10 @@ static int l_batch_norm(lua_State *L)
     dt_tensor *x = lt_check(L, 1, fn);
     dt_tensor *rm = opt_tensor(L, 2, fn), *rv = opt_tensor(L, 3, fn);
     dt_tensor *w = opt_tensor(L, 4, fn), *b = opt_tensor(L, 5, fn), *r;
-    static const char *const keys[] = {"training", "momentum", "eps", NULL};
+    static const char *const keys[] = {"training", "momentum", "eps", "sync", NULL};
     lt_check_option_keys(L, 6, fn, keys);
     int training = lt_opt_field_bool(L, 6, fn, "training", 0);
+    int sync = lt_opt_field_bool(L, 6, fn, "sync", 0);
     double momentum = lt_opt_field_num(L, 6, fn, "momentum", 0.1);
     double eps = lt_opt_field_num(L, 6, fn, "eps", 1e-5);
     if (!(eps >= 0))
@@ -260,7 +262,7 @@ static int l_batch_norm(lua_State *L)
         lt_check_inplace(L, rm, fn);
         lt_check_inplace(L, rv, fn);
     }
-    LT_TRY(L, fn, dt_f_batch_norm(x, rm, rv, w, b, training, momentum, eps, &r));
+    LT_TRY(L, fn, dt_f_batch_norm(x, rm, rv, w, b, training, sync, momentum, eps, &r));
     lt_push(L, r);
     return 1;
 }

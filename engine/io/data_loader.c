@@ -32,7 +32,7 @@ typedef struct batch_bufs {
 
 typedef struct slot {
     slot_state state;
-    int64_t batch, count;
+    int64_t batch, first, count;   /* epoch positions [first, first + count) */
     batch_bufs *bufs;
     uint8_t *input_data;
     int64_t *target_data, *index_data;
@@ -146,7 +146,7 @@ static void report(slot *s, dt_status st)
 static void fill_slot(dt_loader *l, worker_ctx *ctx, slot *s)
 {
     s->status = DT_OK;
-    int64_t first = s->batch * l->opts.batch_size;
+    int64_t first = s->first;
     for (int64_t j = 0; j < s->count; j++) {
         if (atomic_load(&l->cancel)) {
             report(s, dt_fail(DT_ERR_STATE, "cancelled"));
@@ -254,10 +254,24 @@ static dt_status acquire(dt_loader *l, int64_t count, batch_bufs **out)
     return DT_OK;
 }
 
+/* The epoch positions of this process's share of a batch. */
+static void batch_range(const dt_loader *l, int64_t batch, int64_t *first, int64_t *count)
+{
+    int64_t start = batch * l->opts.batch_size;
+    int64_t size = l->n - start < l->opts.batch_size ? l->n - start : l->opts.batch_size;
+    *first = start;
+    *count = size;
+    if (l->opts.shards > 1) {
+        int64_t r = l->opts.shard, base = size / l->opts.shards, extra = size % l->opts.shards;
+        *first = start + r * base + (r < extra ? r : extra);
+        *count = base + (r < extra ? 1 : 0);
+    }
+}
+
 static dt_status prepare_slot(dt_loader *l, slot *s, int64_t batch)
 {
-    int64_t first = batch * l->opts.batch_size;
-    int64_t count = l->n - first < l->opts.batch_size ? l->n - first : l->opts.batch_size;
+    int64_t first, count;
+    batch_range(l, batch, &first, &count);
     batch_bufs *b = NULL;
     dt_status st = acquire(l, count, &b);
     if (st)
@@ -271,6 +285,7 @@ static dt_status prepare_slot(dt_loader *l, slot *s, int64_t batch)
     s->target_data = dt_i64(b->target);
     s->index_data = dt_i64(b->index);
     s->batch = batch;
+    s->first = first;
     s->count = count;
     return DT_OK;
 }
@@ -309,6 +324,13 @@ static dt_status check_opts(const dt_loader_opts *o, int64_t n)
         return dt_fail(DT_ERR_ARG, "workers must be 0..256, got %d", o->workers);
     if (n < 0)
         return dt_fail(DT_ERR_ARG, "negative dataset size");
+    if (o->shards < 0 || (o->shards > 1 && (o->shard < 0 || o->shard >= o->shards)))
+        return dt_fail(DT_ERR_ARG, "shard %d of %d: expected a share between 1 and the number "
+                       "of shares", o->shard + 1, o->shards);
+    if (o->shards > 1 && o->batch_size < o->shards)
+        return dt_fail(DT_ERR_ARG, "a batch of %lld cannot be shared by %d processes (the "
+                       "batch size is the global one: make it at least the number of ranks)",
+                       (long long)o->batch_size, o->shards);
     return DT_OK;
 }
 
@@ -320,6 +342,8 @@ static dt_status finish_new(dt_loader *l, dt_loader **out)
     pthread_cond_init(&l->done_cv, NULL);
     l->sync_ready = true;
     l->nbatches = o->drop_last ? l->n / o->batch_size : (l->n + o->batch_size - 1) / o->batch_size;
+    if (o->shards > 1 && l->nbatches > 0 && l->n - (l->nbatches - 1) * o->batch_size < o->shards)
+        l->nbatches--;   /* a last batch too small to give every process a sample */
     l->sample_bytes = (size_t)(l->c * l->out_h * l->out_w) * (l->is_float ? 4 : 1);
     l->nslots = o->prefetch > 0 ? o->prefetch : o->workers * 2 > 2 ? o->workers * 2 : 2;
     l->nthreads = o->workers;

@@ -9,7 +9,15 @@
  * updates the running statistics in place (running_var with the unbiased
  * variance, as PyTorch); eval mode uses the running statistics. The mean and
  * 1/sqrt(var + eps) actually used are copied into the node, so later writes
- * to the running tensors do not disturb backward. */
+ * to the running tensors do not disturb backward.
+ *
+ * Synchronised (training, sync_ranks, more than one rank: SyncBatchNorm)
+ * the statistics are those of the batch over all ranks: the per-channel
+ * sums of each pass are summed over the ranks before they are used
+ * (forward: the sums, then the centred sums; backward: sum(dy) and
+ * sum(dy * xhat)), and the counts are the global ones. The weight and bias
+ * gradients stay this rank's own, as for any parameter under data-parallel
+ * averaging. */
 #include "distill.h"
 #include "autograd/op.h"
 
@@ -23,10 +31,13 @@ typedef struct bn_geom {
     int64_t N, C, S;
 } bn_geom;
 
-/* Per-channel statistics used by the forward, kept for backward. */
+/* Per-channel statistics used by the forward, kept for backward, and the
+ * number of values behind them (all ranks' when synchronised). */
 typedef struct bn_ctx {
     double *mean;
     double *invstd;
+    double count;
+    bool synced;
 } bn_ctx;
 
 static void bn_ctx_free(void *p)
@@ -301,6 +312,66 @@ static void bn_forward_kernel(const bn_geom *g, const float *x, bool training,
     }
 }
 
+/* The synchronised forward: each pass's per-channel sums over all chunks,
+ * summed over the ranks, then the normalisation. */
+static dt_status bn_forward_synced(const bn_geom *g, const float *x, double eps,
+                                   const dt_tensor *w, const dt_tensor *b, bn_ctx *ctx,
+                                   double *var, float *y)
+{
+    int64_t C = g->C, chunks = chunk_count(g);
+    double *sums = calloc((size_t)(3 * C + 1), sizeof *sums);
+    float *mf = malloc((size_t)(C > 0 ? C : 1) * sizeof *mf);
+    if (!sums || !mf) {
+        free(sums);
+        free(mf);
+        return dt_fail(DT_ERR_NOMEM, "batch_norm: out of memory");
+    }
+    double *sd = sums + C + 1, *sdd = sd + C;
+    #pragma omp parallel for schedule(static) if (parallel_worth(g))
+    for (int64_t q = 0; q < chunks; q++) {
+        bn_chunk k = chunk_at(g, q);
+        chunk_sum(&k, x, sums + k.c0);
+    }
+    sums[C] = (double)(g->N * g->S);
+    dt_status st = dt_dist_sum_doubles(sums, C + 1);
+    double count = sums[C];
+    for (int64_t c = 0; st == DT_OK && c < C; c++)
+        mf[c] = (float)(sums[c] / count);
+    if (st == DT_OK) {
+        #pragma omp parallel for schedule(static) if (parallel_worth(g))
+        for (int64_t q = 0; q < chunks; q++) {
+            bn_chunk k = chunk_at(g, q);
+            chunk_centred(&k, x, mf + k.c0, sd + k.c0, sdd + k.c0);
+        }
+        st = dt_dist_sum_doubles(sd, 2 * C);
+    }
+    for (int64_t c = 0; st == DT_OK && c < C; c++) {
+        double md = sd[c] / count, v = sdd[c] / count - md * md;
+        ctx->mean[c] = mf[c] + md;
+        var[c] = v < 0.0 ? 0.0 : v;
+        ctx->invstd[c] = 1.0 / sqrt(var[c] + eps);
+    }
+    ctx->count = count;
+    ctx->synced = true;
+    if (st == DT_OK) {
+        #pragma omp parallel for schedule(static) if (parallel_worth(g))
+        for (int64_t q = 0; q < chunks; q++) {
+            bn_chunk k = chunk_at(g, q);
+            float scale[CHUNK_MAX], shift[CHUNK_MAX];
+            for (int64_t i = 0; i < k.nc; i++) {
+                int64_t c = k.c0 + i;
+                double wc = w ? *elem(w, c) : 1.0, bc = b ? *elem(b, c) : 0.0;
+                scale[i] = (float)(ctx->invstd[c] * wc);
+                shift[i] = (float)(bc - ctx->mean[c] * ctx->invstd[c] * wc);
+            }
+            chunk_affine(&k, x, y, scale, shift);
+        }
+    }
+    free(sums);
+    free(mf);
+    return st;
+}
+
 /* ---------------------------------------------------------------- backward */
 
 /* Per channel, one pass for sum(dy) and sum(dy * xhat), one for dx:
@@ -312,7 +383,7 @@ static void bn_backward_kernel(const bn_geom *g, const float *x, const float *dy
                                const bn_ctx *ctx, const dt_tensor *w, bool training, float *dx,
                                float *dw, float *db)
 {
-    double count = (double)(g->N * g->S);
+    double count = ctx->count;
     int64_t chunks = chunk_count(g);
     #pragma omp parallel for schedule(static) if (parallel_worth(g))
     for (int64_t q = 0; q < chunks; q++) {
@@ -334,6 +405,47 @@ static void bn_backward_kernel(const bn_geom *g, const float *x, const float *dy
         if (dx)
             chunk_dx(&k, dy, x, dx, coef);
     }
+}
+
+/* The synchronised backward: this rank's sums give dw and db; the sums
+ * over the ranks give dx. */
+static dt_status bn_backward_synced(const bn_geom *g, const float *x, const float *dy,
+                                    const bn_ctx *ctx, const dt_tensor *w, float *dx, float *dw,
+                                    float *db)
+{
+    int64_t C = g->C, chunks = chunk_count(g);
+    double *sums = calloc((size_t)(2 * C + 1), sizeof *sums);
+    if (!sums)
+        return dt_fail(DT_ERR_NOMEM, "batch_norm backward: out of memory");
+    double *sdy = sums, *sdyc = sums + C;
+    #pragma omp parallel for schedule(static) if (parallel_worth(g))
+    for (int64_t q = 0; q < chunks; q++) {
+        bn_chunk k = chunk_at(g, q);
+        chunk_grad_sums(&k, dy, x, ctx->mean + k.c0, sdy + k.c0, sdyc + k.c0);
+    }
+    for (int64_t c = 0; c < C; c++) {
+        if (dw)
+            dw[c] = (float)(sdyc[c] * ctx->invstd[c]);
+        if (db)
+            db[c] = (float)sdy[c];
+    }
+    dt_status st = dt_dist_sum_doubles(sums, 2 * C);
+    if (st == DT_OK && dx) {
+        #pragma omp parallel for schedule(static) if (parallel_worth(g))
+        for (int64_t q = 0; q < chunks; q++) {
+            bn_chunk k = chunk_at(g, q);
+            dt_cpu_bn_dx coef[CHUNK_MAX];
+            for (int64_t i = 0; i < k.nc; i++) {
+                int64_t c = k.c0 + i;
+                double is = ctx->invstd[c], a = (w ? *elem(w, c) : 1.0) * is;
+                double mdy = sdy[c] / ctx->count, mdyx = sdyc[c] * is / ctx->count;
+                coef[i] = (dt_cpu_bn_dx){a, mdy, a * is * mdyx, ctx->mean[c]};
+            }
+            chunk_dx(&k, dy, x, dx, coef);
+        }
+    }
+    free(sums);
+    return st;
 }
 
 static dt_status bn_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
@@ -365,7 +477,10 @@ static dt_status bn_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor
     if (st == DT_OK) {
         float *dx = need_x ? dt_f32(gi[0]) : NULL;
         float *dw = need_w ? dt_f32(gi[1]) : NULL, *db = need_b ? dt_f32(gi[2]) : NULL;
-        bn_backward_kernel(&g, dt_f32(x), dt_f32(gy), ctx, ws, training, dx, dw, db);
+        if (ctx->synced)
+            st = bn_backward_synced(&g, dt_f32(x), dt_f32(gy), ctx, ws, dx, dw, db);
+        else
+            bn_backward_kernel(&g, dt_f32(x), dt_f32(gy), ctx, ws, training, dx, dw, db);
     }
     dt_tensor_release(x);
     dt_tensor_release(gy);
@@ -374,7 +489,7 @@ static dt_status bn_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor
 
 dt_status dt_f_batch_norm(const dt_tensor *x, dt_tensor *running_mean, dt_tensor *running_var,
                           const dt_tensor *weight, const dt_tensor *bias, bool training,
-                          double momentum, double eps, dt_tensor **out)
+                          bool sync_ranks, double momentum, double eps, dt_tensor **out)
 {
     DT_PROF_SCOPE(DT_PROF_BN);
     *out = NULL;
@@ -413,11 +528,17 @@ dt_status dt_f_batch_norm(const dt_tensor *x, dt_tensor *running_mean, dt_tensor
     if (st == DT_OK)
         st = dt_empty(DT_FLOAT32, x->ndim, x->shape, &y);
     if (st == DT_OK) {
-        bn_forward_kernel(&g, dt_f32(xc), training, running_mean, running_var, eps, weight,
-                          bias, ctx, var, dt_f32(y));
+        ctx->count = (double)(g.N * g.S);
+        if (training && sync_ranks && dt_dist_size() > 1)
+            st = bn_forward_synced(&g, dt_f32(xc), eps, weight, bias, ctx, var, dt_f32(y));
+        else
+            bn_forward_kernel(&g, dt_f32(xc), training, running_mean, running_var, eps, weight,
+                              bias, ctx, var, dt_f32(y));
+    }
+    if (st == DT_OK) {
         if (training && running_mean) {
             /* not recorded: the running statistics are buffers, not graph inputs */
-            double n = (double)(g.N * g.S), unbias = n / (n - 1.0);
+            double n = ctx->count, unbias = n / (n - 1.0);
             for (int64_t c = 0; c < g.C; c++) {
                 float *rm = elem(running_mean, c), *rv = elem(running_var, c);
                 *rm = (float)((1.0 - momentum) * *rm + momentum * ctx->mean[c]);
