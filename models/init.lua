@@ -10,23 +10,23 @@
 -- (32x32 input, 100 classes by default), "resnet50" is torchvision's
 -- ImageNet model (224x224, 1000 classes). Names are case-sensitive.
 -- Each family lives in its own file and is loaded on first use.
+local registry = require "distill.registry"
+
 local models = {}
 
 local CIFAR = { input_size = { 3, 32, 32 }, num_classes = 100, dataset = "CIFAR" }
 local IMAGENET = { input_size = { 3, 224, 224 }, num_classes = 1000, dataset = "ImageNet" }
 
 -- name -> {family (file in models/), constructor, domain, trainable params
--- with the default classes (reference figures), description}
-local registry = {}
--- registry names in the order of model_facts.md (families together)
-local grouped_order = {}
+-- with the default classes (reference figures), description}, added in
+-- the order of model_facts.md (families together)
+local zoo = registry.new("models", "model")
 
 local function register(name, family, constructor, domain, params, description)
-  registry[name] = {
+  zoo:add(name, {
     name = name, family = family, constructor = constructor, domain = domain,
     params = params, description = description,
-  }
-  grouped_order[#grouped_order + 1] = name
+  })
 end
 
 -- Forward MACs per image at 3x32x32 with 100 classes, from model_facts.md
@@ -88,25 +88,16 @@ local aliases = {
   MobileNetV1 = "mobilenetv1",
 }
 
-local function known_names()
-  local names = {}
-  for name in pairs(registry) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  return names
-end
-
 local function lookup(name, fn)
   if type(name) ~= "string" then
     error(("models.%s: model name must be a string, got %s"):format(fn, type(name)), 3)
   end
-  local entry = registry[name] or registry[aliases[name] or ""]
+  local entry = zoo:get(name) or zoo:get(aliases[name] or "")
   if entry then
     return entry
   end
   local candidates = {}
-  for _, known in ipairs(known_names()) do
+  for _, known in ipairs(zoo:names()) do
     if known:lower() == name:lower() then
       candidates[#candidates + 1] = "'" .. known .. "'"
     end
@@ -115,13 +106,9 @@ local function lookup(name, fn)
   if #candidates > 0 then
     hint = (" (names are case-sensitive: did you mean %s?)"):format(table.concat(candidates, " or "))
   end
-  local alias_names = {}
-  for alias in pairs(aliases) do
-    alias_names[#alias_names + 1] = alias
-  end
-  table.sort(alias_names)
   error(("models.%s: unknown model '%s'%s; known models: %s (aliases: %s)"):format(
-    fn, name, hint, table.concat(known_names(), ", "), table.concat(alias_names, ", ")), 3)
+    fn, name, hint, table.concat(zoo:names(), ", "),
+    table.concat(registry.sorted_keys(aliases), ", ")), 3)
 end
 
 --- Builds a model: create(name, {num_classes = N, ...}). num_classes
@@ -141,17 +128,9 @@ end
 -- (CIFAR ResNets, WRNs, VGGs, MobileNetV2, ShuffleNets, ResNet50, then
 -- the ImageNet models).
 function models.list(opts)
-  local names = known_names()
-  if opts and opts.grouped then
-    names = { table.unpack(grouped_order) }
-  end
+  local names = opts and opts.grouped and zoo:in_order() or zoo:names()
   if opts and opts.aliases then
-    local extra = {}
-    for alias in pairs(aliases) do
-      extra[#extra + 1] = alias
-    end
-    table.sort(extra)
-    for _, alias in ipairs(extra) do
+    for _, alias in ipairs(registry.sorted_keys(aliases)) do
       names[#names + 1] = alias
     end
   end

@@ -58,14 +58,7 @@ config.schedule_defaults = {
   T_max = false, warmup_epochs = 0,
 }
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = tostring(k)
-  end
-  table.sort(keys)
-  return keys
-end
+local sorted_keys = require("distill.registry").sorted_keys
 
 local function deep_copy(value)
   if type(value) ~= "table" then

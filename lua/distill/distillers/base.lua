@@ -7,6 +7,7 @@
 local distill = require "distill"
 local Module = require "distill.nn.module"
 local fuse = require "distill.nn.fuse"
+local registry = require "distill.registry"
 
 local base = {}
 
@@ -31,13 +32,8 @@ function base.options(name, opts, defaults)
   end
   for key, value in pairs(opts) do
     if defaults[key] == nil and key ~= "probe" then
-      local names = {}
-      for k in pairs(defaults) do
-        names[#names + 1] = k
-      end
-      table.sort(names)
       error(("distillers.%s: unknown option '%s' (valid: %s)"):format(
-        name, tostring(key), table.concat(names, ", ")), 3)
+        name, tostring(key), table.concat(registry.sorted_keys(defaults), ", ")), 3)
     end
     merged[key] = value
   end

@@ -12,46 +12,30 @@
 -- A weight is a number or a function of the (1-based) epoch, e.g. a warm-up.
 local distill = require "distill"
 local base = require "distill.distillers.base"
+local registry = require "distill.registry"
 
 local distillers = {}
 
-local registry = {
-  ce = "distill.distillers.ce",
-  kd = "distill.distillers.kd",
-  fitnet = "distill.distillers.fitnet",
-  at = "distill.distillers.at",
-  rkd = "distill.distillers.rkd",
-  ofd = "distill.distillers.ofd",
-  crd = "distill.distillers.crd",
-  dkd = "distill.distillers.dkd",
-  fsecd = "distill.distillers.fsecd",
-}
+local known = registry.new("distillers", "distiller")
+for _, name in ipairs { "ce", "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd" } do
+  known:add(name, "distill.distillers." .. name)
+end
 
 --- Sorted names of the available distillers.
 function distillers.names()
-  local names = {}
-  for name in pairs(registry) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  return names
+  return known:names()
 end
 
 --- The distiller class of a name (e.g. distillers.class("kd")).
 function distillers.class(name)
-  local module_name = registry[name]
-  if not module_name then
-    error(("distillers: unknown distiller '%s' (known: %s)"):format(
-      tostring(name), table.concat(distillers.names(), ", ")), 2)
-  end
-  return require(module_name)
+  return require(known:find(name, 2))
 end
 
 function distillers.create(name, opts)
   return distillers.class(name)(opts)
 end
 
-for name in pairs(registry) do
+for _, name in ipairs(known:names()) do
   distillers[name] = function(opts) return distillers.create(name, opts) end
 end
 
