@@ -5,6 +5,8 @@ local config = require "distill.config"
 local trainer = require "distill.trainer"
 local log = require "distill.log"
 local checkpoint = require "distill.checkpoint"
+local files = require "distill.files"
+local json = require "distill.json"
 
 local tmp = os.tmpname()
 os.remove(tmp)
@@ -68,7 +70,7 @@ describe("distill.trainer", function()
     local saved = assert(loadfile(dir .. "/config.lua"))()
     assert.are.equal(3, saved.epochs)
     -- run.json says which kernels and CPU ran it
-    local run_info = log.json_decode(log.read_file(dir .. "/run.json"))
+    local run_info = json.decode(files.read(dir .. "/run.json"))
     assert.are.equal(distill.isa(), run_info.isa)
     assert.are.equal(distill.cpu_info().model, run_info.cpu)
   end)

@@ -8,6 +8,8 @@
 -- overrides (dotted paths; type-checked against the value they replace) and
 -- validates the result. Unknown keys, in the file or in an override, are
 -- errors that list the valid ones. See docs/configs.md.
+local files = require "distill.files"
+
 local config = {}
 
 -- Top-level keys and their defaults (nil: no default, may be absent).
@@ -314,12 +316,10 @@ end
 
 -- The source text of a config file (kept in run dirs for resume).
 function config.read_source(path)
-  local f, err = io.open(path, "rb")
-  if not f then
+  local text, err = files.read(path)
+  if not text then
     fail(err, 2)
   end
-  local text = f:read("a")
-  f:close()
   return text
 end
 

@@ -20,6 +20,8 @@
 local distill = require "distill"
 local config = require "distill.config"
 local log = require "distill.log"
+local files = require "distill.files"
+local json = require "distill.json"
 local checkpoint = require "distill.checkpoint"
 local teacher_base = require "distill.distillers.base"
 
@@ -325,15 +327,6 @@ end
 
 -- ------------------------------------------------------------------- run
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-    return true
-  end
-  return false
-end
-
 local function term_names(objective)
   local names = {}
   for i, term in ipairs(objective.terms) do
@@ -480,12 +473,12 @@ function trainer.run(opts)
   local run_dir
   if opts.resume then
     run_dir = opts.resume:gsub("/+$", "")
-    local run_info_text = log.read_file(run_dir .. "/run.json")
-    local source = log.read_file(run_dir .. "/config.source.lua")
+    local run_info_text = files.read(run_dir .. "/run.json")
+    local source = files.read(run_dir .. "/config.source.lua")
     if not run_info_text or not source then
       error(("trainer: %s is not a run directory (no run.json / config.source.lua)"):format(run_dir), 0)
     end
-    local info = log.json_decode(run_info_text)
+    local info = json.decode(run_info_text)
     mode = info.mode or mode
     local all = {}
     for _, o in ipairs(info.overrides or {}) do
@@ -513,11 +506,11 @@ function trainer.run(opts)
   local start_epoch = 1
   local resume_ck
   if opts.resume then
-    if file_exists(run_dir .. "/last.safetensors") then
+    if files.exists(run_dir .. "/last.safetensors") then
       resume_ck = checkpoint.load(run_dir .. "/last.safetensors")
       start_epoch = resume_ck.meta.epoch + 1
     end
-  elseif file_exists(run_dir .. "/last.safetensors") or file_exists(run_dir .. "/metrics.jsonl") then
+  elseif files.exists(run_dir .. "/last.safetensors") or files.exists(run_dir .. "/metrics.jsonl") then
     if not opts.overwrite then
       error(("trainer: %s already holds a run; continue it with --resume %s, or start over with "
         .. "--overwrite (or --set run_dir=...)"):format(run_dir, run_dir), 0)
@@ -554,11 +547,11 @@ function trainer.run(opts)
     logger:set_records(kept)
     logger:print(("resuming %s at epoch %d/%d"):format(run_dir, start_epoch, cfg.epochs))
   else
-    log.write_file(run_dir .. "/config.lua", "-- resolved config of this run (functions shown as "
+    files.write(run_dir .. "/config.lua", "-- resolved config of this run (functions shown as "
       .. "comments; see config.source.lua)\n" .. config.serialize(cfg))
-    log.write_file(run_dir .. "/config.source.lua", config_source)
+    files.write(run_dir .. "/config.source.lua", config_source)
     local cpu = distill.cpu_info()
-    log.write_file(run_dir .. "/run.json", log.json_encode({ mode = mode, overrides = overrides,
+    files.write(run_dir .. "/run.json", json.encode({ mode = mode, overrides = overrides,
       config_path = opts.config_path or "", started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
       isa = cpu.isa, cpu = cpu.model, version = distill.version }) .. "\n")
     logger:print(("%s: %s %s, %s -> %s, %d train / %d test samples, %d epochs, run dir %s"):format(
@@ -613,7 +606,7 @@ function trainer.run(opts)
     last_top1 = last.test_top1, last_top5 = last.test_top5, last_train_loss = last.train_loss,
     wall_time = distill.wallclock() - started,
   }
-  log.write_file(run_dir .. "/summary.json", log.json_encode(summary) .. "\n")
+  files.write(run_dir .. "/summary.json", json.encode(summary) .. "\n")
   if last.test_top1 then
     logger:print(("done: best test top-1 %.2f%% (epoch %d), last %.2f%%; %s"):format(
       best.top1, best.epoch, last.test_top1, run_dir))
