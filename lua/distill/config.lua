@@ -462,10 +462,12 @@ function config.paper_methods(opts)
   }
 end
 
-local CIFAR100_DATA = {
-  dataset = "cifar100", augment = "crop_flip", crop_padding = 4,
-  mean = { 0.5071, 0.4867, 0.4408 }, std = { 0.2675, 0.2565, 0.2761 },
-}
+-- The data of the CIFAR-100 presets; the statistics are written into the
+-- config so that run directories and checkpoints record them.
+local function cifar100_data()
+  local stats = require("distill.data.datasets").stats("cifar100")
+  return { dataset = "cifar100", augment = "crop_flip", crop_padding = 4, mean = stats.mean, std = stats.std }
+end
 
 local SMALL_LR_STUDENTS = { MobileNetV2 = true, ShuffleV1 = true, ShuffleV2 = true }
 local DKD_BETA = { resnet56 = 2, resnet110 = 2, wrn_40_2 = 6, vgg13 = 6 }
@@ -484,7 +486,7 @@ function config.cifar100_pair(opts)
     teacher = { model = teacher,
                 checkpoint = opts.checkpoint or ("runs/cifar100_%s/best.safetensors"):format(teacher) },
     student = { model = student },
-    data = deep_copy(CIFAR100_DATA),
+    data = cifar100_data(),
     methods = config.paper_methods{ dkd_beta = DKD_BETA[teacher] or 8 },
     optimizer = { name = "SGD", lr = SMALL_LR_STUDENTS[student] and 0.01 or 0.05, momentum = 0.9,
                   weight_decay = 5e-4 },
@@ -500,7 +502,7 @@ function config.cifar100_teacher(model)
     description = "CIFAR-100 teacher " .. model .. " (cross-entropy, paper protocol)",
     method = "ce",
     student = { model = model },
-    data = deep_copy(CIFAR100_DATA),
+    data = cifar100_data(),
     methods = { ce = { { distiller = "ce", weight = 1 } } },
     optimizer = { name = "SGD", lr = SMALL_LR_STUDENTS[model] and 0.01 or 0.05, momentum = 0.9,
                   weight_decay = 5e-4 },

@@ -24,127 +24,16 @@ local files = require "distill.files"
 local json = require "distill.json"
 local checkpoint = require "distill.checkpoint"
 local teacher_base = require "distill.distillers.base"
+local datasets = require "distill.data.datasets"
 
 local trainer = {}
 
 -- ------------------------------------------------------------------ data
 
-local DATASET_STATS = {
-  cifar100 = { mean = { 0.5071, 0.4867, 0.4408 }, std = { 0.2675, 0.2565, 0.2761 } },
-  cifar10 = { mean = { 0.4914, 0.4822, 0.4465 }, std = { 0.2470, 0.2435, 0.2616 } },
-  fashion_mnist = { mean = { 0.2860 }, std = { 0.3530 } },
-  mnist = { mean = { 0.1307 }, std = { 0.3081 } },
-  image_folder = { mean = { 0.485, 0.456, 0.406 }, std = { 0.229, 0.224, 0.225 } },
-  synthetic = { mean = { 0.5 }, std = { 0.25 } },
-}
-trainer.DATASET_STATS = DATASET_STATS
-
-trainer.DATASETS = { "cifar10", "cifar100", "fashion_mnist", "mnist", "image_folder", "synthetic" }
-
--- A learnable synthetic dataset: noise plus a bright row whose position is
--- the class. Generated from its own seed (the global RNG is re-seeded after).
-local function synthetic_dataset(d, split, seed)
-  local dataset = require "distill.data.dataset"
-  local shape = d.synthetic_shape
-  local classes = d.num_classes or 10
-  local n = split == "train" and d.synthetic_size or d.synthetic_test_size
-  if shape[2] < classes then
-    error(("trainer: synthetic data needs synthetic_shape[2] >= num_classes (%d)"):format(classes), 0)
-  end
-  distill.manual_seed(seed * 7919 + (split == "train" and 1 or 2))
-  local images = distill.rand{ n, shape[1], shape[2], shape[3] } * 120
-  local order = distill.randperm(n)
-  local labels = {}
-  for i = 1, n do
-    local label = (order[i] - 1) % classes + 1
-    labels[i] = label
-    images[i]:narrow(2, label, 1):fill_(230)
-  end
-  local names = {}
-  for c = 1, classes do
-    names[c] = "class" .. c
-  end
-  return dataset.in_memory("synthetic", images:to("uint8"), distill.tensor(labels, "int64"), names)
-end
-
-local function limit_dataset(ds, limit)
-  if not limit or limit <= 0 or limit >= #ds or not ds.images then
-    return ds
-  end
-  local dataset = require "distill.data.dataset"
-  local limited = dataset.in_memory(ds.name, ds.images:narrow(1, 1, limit):clone(),
-    ds.labels:narrow(1, 1, limit):clone(), ds.classes)
-  limited.split, limited.root = ds.split, ds.root
-  return limited
-end
-
---- Opens one split of the config's dataset: returns the dataset.
-function trainer.open_dataset(d, split, seed)
-  local data = require "distill.data"
-  local name = d.dataset
-  local ds
-  if name == "synthetic" then
-    ds = synthetic_dataset(d, split, seed or 1)
-  elseif name == "cifar10" or name == "cifar100" then
-    local root = d.root or os.getenv("DISTILL_CIFAR_ROOT") or "data/" .. name
-    ds = data[name]{ root = root, split = split }
-  elseif name == "fashion_mnist" or name == "mnist" then
-    ds = data[name]{ root = d.root or nil, split = split }
-  elseif name == "image_folder" then
-    if not d.root then
-      error("trainer: image_folder needs data.root (with train/ and val/ or test/ folders)", 0)
-    end
-    local sub = split == "train" and "/train" or "/val"
-    ds = data.image_folder{ root = d.root .. sub }
-  else
-    error(("trainer: unknown dataset '%s' (valid: %s)"):format(tostring(name),
-      table.concat(trainer.DATASETS, ", ")), 0)
-  end
-  return limit_dataset(ds, split == "train" and d.train_limit or d.test_limit)
-end
-
-local function transforms_for(d, input_shape, split)
-  local T = require "distill.data.transforms"
-  local stats = DATASET_STATS[d.dataset] or DATASET_STATS.synthetic
-  local mean, std = d.mean or stats.mean, d.std or stats.std
-  local ops = {}
-  if split == "train" and d.augment == "crop_flip" then
-    ops[#ops + 1] = T.random_crop{ size = { input_shape[2], input_shape[3] }, padding = d.crop_padding }
-    ops[#ops + 1] = T.horizontal_flip{}
-  elseif d.augment ~= "none" and d.augment ~= "crop_flip" then
-    error(("trainer: data.augment must be \"none\" or \"crop_flip\", got %s"):format(tostring(d.augment)), 0)
-  end
-  ops[#ops + 1] = T.normalize{ mean = mean, std = std }
-  return T.compose(ops)
-end
-
---- Train and test datasets and loaders of a config.
+--- Train and test datasets and loaders of a config (distill.data.datasets).
 function trainer.build_data(cfg)
-  local d = cfg.data
-  local train_ds = trainer.open_dataset(d, "train", cfg.seed)
-  local test_ds = trainer.open_dataset(d, "test", cfg.seed)
-  local sample = train_ds:get(1).input
-  local input_shape = sample:shape()
-  local num_classes = d.num_classes or (train_ds.classes and #train_ds.classes) or 0
-  if num_classes < 1 then
-    error("trainer: set data.num_classes (the dataset does not name its classes)", 0)
-  end
-  local loader = require "distill.data.loader"
-  local train_loader = loader(train_ds, {
-    batch_size = cfg.batch_size, shuffle = true, drop_last = false, workers = cfg.workers,
-    seed = cfg.seed, transform = transforms_for(d, input_shape, "train"),
-  })
-  local test_loader = loader(test_ds, {
-    batch_size = cfg.batch_size, shuffle = false, workers = cfg.workers,
-    seed = cfg.seed, transform = transforms_for(d, input_shape, "test"),
-  })
-  return {
-    train = train_ds, test = test_ds, train_loader = train_loader, test_loader = test_loader,
-    input_shape = input_shape, num_classes = num_classes,
-  }
+  return datasets.loaders(cfg.data, { batch_size = cfg.batch_size, workers = cfg.workers, seed = cfg.seed })
 end
-
-trainer.transforms_for = transforms_for
 
 -- ---------------------------------------------------------------- models
 
