@@ -25,6 +25,7 @@ local json = require "distill.json"
 local checkpoint = require "distill.checkpoint"
 local teacher_base = require "distill.distillers.base"
 local datasets = require "distill.data.datasets"
+local models = require "distill.models"
 
 local trainer = {}
 
@@ -37,43 +38,14 @@ end
 
 -- ---------------------------------------------------------------- models
 
---- Builds a model from a spec: "resnet8x4", {model = "resnet8x4"},
--- {model = {family = "fmnist", name = "fmnist_resnet_s", widths = {...}}}.
+--- Builds a model from a config's spec: "resnet8x4", {model = "resnet8x4"}
+-- (a config's student or teacher), {model = {family = "fmnist", name =
+-- "fmnist_resnet_s", widths = {...}}}; see distill.models.build.
 function trainer.build_model(spec, num_classes)
   if type(spec) == "table" and spec.model ~= nil then
     spec = spec.model
   end
-  local models = require "distill.models"
-  if type(spec) == "string" then
-    local ok, model = pcall(models.create, spec, { num_classes = num_classes })
-    if ok then
-      return model
-    end
-    local has_family, fmnist = pcall(require, "distill.models.fmnist")
-    if has_family and fmnist[spec] then
-      return fmnist[spec]{ num_classes = num_classes }
-    end
-    error(model, 0)
-  elseif type(spec) == "table" then
-    local family_name = spec.family
-    local name = spec.name
-    if type(family_name) ~= "string" or type(name) ~= "string" then
-      error("trainer: a model table needs family (a file in models/) and name", 0)
-    end
-    local family = require("distill.models." .. family_name)
-    local ctor = family[name]
-    if type(ctor) ~= "function" and type(ctor) ~= "table" then
-      error(("trainer: models.%s has no model '%s'"):format(family_name, name), 0)
-    end
-    local opts = { num_classes = num_classes }
-    for k, v in pairs(spec) do
-      if k ~= "family" and k ~= "name" then
-        opts[k] = v
-      end
-    end
-    return ctor(opts)
-  end
-  error("trainer: a model must be a registry name or {family =, name =}, got " .. type(spec), 0)
+  return models.build(spec, { num_classes = num_classes })
 end
 
 --- The model state of a checkpoint file (ours or a plain state dict).
