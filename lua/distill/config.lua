@@ -149,25 +149,28 @@ function config.validate(cfg, mode)
     fail(("method '%s' is not defined by this config (defined: %s)"):format(
       tostring(cfg.method), table.concat(sorted_keys(cfg.methods), ", ")), 2)
   end
-  local needs_teacher = false
+  local distillers = require "distill.distillers"
+  local known = {}
+  for _, name in ipairs(distillers.names()) do
+    known[name] = true
+  end
   for i, term in ipairs(terms) do
     local name = term.distiller or term[1]
     if type(name) ~= "string" then
       fail(("methods.%s[%d]: 'distiller' must be a distiller name"):format(cfg.method, i), 2)
+    elseif not known[name] then
+      fail(("methods.%s[%d]: unknown distiller '%s' (known: %s)"):format(cfg.method, i, name,
+        table.concat(distillers.names(), ", ")), 2)
     end
     local w = term.weight or term[2] or 1
     if type(w) ~= "number" and type(w) ~= "function" then
       fail(("methods.%s[%d]: 'weight' must be a number or a function of epoch"):format(cfg.method, i), 2)
     end
-    if name ~= "ce" then
-      needs_teacher = true
-    end
   end
+  -- each distiller declares whether it needs a teacher (a CE baseline
+  -- through `distill distill` needs none: the teacher is unused)
+  local needs_teacher = distillers.needs(terms).teacher
   if mode == "distill" then
-    if not needs_teacher then
-      -- a CE baseline through `distill distill` is allowed: the teacher is unused
-      needs_teacher = false
-    end
     if needs_teacher and (type(cfg.teacher) ~= "table" or not cfg.teacher.model) then
       fail(("method '%s' needs a teacher = {model =, checkpoint =}"):format(cfg.method), 2)
     end

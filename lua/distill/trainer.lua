@@ -26,6 +26,7 @@ local checkpoint = require "distill.checkpoint"
 local teacher_base = require "distill.distillers.base"
 local datasets = require "distill.data.datasets"
 local models = require "distill.models"
+local distillers = require "distill.distillers"
 
 local trainer = {}
 
@@ -59,57 +60,12 @@ end
 
 -- ------------------------------------------------------------- objective
 
-local RESERVED_TERM_KEYS = { distiller = true, weight = true, name = true }
-
---- The objective of cfg.method, built against the two models.
+--- The objective of cfg.method, its distillers built against the two
+-- models (teacher: nil when no term needs one).
 function trainer.build_objective(cfg, student, teacher, input_shape, n_train)
-  local distillers = require "distill.distillers"
-  local terms = cfg.methods[cfg.method]
-  local needs_preact = false
-  for _, term in ipairs(terms) do
-    if (term.distiller or term[1]) == "ofd" then
-      needs_preact = true
-    end
-  end
-  local probe
-  if teacher then
-    local shape = { 2, input_shape[1], input_shape[2], input_shape[3] }
-    probe = distillers.probe(student, teacher, shape, { preact = needs_preact })
-  end
-  local list = {}
-  for i, term in ipairs(terms) do
-    local name = term.distiller or term[1]
-    local weight = term.weight
-    if weight == nil then
-      weight = term[2]
-    end
-    if weight == nil then
-      weight = 1
-    end
-    local opts = {}
-    for k, v in pairs(term) do
-      if not RESERVED_TERM_KEYS[k] and math.type(k) ~= "integer" then
-        opts[k] = v
-      end
-    end
-    if name ~= "ce" then
-      if not probe then
-        error(("trainer: term %d (%s) needs a teacher"):format(i, name), 0)
-      end
-      opts.probe = probe
-    end
-    if name == "crd" and opts.n_data == nil then
-      opts.n_data = n_train
-    end
-    if name == "ofd" and opts.teacher_bns == nil then
-      if type(teacher.get_bn_before_relu) ~= "function" then
-        error("trainer: ofd needs the teacher's get_bn_before_relu()", 0)
-      end
-      opts.teacher_bns = teacher:get_bn_before_relu()
-    end
-    list[i] = { name = term.name, distiller = distillers.create(name, opts), weight = weight }
-  end
-  return distillers.objective(list)
+  return distillers.objective(cfg.methods[cfg.method], {
+    student = student, teacher = teacher, input_shape = input_shape, dataset_size = n_train,
+  })
 end
 
 -- ------------------------------------------------------- optim, schedule
@@ -207,13 +163,7 @@ function trainer.setup(cfg, mode)
   distill.manual_seed(cfg.seed)
   local student = trainer.build_model(cfg.student, data.num_classes)
   local teacher
-  local uses_teacher = false
-  for _, term in ipairs(cfg.methods[cfg.method]) do
-    if (term.distiller or term[1]) ~= "ce" then
-      uses_teacher = true
-    end
-  end
-  if mode == "distill" and uses_teacher then
+  if mode == "distill" and distillers.needs(cfg.methods[cfg.method]).teacher then
     teacher = trainer.build_model(cfg.teacher, data.num_classes)
     local state = trainer.load_model_state(cfg.teacher.checkpoint)
     teacher:load_state_dict(state)
