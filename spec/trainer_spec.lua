@@ -83,6 +83,35 @@ describe("distill.trainer", function()
       strip_times(log.read_metrics(tmp .. "/det_b/metrics.jsonl")))
   end)
 
+  it("calls on_batch after every batch; an error there stops the run, and resume finishes it", function()
+    local steps = {}
+    trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/batches" }),
+      on_batch = function(step) steps[#steps + 1] = step end }
+    assert.are.equal(16, #steps)
+    assert.are.equal(2, steps[16].epoch)
+    assert.are.equal(8, steps[16].batch)
+    assert.are.equal(8, steps[16].batches)
+    for _, key in ipairs { "loss", "acc", "images_per_s", "elapsed" } do
+      assert.is_number(steps[16][key], key)
+    end
+    local dir = tmp .. "/stopped"
+    local ok, err = pcall(trainer.run, { mode = "train", config = tiny({ "run_dir=" .. dir }),
+      on_batch = function(step)
+        if step.epoch == 2 and step.batch == 3 then
+          error("stop here", 0)
+        end
+      end })
+    assert.is_false(ok)
+    assert.are.equal("stop here", err)
+    assert.are.equal(1, #log.read_metrics(dir .. "/metrics.jsonl"))
+    trainer.run{ resume = dir, progress = "none" }
+    assert.are.same(strip_times(log.read_metrics(tmp .. "/det_a/metrics.jsonl")),
+      strip_times(log.read_metrics(dir .. "/metrics.jsonl")))
+    assert.has_error(function()
+      trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/x" }), on_batch = 1 }
+    end, "trainer.run: on_batch must be a function, got number")
+  end)
+
   it("refuses to overwrite a run unless asked", function()
     local cfg = tiny({ "run_dir=" .. tmp .. "/det_a" })
     local ok, err = pcall(trainer.run, { mode = "train", config = cfg })

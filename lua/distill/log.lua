@@ -175,6 +175,18 @@ function Logger:set_records(records)
   self:write_metrics()
 end
 
+--- On resume: keeps the run directory's records up to `epoch`, the last
+-- one its checkpoint completed (a partial epoch after it is dropped).
+function Logger:resume_at(epoch)
+  local kept = {}
+  for _, r in ipairs(log.read_metrics(self.run_dir .. "/metrics.jsonl")) do
+    if r.epoch <= epoch then
+      kept[#kept + 1] = r
+    end
+  end
+  self:set_records(kept)
+end
+
 function Logger:write_metrics()
   if not self.run_dir then
     return

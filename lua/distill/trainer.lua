@@ -20,13 +20,8 @@
 local distill = require "distill"
 local config = require "distill.config"
 local log = require "distill.log"
-local files = require "distill.files"
-local json = require "distill.json"
-local checkpoint = require "distill.checkpoint"
+local run_dir = require "distill.run_dir"
 local teacher_base = require "distill.distillers.base"
-local datasets = require "distill.data.datasets"
-local models = require "distill.models"
-local distillers = require "distill.distillers"
 
 local trainer = {}
 
@@ -34,6 +29,7 @@ local trainer = {}
 
 --- Train and test datasets and loaders of a config (distill.data.datasets).
 function trainer.build_data(cfg)
+  local datasets = require "distill.data.datasets"
   return datasets.loaders(cfg.data, { batch_size = cfg.batch_size, workers = cfg.workers, seed = cfg.seed })
 end
 
@@ -46,12 +42,12 @@ function trainer.build_model(spec, num_classes)
   if type(spec) == "table" and spec.model ~= nil then
     spec = spec.model
   end
-  return models.build(spec, { num_classes = num_classes })
+  return require("distill.models").build(spec, { num_classes = num_classes })
 end
 
 --- The model state of a checkpoint file (ours or a plain state dict).
 function trainer.load_model_state(path)
-  local ck = checkpoint.load(path)
+  local ck = require("distill.checkpoint").load(path)
   if type(ck.model) == "table" then
     return ck.model, ck.meta
   end
@@ -63,7 +59,7 @@ end
 --- The objective of cfg.method, its distillers built against the two
 -- models (teacher: nil when no term needs one).
 function trainer.build_objective(cfg, student, teacher, input_shape, n_train)
-  return distillers.objective(cfg.methods[cfg.method], {
+  return require("distill.distillers").objective(cfg.methods[cfg.method], {
     student = student, teacher = teacher, input_shape = input_shape, dataset_size = n_train,
   })
 end
@@ -152,10 +148,6 @@ local function term_names(objective)
   return names
 end
 
-local function default_run_dir(cfg)
-  return "runs/" .. cfg.name .. (cfg.method ~= "ce" and ("-" .. cfg.method) or "")
-end
-
 --- Everything a run needs, built in a fixed order after manual_seed.
 function trainer.setup(cfg, mode)
   config.validate(cfg, mode)
@@ -163,7 +155,7 @@ function trainer.setup(cfg, mode)
   distill.manual_seed(cfg.seed)
   local student = trainer.build_model(cfg.student, data.num_classes)
   local teacher
-  if mode == "distill" and distillers.needs(cfg.methods[cfg.method]).teacher then
+  if mode == "distill" and require("distill.distillers").needs(cfg.methods[cfg.method]).teacher then
     teacher = trainer.build_model(cfg.teacher, data.num_classes)
     local state = trainer.load_model_state(cfg.teacher.checkpoint)
     teacher:load_state_dict(state)
@@ -187,37 +179,8 @@ function trainer.setup(cfg, mode)
   }
 end
 
-local function checkpoint_object(run, epoch, best, record)
-  local cfg = run.cfg
-  return {
-    model = run.student:state_dict(),
-    objective = run.objective:state_dict(),
-    optimizer = run.optimizer:state_dict(),
-    scheduler = run.scheduler:state_dict(),
-    meta = {
-      epoch = epoch,
-      rng = distill.get_rng_state(),
-      best_top1 = best.top1,
-      best_epoch = best.epoch,
-      test_top1 = record.test_top1 or -1,
-      test_top5 = record.test_top5 or -1,
-      method = cfg.method,
-      name = cfg.name,
-      mode = run.mode,
-      model_spec = cfg.student.model,
-      num_classes = run.data.num_classes,
-      input_shape = run.data.input_shape,
-      data = { dataset = cfg.data.dataset, mean = cfg.data.mean or nil, std = cfg.data.std or nil,
-               root = cfg.data.root or nil },
-      config = config.serialize(cfg),
-      config_source = run.config_source,
-      overrides = run.overrides,
-    },
-  }
-end
-
 -- One training epoch; returns the record's train part.
-local function train_epoch(run, epoch, logger)
+local function train_epoch(run, epoch, logger, on_batch)
   local student, teacher, objective, optimizer = run.student, run.teacher, run.objective, run.optimizer
   local loader = run.data.train_loader
   local preact = run.preact
@@ -227,7 +190,8 @@ local function train_epoch(run, epoch, logger)
     teacher:eval()
   end
   local lr = optimizer.param_groups[1].lr
-  logger:epoch_begin(epoch, run.cfg.epochs, #loader)
+  local batches = #loader
+  logger:epoch_begin(epoch, run.cfg.epochs, batches)
   local sums, seen, total_sum, c1, c5 = {}, 0, 0, 0, 0
   local t0 = distill.wallclock()
   local i = 0
@@ -257,8 +221,12 @@ local function train_epoch(run, epoch, logger)
       sums[name] = (sums[name] or 0) + v * b
     end
     local elapsed = distill.wallclock() - t0
-    logger:batch(i, { loss = total_sum / seen, acc = 100 * c1 / seen,
-      images_per_s = seen / math.max(elapsed, 1e-9), elapsed = elapsed })
+    local step = { epoch = epoch, batch = i, batches = batches, loss = total_sum / seen, acc = 100 * c1 / seen,
+      images_per_s = seen / math.max(elapsed, 1e-9), elapsed = elapsed }
+    logger:batch(i, step)
+    if on_batch then
+      on_batch(step)
+    end
   end
   local elapsed = distill.wallclock() - t0
   local record = { epoch = epoch, lr = lr, train_loss = total_sum / math.max(seen, 1),
@@ -274,119 +242,45 @@ end
 --   config = resolved config table | config_path = file (+ overrides = {"k=v"})
 --   mode = "train" | "distill"; resume = run dir; overwrite = true (fresh run in
 --   an existing dir); progress = "auto"|"bar"|"lines"|"none"; out = file handle;
---   stop_after = {epoch =, batch =} (tests: raise after that batch).
--- Returns the summary table (also written to run_dir/summary.json).
+--   on_batch = function(step), called after every training batch with
+--     {epoch =, batch =, batches =, loss =, acc =, images_per_s =, elapsed =}
+--     (loss and acc: the epoch's running means); an error it raises stops
+--     the run where it is, as a crash would (--resume continues it).
+-- The run directory (config, checkpoints, resume) is distill.run_dir's.
+-- Returns the summary table (also written to run_dir/summary.json) and the run.
 function trainer.run(opts)
   opts = opts or {}
-  local mode = opts.mode or "train"
-  local cfg, config_source
-  local overrides = opts.overrides or {}
-  local run_dir
-  if opts.resume then
-    run_dir = opts.resume:gsub("/+$", "")
-    local run_info_text = files.read(run_dir .. "/run.json")
-    local source = files.read(run_dir .. "/config.source.lua")
-    if not run_info_text or not source then
-      error(("trainer: %s is not a run directory (no run.json / config.source.lua)"):format(run_dir), 0)
-    end
-    local info = json.decode(run_info_text)
-    mode = info.mode or mode
-    local all = {}
-    for _, o in ipairs(info.overrides or {}) do
-      all[#all + 1] = o
-    end
-    for _, o in ipairs(overrides) do
-      all[#all + 1] = o
-    end
-    overrides = all
-    config_source = source
-    cfg = config.load_string(source, overrides, run_dir .. "/config.source.lua")
-    cfg.run_dir = run_dir
-  else
-    if opts.config then
-      cfg = opts.config
-      config_source = opts.config_source or config.serialize(cfg)
-    else
-      config_source = config.read_source(opts.config_path)
-      cfg = config.load(opts.config_path, overrides)
-    end
-    run_dir = (cfg.run_dir and cfg.run_dir ~= "") and cfg.run_dir or default_run_dir(cfg)
-    cfg.run_dir = run_dir
+  if opts.on_batch ~= nil and type(opts.on_batch) ~= "function" then
+    error("trainer.run: on_batch must be a function, got " .. type(opts.on_batch), 2)
   end
-
-  local start_epoch = 1
-  local resume_ck
-  if opts.resume then
-    if files.exists(run_dir .. "/last.safetensors") then
-      resume_ck = checkpoint.load(run_dir .. "/last.safetensors")
-      start_epoch = resume_ck.meta.epoch + 1
-    end
-  elseif files.exists(run_dir .. "/last.safetensors") or files.exists(run_dir .. "/metrics.jsonl") then
-    if not opts.overwrite then
-      error(("trainer: %s already holds a run; continue it with --resume %s, or start over with "
-        .. "--overwrite (or --set run_dir=...)"):format(run_dir, run_dir), 0)
-    end
-    for _, f in ipairs { "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv",
-      "summary.json", "curves.svg", "curves.png" } do
-      os.remove(run_dir .. "/" .. f)
-    end
-  end
+  local session = run_dir.open(opts)
+  local cfg, dir, mode = session.cfg, session.dir, session.mode
 
   local run = trainer.setup(cfg, mode)
-  run.mode, run.config_source, run.overrides = mode, config_source, overrides
-  local logger = log.new(run_dir, { progress = opts.progress or cfg.progress, out = opts.out,
+  run.mode, run.config_source, run.overrides = mode, session.config_source, session.overrides
+  local logger = log.new(dir, { progress = opts.progress or cfg.progress, out = opts.out,
     term_names = term_names(run.objective), plot = cfg.plot,
     lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10 })
 
   local best = { top1 = -1, epoch = 0 }
-  if resume_ck then
-    run.student:load_state_dict(resume_ck.model)
-    run.objective:load_state_dict(resume_ck.objective)
-    run.optimizer:load_state_dict(resume_ck.optimizer)
-    run.scheduler:load_state_dict(resume_ck.scheduler)
-    for i, group in ipairs(run.optimizer.param_groups) do
-      group.lr = run.scheduler:get_last_lr()[i] or group.lr
-    end
-    distill.set_rng_state(resume_ck.meta.rng)
-    best.top1, best.epoch = resume_ck.meta.best_top1, resume_ck.meta.best_epoch
-    local kept = {}
-    for _, r in ipairs(log.read_metrics(run_dir .. "/metrics.jsonl")) do
-      if r.epoch <= resume_ck.meta.epoch then
-        kept[#kept + 1] = r
-      end
-    end
-    logger:set_records(kept)
-    logger:print(("resuming %s at epoch %d/%d"):format(run_dir, start_epoch, cfg.epochs))
+  if session.checkpoint then
+    best = run_dir.restore(session, run)
+    logger:resume_at(session.start_epoch - 1)
+    logger:print(("resuming %s at epoch %d/%d"):format(dir, session.start_epoch, cfg.epochs))
   else
-    files.write(run_dir .. "/config.lua", "-- resolved config of this run (functions shown as "
-      .. "comments; see config.source.lua)\n" .. config.serialize(cfg))
-    files.write(run_dir .. "/config.source.lua", config_source)
-    local cpu = distill.cpu_info()
-    files.write(run_dir .. "/run.json", json.encode({ mode = mode, overrides = overrides,
-      config_path = opts.config_path or "", started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-      isa = cpu.isa, cpu = cpu.model, version = distill.version }) .. "\n")
+    run_dir.begin(session)
     logger:print(("%s: %s %s, %s -> %s, %d train / %d test samples, %d epochs, run dir %s"):format(
       mode, cfg.name, cfg.method, run.teacher and tostring(type(cfg.teacher.model) == "table"
         and cfg.teacher.model.name or cfg.teacher.model) or "no teacher",
       tostring(type(cfg.student.model) == "table" and cfg.student.model.name or cfg.student.model),
-      #run.data.train, #run.data.test, cfg.epochs, run_dir))
+      #run.data.train, #run.data.test, cfg.epochs, dir))
   end
 
   local started = distill.wallclock()
   local last
-  for epoch = start_epoch, cfg.epochs do
+  for epoch = session.start_epoch, cfg.epochs do
     local t_epoch = distill.wallclock()
-    if opts.stop_after and opts.stop_after.epoch == epoch then
-      local stop_batch = opts.stop_after.batch
-      local original = logger.batch
-      logger.batch = function(self, i, stats)
-        original(self, i, stats)
-        if i >= stop_batch then
-          error("trainer: stopped (stop_after)", 0)
-        end
-      end
-    end
-    local record = train_epoch(run, epoch, logger)
+    local record = train_epoch(run, epoch, logger, opts.on_batch)
     if epoch % cfg.eval_every == 0 or epoch == cfg.epochs then
       local test = trainer.evaluate(run.student, run.data.test_loader)
       record.test_loss, record.test_top1, record.test_top5 = test.loss, test.top1, test.top5
@@ -399,11 +293,7 @@ function trainer.run(opts)
     if improved then
       best.top1, best.epoch = record.test_top1, epoch
     end
-    local ck = checkpoint_object(run, epoch, best, record)
-    checkpoint.save(run_dir .. "/last.safetensors", ck)
-    if improved then
-      checkpoint.save(run_dir .. "/best.safetensors", ck)
-    end
+    run_dir.save_epoch(session, run, epoch, best, record, improved)
     logger:epoch_end(record)
     last = record
   end
@@ -411,16 +301,16 @@ function trainer.run(opts)
   local records = logger.records
   last = records[#records] or last or {}
   local summary = {
-    name = cfg.name, method = cfg.method, mode = mode, run_dir = run_dir,
+    name = cfg.name, method = cfg.method, mode = mode, run_dir = dir,
     epochs = cfg.epochs, epochs_done = last.epoch or 0,
     best_top1 = best.top1, best_epoch = best.epoch,
     last_top1 = last.test_top1, last_top5 = last.test_top5, last_train_loss = last.train_loss,
     wall_time = distill.wallclock() - started,
   }
-  files.write(run_dir .. "/summary.json", json.encode(summary) .. "\n")
+  run_dir.finish(session, summary)
   if last.test_top1 then
     logger:print(("done: best test top-1 %.2f%% (epoch %d), last %.2f%%; %s"):format(
-      best.top1, best.epoch, last.test_top1, run_dir))
+      best.top1, best.epoch, last.test_top1, dir))
   end
   run.data.train_loader:close()
   run.data.test_loader:close()
