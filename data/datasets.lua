@@ -64,7 +64,8 @@ local function image_folder(d, split)
   if not d.root then
     error("data: image_folder needs data.root (with train/ and val/ or test/ folders)", 0)
   end
-  return require("distill.data.image_folder"){ root = d.root .. (split == "train" and "/train" or "/val") }
+  local sub = split == "train" and "/train" or "/val"
+  return require("distill.data.image_folder"){ root = d.root .. sub }
 end
 
 -- CIFAR-100's are the CRD code base's (RepDistiller) values; ImageNet's
@@ -130,7 +131,8 @@ function datasets.transform(d, input_shape, split)
     ops[#ops + 1] = T.random_crop{ size = { input_shape[2], input_shape[3] }, padding = d.crop_padding }
     ops[#ops + 1] = T.horizontal_flip{}
   elseif d.augment ~= "none" and d.augment ~= "crop_flip" then
-    error(("data: data.augment must be \"none\" or \"crop_flip\", got %s"):format(tostring(d.augment)), 0)
+    error(("data: data.augment must be \"none\" or \"crop_flip\", got %s")
+      :format(tostring(d.augment)), 0)
   end
   ops[#ops + 1] = T.normalize{ mean = d.mean or stats.mean, std = d.std or stats.std }
   return T.compose(ops)
@@ -153,7 +155,8 @@ function datasets.loaders(d, opts)
   return {
     train = train, test = test, input_shape = input_shape, num_classes = num_classes,
     train_loader = loader(train, { batch_size = opts.batch_size, shuffle = true, drop_last = false,
-      workers = opts.workers, seed = opts.seed, transform = datasets.transform(d, input_shape, "train") }),
+      workers = opts.workers, seed = opts.seed,
+      transform = datasets.transform(d, input_shape, "train") }),
     test_loader = loader(test, { batch_size = opts.batch_size, shuffle = false, workers = opts.workers,
       seed = opts.seed, transform = datasets.transform(d, input_shape, "test") }),
   }

@@ -469,7 +469,8 @@ end
 -- config so that run directories and checkpoints record them.
 local function cifar100_data()
   local stats = require("distill.data.datasets").stats("cifar100")
-  return { dataset = "cifar100", augment = "crop_flip", crop_padding = 4, mean = stats.mean, std = stats.std }
+  return { dataset = "cifar100", augment = "crop_flip", crop_padding = 4,
+           mean = stats.mean, std = stats.std }
 end
 
 local SMALL_LR_STUDENTS = { MobileNetV2 = true, ShuffleV1 = true, ShuffleV2 = true }

@@ -23,7 +23,7 @@ local F = {}
 F.linear = core.linear
 --- conv2d(x, w[, b], {stride = 1, padding = 0, dilation = 1, groups = 1}): 2-d convolution, x {N, C, H, W}
 F.conv2d = core.conv2d
---- conv_transpose2d(x, w[, b], {stride, padding, output_padding, dilation, groups}): its transpose, w {C_in, C_out/groups, kH, kW}
+--- conv_transpose2d(x, w[, b], {stride, padding, output_padding, dilation, groups}): w {C_in, C_out/groups, kH, kW}
 F.conv_transpose2d = core.conv_transpose2d
 --- batch_norm(x, running_mean, running_var, weight, bias, {training = false, momentum = 0.1, eps = 1e-5})
 F.batch_norm = core.batch_norm
@@ -64,11 +64,11 @@ F.log_softmax = core.log_softmax
 
 -- ------------------------------------------------------------------ losses
 
---- cross_entropy(logits, target, {reduction, label_smoothing = 0, ignore_index = -100}): target holds labels 1..C
+--- cross_entropy(logits, target, {reduction, label_smoothing = 0, ignore_index = -100}): labels 1..C
 F.cross_entropy = core.cross_entropy
 --- nll_loss(log_probs, target, {reduction, ignore_index = -100})
 F.nll_loss = core.nll_loss
---- kl_div(input, target, {reduction = "mean", log_target = false}): input holds log-probabilities; "batchmean" for distillation
+--- kl_div(log_probs, target, {reduction = "mean", log_target = false}): KD wants "batchmean"
 F.kl_div = core.kl_div
 --- mse_loss(a, b, {reduction})
 F.mse_loss = core.mse_loss
@@ -97,13 +97,13 @@ F.pairwise_distance = core.pairwise_distance
 --- cosine_similarity(x1, x2, {dim = 2, eps = 1e-8})
 F.cosine_similarity = core.cosine_similarity
 
--- -------------------------------------------------- contrastive distillation
+-- ------------------------------ contrastive distillation (docs/distillers.md)
 
---- fsecd_loss(z, ft, labels, {tau = 0.1, policy = "instance"|"class", symmetric = false, eps, num_classes}): the fused FSECD op (docs/distillers.md)
+--- fsecd_loss(z, ft, labels, {tau = 0.1, policy = "instance"|"class", symmetric = false, eps, num_classes})
 F.fsecd_loss = core.fsecd_loss
 --- crd_scores(bank, indices, v, temperature): exp(bank[indices] . v / T), reading bank rows in place (CRD)
 F.crd_scores = core.crd_scores
---- crd_update_bank_(bank, indices, v, momentum): bank rows = normalize(momentum * row + (1 - momentum) * v), in place
+--- crd_update_bank_(bank, indices, v, momentum): rows = normalize(m * row + (1 - m) * v), in place
 F.crd_update_bank_ = core.crd_update_bank_
 
 -- ----------------------- tensor maths (also distill.<name> and x:<name>(...))

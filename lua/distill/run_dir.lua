@@ -47,8 +47,8 @@ local function open_resumed(opts)
   end
   local cfg = config.load_string(source, overrides, dir .. "/config.source.lua")
   cfg.run_dir = dir
-  local session = { dir = dir, mode = info.mode or opts.mode or "train", cfg = cfg, config_source = source,
-    overrides = overrides, config_path = opts.config_path, start_epoch = 1 }
+  local session = { dir = dir, mode = info.mode or opts.mode or "train", cfg = cfg,
+    config_source = source, overrides = overrides, config_path = opts.config_path, start_epoch = 1 }
   if files.exists(dir .. "/last.safetensors") then
     session.checkpoint = checkpoint.load(dir .. "/last.safetensors")
     session.start_epoch = session.checkpoint.meta.epoch + 1

@@ -30,7 +30,8 @@ local trainer = {}
 --- Train and test datasets and loaders of a config (distill.data.datasets).
 function trainer.build_data(cfg)
   local datasets = require "distill.data.datasets"
-  return datasets.loaders(cfg.data, { batch_size = cfg.batch_size, workers = cfg.workers, seed = cfg.seed })
+  return datasets.loaders(cfg.data,
+    { batch_size = cfg.batch_size, workers = cfg.workers, seed = cfg.seed })
 end
 
 -- ---------------------------------------------------------------- models
@@ -221,8 +222,8 @@ local function train_epoch(run, epoch, logger, on_batch)
       sums[name] = (sums[name] or 0) + v * b
     end
     local elapsed = distill.wallclock() - t0
-    local step = { epoch = epoch, batch = i, batches = batches, loss = total_sum / seen, acc = 100 * c1 / seen,
-      images_per_s = seen / math.max(elapsed, 1e-9), elapsed = elapsed }
+    local step = { epoch = epoch, batch = i, batches = batches, loss = total_sum / seen,
+      acc = 100 * c1 / seen, images_per_s = seen / math.max(elapsed, 1e-9), elapsed = elapsed }
     logger:batch(i, step)
     if on_batch then
       on_batch(step)
@@ -250,6 +251,9 @@ end
 -- Returns the summary table (also written to run_dir/summary.json) and the run.
 function trainer.run(opts)
   opts = opts or {}
+  if type(opts) ~= "table" then
+    error("trainer.run: expected an options table, got " .. type(opts), 2)
+  end
   if opts.on_batch ~= nil and type(opts.on_batch) ~= "function" then
     error("trainer.run: on_batch must be a function, got " .. type(opts.on_batch), 2)
   end

@@ -30,7 +30,8 @@ base.NEEDS = {
 function base.class(name, needs)
   needs = needs or { teacher = true }
   if type(needs) ~= "table" then
-    error(("distillers.class: %s: needs must be a table, got %s"):format(tostring(name), type(needs)), 2)
+    error(("distillers.class: %s: needs must be a table, got %s")
+      :format(tostring(name), type(needs)), 2)
   end
   for key in pairs(needs) do
     if not base.NEEDS[key] then
