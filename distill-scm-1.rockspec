@@ -2,8 +2,12 @@ rockspec_format = "3.0"
 package = "distill"
 version = "scm-1"
 
+-- An scm rockspec needs a source.url: where `luarocks build` would clone
+-- the project from. The documented install, `luarocks make` in a checkout,
+-- builds that checkout and never reads it. example.invalid stands for the
+-- public repository, which this project does not have yet.
 source = {
-  url = "git+file:///work/main",
+  url = "git+https://example.invalid/distill.git",
 }
 
 description = {

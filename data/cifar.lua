@@ -5,6 +5,7 @@
 -- may sit in root itself or in root/cifar-10-batches-bin (cifar-100-binary).
 local core = require "distill.core"
 local dataset = require "distill.data.dataset"
+local files = require "distill.files"
 
 local cifar = {}
 
@@ -47,7 +48,7 @@ end
 -- The directory among root and root/sub holding `probe`.
 local function find_dir(fn, root, sub, probe)
   for _, dir in ipairs { root, root .. "/" .. sub } do
-    if dataset.exists(dir .. "/" .. probe) then return dir end
+    if files.exists(dir .. "/" .. probe) then return dir end
   end
   error(("%s: %s not found in %s or %s/%s (missing directory or download?)")
     :format(fn, probe, root, root, sub), 3)

@@ -31,14 +31,4 @@ function dataset.in_memory(name, images, labels, classes)
   }, InMemory)
 end
 
---- Does path exist (file or directory)?
-function dataset.exists(path)
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-    return true
-  end
-  return false
-end
-
 return dataset

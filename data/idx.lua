@@ -2,12 +2,13 @@
 -- Fashion-MNIST), plain or gzip'ed.
 local core = require "distill.core"
 local dataset = require "distill.data.dataset"
+local files = require "distill.files"
 
 local idx = {}
 
 local function pick(dir, base)
   for _, name in ipairs { base, base .. ".gz" } do
-    if dataset.exists(dir .. "/" .. name) then return dir .. "/" .. name end
+    if files.exists(dir .. "/" .. name) then return dir .. "/" .. name end
   end
   return nil
 end

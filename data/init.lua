@@ -1,13 +1,14 @@
 -- distill.data: datasets, transforms and the threaded loader.
 --   local data = require "distill.data"
---   local ds = data.cifar10{root = dir, split = "train"}
+--   local ds = data.cifar100{root = dir, split = "train"}
 --   local T = data.transforms
 --   local loader = data.loader(ds, {batch_size = 64, shuffle = true, workers = 2, seed = 1,
 --     transform = T.compose{T.random_crop{size = 32, padding = 4}, T.horizontal_flip{},
---                           T.normalize{mean = {0.5071, 0.4865, 0.4409}, std = {0.2673, 0.2564, 0.2762}}}})
+--                           T.normalize(data.datasets.stats("cifar100"))}})
 --   for batch in loader:epoch(1) do ... batch.input, batch.target, batch.index ... end
 -- Datasets load on first use: data.cifar10, data.cifar100, data.mnist,
--- data.fashion_mnist, data.image_folder.
+-- data.fashion_mnist, data.image_folder; data.datasets is the registry of
+-- the names configs use (with their statistics).
 local data = {
   loader = require "distill.data.loader",
   transforms = require "distill.data.transforms",
@@ -20,6 +21,7 @@ local lazy = {
   mnist = function() return require "distill.data.mnist" end,
   fashion_mnist = function() return require "distill.data.fashion_mnist" end,
   image_folder = function() return require "distill.data.image_folder" end,
+  datasets = function() return require "distill.data.datasets" end,
 }
 
 return setmetatable(data, {

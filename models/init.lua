@@ -3,30 +3,44 @@
 --   local net = models.create("resnet8x4", {num_classes = 100})
 --   models.list()          --> sorted registry names
 --   models.info("wrn_40_2") --> {name, family, input_size, num_classes, params, description}
+--   models.build{family = "fmnist", name = "FashionResNet", widths = {4, 4, 8, 8}}
 --
 -- CIFAR names are the `model_dict` keys of the CRD code base
 -- (HobbitLong/RepDistiller); ImageNet names are torchvision's. Beware the
 -- two 50-layer ResNets: "ResNet50" is the CRD code base's CIFAR variant
 -- (32x32 input, 100 classes by default), "resnet50" is torchvision's
 -- ImageNet model (224x224, 1000 classes). Names are case-sensitive.
--- Each family lives in its own file and is loaded on first use.
+-- Each family lives in its own file, registered below, and is loaded on
+-- first use. Besides the 26 zoo models of the CRD/DKD code bases the
+-- registry holds this project's small Fashion-MNIST models; models.list()
+-- names the zoo, models.list{all = true} both.
+local registry = require "distill.registry"
+
 local models = {}
+
+-- family name -> module; a family is a file in models/
+local families = registry.new("models", "family")
+for _, family in ipairs { "resnet", "wrn", "vgg", "mobilenetv2", "shufflenetv1", "shufflenetv2",
+  "resnetv2", "imagenet_resnet", "mobilenetv1", "fmnist" } do
+  families:add(family, "distill.models." .. family)
+end
 
 local CIFAR = { input_size = { 3, 32, 32 }, num_classes = 100, dataset = "CIFAR" }
 local IMAGENET = { input_size = { 3, 224, 224 }, num_classes = 1000, dataset = "ImageNet" }
+local FASHION_MNIST = { input_size = { 1, 28, 28 }, num_classes = 10, dataset = "Fashion-MNIST" }
 
--- name -> {family (file in models/), constructor, domain, trainable params
--- with the default classes (reference figures), description}
-local registry = {}
--- registry names in the order of model_facts.md (families together)
-local grouped_order = {}
+-- name -> {family, constructor (its name in the family), domain, trainable
+-- params with the default classes (reference figures), description, zoo
+-- (one of the code bases' models)}, added in the order of model_facts.md
+-- (families together)
+local zoo = registry.new("models", "model")
 
-local function register(name, family, constructor, domain, params, description)
-  registry[name] = {
+local function register(name, family, constructor, domain, params, description, opts)
+  families:find(family)
+  zoo:add(name, {
     name = name, family = family, constructor = constructor, domain = domain,
-    params = params, description = description,
-  }
-  grouped_order[#grouped_order + 1] = name
+    params = params, description = description, zoo = not (opts and opts.zoo == false),
+  })
 end
 
 -- Forward MACs per image at 3x32x32 with 100 classes, from model_facts.md
@@ -81,6 +95,11 @@ register("resnet50", "imagenet_resnet", "resnet50", IMAGENET, 25557032,
 register("mobilenetv1", "mobilenetv1", "mobilenetv1", IMAGENET, 4231976,
   "ImageNet MobileNetV1 1.0/224 (DKD/mdistiller layout)")
 
+register("fmnist_resnet_t", "fmnist", "fmnist_resnet_t", FASHION_MNIST, 77754,
+  "FashionResNet 16/16/32/64, 1 block per stage: the demo's Fashion-MNIST teacher", { zoo = false })
+register("fmnist_resnet_s", "fmnist", "fmnist_resnet_s", FASHION_MNIST, 19810,
+  "FashionResNet 8/8/16/32, 1 block per stage: the demo's Fashion-MNIST student", { zoo = false })
+
 -- other spellings the code bases use
 local aliases = {
   mobile_half = "MobileNetV2",
@@ -88,25 +107,16 @@ local aliases = {
   MobileNetV1 = "mobilenetv1",
 }
 
-local function known_names()
-  local names = {}
-  for name in pairs(registry) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  return names
-end
-
 local function lookup(name, fn)
   if type(name) ~= "string" then
     error(("models.%s: model name must be a string, got %s"):format(fn, type(name)), 3)
   end
-  local entry = registry[name] or registry[aliases[name] or ""]
+  local entry = zoo:get(name) or zoo:get(aliases[name] or "")
   if entry then
     return entry
   end
   local candidates = {}
-  for _, known in ipairs(known_names()) do
+  for _, known in ipairs(zoo:names()) do
     if known:lower() == name:lower() then
       candidates[#candidates + 1] = "'" .. known .. "'"
     end
@@ -115,13 +125,9 @@ local function lookup(name, fn)
   if #candidates > 0 then
     hint = (" (names are case-sensitive: did you mean %s?)"):format(table.concat(candidates, " or "))
   end
-  local alias_names = {}
-  for alias in pairs(aliases) do
-    alias_names[#alias_names + 1] = alias
-  end
-  table.sort(alias_names)
   error(("models.%s: unknown model '%s'%s; known models: %s (aliases: %s)"):format(
-    fn, name, hint, table.concat(known_names(), ", "), table.concat(alias_names, ", ")), 3)
+    fn, name, hint, table.concat(zoo:names(), ", "),
+    table.concat(registry.sorted_keys(aliases), ", ")), 3)
 end
 
 --- Builds a model: create(name, {num_classes = N, ...}). num_classes
@@ -132,26 +138,64 @@ function models.create(name, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(("models.create: options must be a table, got %s"):format(type(opts)), 2)
   end
-  local family = require("distill.models." .. entry.family)
+  local family = require(families:find(entry.family))
   return family[entry.constructor](opts)
 end
 
---- Sorted registry names; list{aliases = true} appends the aliases;
--- list{grouped = true} orders them by family as model_facts.md does
--- (CIFAR ResNets, WRNs, VGGs, MobileNetV2, ShuffleNets, ResNet50, then
--- the ImageNet models).
+--- Builds a model from a spec: a registry name ("resnet8x4") or a family
+-- table {family = "fmnist", name = "FashionResNet", widths = {...}} naming
+-- a constructor of a registered family, whose other keys are its options.
+-- opts (e.g. {num_classes = 10}) go to the constructor too; the spec's
+-- own keys win.
+function models.build(spec, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("models.build: options must be a table, got %s"):format(type(opts)), 2)
+  end
+  if type(spec) == "string" then
+    return models.create(spec, opts)
+  elseif type(spec) ~= "table" then
+    error("models.build: a model must be a registry name or {family =, name =}, got " .. type(spec), 2)
+  end
+  local family_name, name = spec.family, spec.name
+  if type(family_name) ~= "string" or type(name) ~= "string" then
+    error("models.build: a model table needs family (a file in models/) and name", 2)
+  end
+  local family = require(families:find(family_name, 2))
+  local constructor = family[name]
+  if type(constructor) ~= "function" and type(constructor) ~= "table" then
+    error(("models.build: models.%s has no model '%s'"):format(family_name, name), 2)
+  end
+  local merged = {}
+  for k, v in pairs(opts or {}) do
+    merged[k] = v
+  end
+  for k, v in pairs(spec) do
+    if k ~= "family" and k ~= "name" then
+      merged[k] = v
+    end
+  end
+  return constructor(merged)
+end
+
+--- Sorted names of the registered families (files in models/).
+function models.families()
+  return families:names()
+end
+
+--- Sorted names of the zoo's models; list{aliases = true} appends the
+-- aliases; list{grouped = true} orders them by family as model_facts.md
+-- does (CIFAR ResNets, WRNs, VGGs, MobileNetV2, ShuffleNets, ResNet50,
+-- then the ImageNet models); list{all = true} adds the project's own
+-- models (Fashion-MNIST).
 function models.list(opts)
-  local names = known_names()
-  if opts and opts.grouped then
-    names = { table.unpack(grouped_order) }
+  local names = {}
+  for _, name in ipairs(opts and opts.grouped and zoo:in_order() or zoo:names()) do
+    if zoo:get(name).zoo or (opts and opts.all) then
+      names[#names + 1] = name
+    end
   end
   if opts and opts.aliases then
-    local extra = {}
-    for alias in pairs(aliases) do
-      extra[#extra + 1] = alias
-    end
-    table.sort(extra)
-    for _, alias in ipairs(extra) do
+    for _, alias in ipairs(registry.sorted_keys(aliases)) do
       names[#names + 1] = alias
     end
   end
@@ -179,7 +223,7 @@ end
 
 --- The family module of a registry name (for its block classes).
 function models.family(name)
-  return require("distill.models." .. lookup(name, "family").family)
+  return require(families:find(lookup(name, "family").family))
 end
 
 return models

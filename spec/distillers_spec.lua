@@ -3,6 +3,7 @@ local nn = require "distill.nn"
 local F = distill.F
 local optim = require "distill.optim"
 local distillers = require "distill.distillers"
+local h = require "support.helpers"
 
 -- ------------------------------------------------------------- helpers
 
@@ -532,5 +533,99 @@ describe("crd_scores and crd_update_bank_", function()
         close(expected[r][j], bank[r][j], 1e-5)
       end
     end
+  end)
+end)
+
+-- ------------------------------------------------- declarations, context
+
+describe("distillers built from declarations and a build context", function()
+  local base = require "distill.distillers.base"
+
+  local function context()
+    distill.manual_seed(4)
+    return { student = Tiny(4, 5), teacher = Tiny(8, 5), input_shape = { 1, 8, 8 }, dataset_size = 40 }
+  end
+
+  it("has every class declare what it needs", function()
+    local expected = {
+      ce = {}, kd = { teacher = true }, at = { teacher = true }, rkd = { teacher = true },
+      dkd = { teacher = true }, fitnet = { teacher = true, probe = true },
+      fsecd = { teacher = true, probe = true },
+      crd = { teacher = true, probe = true, dataset_size = true },
+      ofd = { teacher = true, probe = true, preact = true, teacher_bns = true },
+    }
+    for _, name in ipairs(distillers.names()) do
+      local needs = distillers.class(name).needs
+      for key in pairs(base.NEEDS) do
+        assert.are.equal(expected[name][key] == true, needs[key] == true, name .. "." .. key)
+      end
+    end
+    local union = distillers.needs{ { distiller = "ce", weight = 1 }, { "ofd", 0.001 } }
+    assert.is_true(union.teacher and union.preact and union.teacher_bns and union.probe)
+    assert.is_false(union.dataset_size)
+    assert.is_false(distillers.needs{ { distiller = "ce" } }.teacher)
+    assert.is_true(distillers.needs{ { distillers.kd(), 1 } }.teacher, "built terms count too")
+  end)
+
+  it("builds config terms by name, each taking what it declared", function()
+    local ctx = context()
+    local objective = distillers.objective({
+      { distiller = "ce", weight = 1 }, { "kd", 0.9, T = 2 }, { distiller = "crd", weight = 0.8, nce_k = 8 },
+      { distiller = "ofd", weight = 0.001 }, { distiller = "fsecd", name = "contrast" },
+    }, ctx)
+    local names = {}
+    for i, term in ipairs(objective.terms) do
+      names[i] = term.name
+    end
+    assert.are.same({ "ce", "kd", "crd", "ofd", "contrast" }, names)
+    assert.are.equal(2, objective.terms[2].distiller.options.T)
+    assert.are.equal(0.9, objective.terms[2].weight)
+    assert.are.equal(40, objective.terms[3].distiller.options.n_data, "CRD's n_data is the dataset size")
+    assert.are.same({ 40, 128 }, objective.terms[3].distiller.memory_student:shape())
+    assert.are.equal(2, objective.terms[4].distiller.layers, "OFD got the teacher's two batch norms")
+    assert.is_true(objective:needs_preact())
+    -- the objective trains like one built by hand
+    local x = distill.randn{ 4, 1, 8, 8 }
+    local s_out = ctx.student:forward(x, { features = true, preact = true })
+    local t_out = distill.no_grad(function() return ctx.teacher:forward(x, { features = true, preact = true }) end)
+    local total = objective:loss(s_out, t_out, distill.tensor{ 1, 2, 3, 4 }, { index = distill.tensor{ 1, 2, 3, 4 } }, 1)
+    total:backward()
+    objective:after_backward()
+  end)
+
+  it("draws one probe whenever there is a teacher, so the RNG does not depend on the method", function()
+    local after = {}
+    for _, terms in ipairs { { { "ce" } }, { { "ce" }, { "kd" } }, { { "ce" }, { "rkd" } } } do
+      local ctx = context()
+      distill.manual_seed(9)
+      distillers.objective(terms, ctx)
+      after[#after + 1] = distill.get_rng_state().offset
+    end
+    assert.are.equal(after[1], after[2])
+    assert.are.equal(after[1], after[3])
+  end)
+
+  it("says what is missing", function()
+    h.fails("distillers.objective: term 2: kd needs a teacher (context.teacher)", distillers.objective,
+      { { "ce" }, { "kd" } }, { student = Tiny(4, 5) })
+    local NoBNs = nn.class("NoBNs", Tiny)
+    NoBNs.get_bn_before_relu = false
+    local ctx = context()
+    ctx.teacher = NoBNs(8, 5)
+    h.fails("term 1: ofd needs the teacher's get_bn_before_relu()", distillers.objective, { { "ofd" } }, ctx)
+    h.fails("distillers.build: kd needs a teacher", distillers.build, "kd", {}, {})
+    h.fails("distillers: context.input_shape must be {C, H, W}", distillers.objective, { { "fitnet" } },
+      { student = Tiny(4, 5), teacher = Tiny(8, 5) })
+    h.fails("distillers.class: X: unknown need 'gpu' (valid: dataset_size, preact, probe, teacher, teacher_bns)",
+      base.class, "X", { gpu = true })
+    h.fails("distillers.objective: term 1 must be a table, got string", distillers.objective, { "kd" })
+  end)
+
+  it("builds one distiller from a context", function()
+    local crd = distillers.build("crd", { nce_k = 8, feat_dim = 4 }, context())
+    assert.are.equal(40, crd.options.n_data)
+    assert.are.equal(7, distillers.build("crd", { nce_k = 8, n_data = 7 }, context()).options.n_data,
+      "an explicit option wins")
+    assert.are.equal("CE", distillers.build("ce").__name)
   end)
 end)

@@ -4,17 +4,9 @@
 -- on a Debian machine that has lua-filesystem from apt, hence
 -- --deps-mode=none.)
 
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local h = require "support.helpers"
 
--- Runs a shell command; returns its output and whether it exited with 0.
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local out = p:read("a")
-  local ok = p:close()
-  return out, ok == true
-end
+local sh_quote, run = h.sh_quote, h.sh
 
 describe("luarocks make", function()
   local root, tree
@@ -55,6 +47,16 @@ describe("luarocks make", function()
       print(d.mm(d.ones{2,3}, d.ones{3,4}):sum():item())']])
     assert.is_true(ok, out)
     assert.are.equal("24.0", out:match("^%s*(.-)%s*$"))
+  end)
+
+  it("installs distill.models and distill.data beside the library", function()
+    local out, ok = in_tree([[lua5.4 -e 'local d = require("distill")
+      assert(not package.loaded["distill.checkout"].root, "no checkout outside one")
+      assert(package.searchpath("distill.models.resnet", package.path):find("/share/lua/5.4/distill/models/", 1, true))
+      assert(package.searchpath("distill.data.cifar", package.path):find("/share/lua/5.4/distill/data/", 1, true))
+      print(#d.models.list(), require("distill.data.cifar").cifar10_classes[1])']])
+    assert.is_true(ok, out)
+    assert.are.equal("26\tairplane", out:match("^%s*(.-)%s*$"))
   end)
 
   it("installs the distill command", function()

@@ -179,6 +179,39 @@ describe("models registry", function()
     assert.is_false(ok)
     assert.truthy(err:find("unknown option 'classes'", 1, true))
   end)
+
+  it("registers every family, the Fashion-MNIST one included", function()
+    assert.are.same({ "fmnist", "imagenet_resnet", "mobilenetv1", "mobilenetv2", "resnet", "resnetv2",
+      "shufflenetv1", "shufflenetv2", "vgg", "wrn" }, models.families())
+    local all = models.list({ all = true })
+    assert.are.equal(28, #all)
+    local info = models.info("fmnist_resnet_s")
+    assert.are.equal("fmnist", info.family)
+    assert.are.equal("Fashion-MNIST", info.dataset)
+    assert.are.same({ 1, 28, 28 }, info.input_size)
+    for _, name in ipairs { "fmnist_resnet_t", "fmnist_resnet_s" } do
+      distill.manual_seed(1)
+      local net = models.create(name, { num_classes = 10 })
+      assert.are.equal(models.info(name).params, net:num_parameters(), name)
+      assert.are.same({ 2, 10 }, net(distill.randn{ 2, 1, 28, 28 }):shape())
+    end
+  end)
+
+  it("builds from a registry name or a family table", function()
+    assert.are.equal(83892 - 90 * 65, models.build("resnet8", { num_classes = 10 }):num_parameters())
+    local net = models.build({ family = "fmnist", name = "FashionResNet", widths = { 4, 4, 8, 8 } },
+      { num_classes = 3 })
+    assert.are.same({ 3, 8 }, net.fc.weight:shape())
+    net = models.build({ family = "fmnist", name = "fmnist_resnet_s", num_classes = 5 }, { num_classes = 3 })
+    assert.are.same({ 5, 32 }, net.fc.weight:shape(), "the spec's own options win")
+    h.fails("models: unknown family 'nope' (known: fmnist, imagenet_resnet", models.build,
+      { family = "nope", name = "x" })
+    h.fails("models.build: models.fmnist has no model 'x'", models.build, { family = "fmnist", name = "x" })
+    h.fails("models.build: a model table needs family", models.build, { name = "x" })
+    h.fails("models.build: a model must be a registry name or {family =, name =}, got number",
+      models.build, 3)
+    h.fails("unknown model 'resnet9000'", models.build, "resnet9000")
+  end)
 end)
 
 describe("models parameter counts", function()

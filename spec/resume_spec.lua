@@ -2,6 +2,7 @@
 -- resumed with `distill train --resume RUN_DIR` gives the same per-epoch
 -- losses and accuracies as the same run left alone.
 local log = require "distill.log"
+local json = require "distill.json"
 
 local tmp = os.tmpname()
 os.remove(tmp)
@@ -84,8 +85,8 @@ describe("resume", function()
     local b = comparable(log.read_metrics(killed .. "/metrics.jsonl"))
     assert.are.equal(3, #a)
     assert.are.same(a, b)
-    local sa = log.json_decode(read(full .. "/summary.json"))
-    local sb = log.json_decode(read(killed .. "/summary.json"))
+    local sa = json.decode(read(full .. "/summary.json"))
+    local sb = json.decode(read(killed .. "/summary.json"))
     assert.are.equal(sa.best_top1, sb.best_top1)
     assert.are.equal(sa.last_top1, sb.last_top1)
     -- the csv was rewritten without the lost partial epoch

@@ -5,6 +5,8 @@ local config = require "distill.config"
 local trainer = require "distill.trainer"
 local log = require "distill.log"
 local checkpoint = require "distill.checkpoint"
+local files = require "distill.files"
+local json = require "distill.json"
 
 local tmp = os.tmpname()
 os.remove(tmp)
@@ -68,7 +70,7 @@ describe("distill.trainer", function()
     local saved = assert(loadfile(dir .. "/config.lua"))()
     assert.are.equal(3, saved.epochs)
     -- run.json says which kernels and CPU ran it
-    local run_info = log.json_decode(log.read_file(dir .. "/run.json"))
+    local run_info = json.decode(files.read(dir .. "/run.json"))
     assert.are.equal(distill.isa(), run_info.isa)
     assert.are.equal(distill.cpu_info().model, run_info.cpu)
   end)
@@ -79,6 +81,35 @@ describe("distill.trainer", function()
     assert.are.equal(a.last_train_loss, b.last_train_loss)
     assert.are.same(strip_times(log.read_metrics(tmp .. "/det_a/metrics.jsonl")),
       strip_times(log.read_metrics(tmp .. "/det_b/metrics.jsonl")))
+  end)
+
+  it("calls on_batch after every batch; an error there stops the run, and resume finishes it", function()
+    local steps = {}
+    trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/batches" }),
+      on_batch = function(step) steps[#steps + 1] = step end }
+    assert.are.equal(16, #steps)
+    assert.are.equal(2, steps[16].epoch)
+    assert.are.equal(8, steps[16].batch)
+    assert.are.equal(8, steps[16].batches)
+    for _, key in ipairs { "loss", "acc", "images_per_s", "elapsed" } do
+      assert.is_number(steps[16][key], key)
+    end
+    local dir = tmp .. "/stopped"
+    local ok, err = pcall(trainer.run, { mode = "train", config = tiny({ "run_dir=" .. dir }),
+      on_batch = function(step)
+        if step.epoch == 2 and step.batch == 3 then
+          error("stop here", 0)
+        end
+      end })
+    assert.is_false(ok)
+    assert.are.equal("stop here", err)
+    assert.are.equal(1, #log.read_metrics(dir .. "/metrics.jsonl"))
+    trainer.run{ resume = dir, progress = "none" }
+    assert.are.same(strip_times(log.read_metrics(tmp .. "/det_a/metrics.jsonl")),
+      strip_times(log.read_metrics(dir .. "/metrics.jsonl")))
+    assert.has_error(function()
+      trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/x" }), on_batch = 1 }
+    end, "trainer.run: on_batch must be a function, got number")
   end)
 
   it("refuses to overwrite a run unless asked", function()

@@ -194,16 +194,12 @@ local function cmd_eval(args, out)
   if #positional ~= 1 then
     usage_error("distill eval: expected one CHECKPOINT file\n" .. HELP.eval)
   end
-  local trainer = require "distill.trainer"
-  local valid = {}
-  for _, name in ipairs(trainer.DATASETS) do
-    valid[name] = true
-  end
+  local datasets = require "distill.data.datasets"
+  local known = table.concat(datasets.names(), ", ")
   if not options.data then
-    usage_error("distill eval: --data NAME is required (" .. table.concat(trainer.DATASETS, ", ") .. ")")
-  elseif not valid[options.data] then
-    usage_error(("distill eval: unknown dataset '%s' (valid: %s)"):format(options.data,
-      table.concat(trainer.DATASETS, ", ")))
+    usage_error("distill eval: --data NAME is required (" .. known .. ")")
+  elseif not datasets.has(options.data) then
+    usage_error(("distill eval: unknown dataset '%s' (valid: %s)"):format(options.data, known))
   end
   local split = options.split or "test"
   if split ~= "test" and split ~= "train" then
@@ -230,12 +226,13 @@ local function cmd_eval(args, out)
   if meta.data and meta.data.dataset == options.data then
     d.mean, d.std = meta.data.mean or false, meta.data.std or false
   end
-  local ds = trainer.open_dataset(d, split, 1)
+  local ds = datasets.open(d, split, 1)
   local input_shape = ds:get(1).input:shape()
   local loader = require("distill.data.loader")(ds, {
     batch_size = batch_size, shuffle = false, workers = math.tointeger(tonumber(options.workers or "2")) or 2,
-    seed = 1, transform = trainer.transforms_for(d, input_shape, "test"),
+    seed = 1, transform = datasets.transform(d, input_shape, "test"),
   })
+  local trainer = require "distill.trainer"
   local model = trainer.build_model(meta.model_spec, meta.num_classes)
   model:load_state_dict(ck.model)
   local t0 = distill.wallclock()

@@ -8,6 +8,8 @@
 -- overrides (dotted paths; type-checked against the value they replace) and
 -- validates the result. Unknown keys, in the file or in an override, are
 -- errors that list the valid ones. See docs/configs.md.
+local files = require "distill.files"
+
 local config = {}
 
 -- Top-level keys and their defaults (nil: no default, may be absent).
@@ -58,14 +60,7 @@ config.schedule_defaults = {
   T_max = false, warmup_epochs = 0,
 }
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = tostring(k)
-  end
-  table.sort(keys)
-  return keys
-end
+local sorted_keys = require("distill.registry").sorted_keys
 
 local function deep_copy(value)
   if type(value) ~= "table" then
@@ -154,25 +149,28 @@ function config.validate(cfg, mode)
     fail(("method '%s' is not defined by this config (defined: %s)"):format(
       tostring(cfg.method), table.concat(sorted_keys(cfg.methods), ", ")), 2)
   end
-  local needs_teacher = false
+  local distillers = require "distill.distillers"
+  local known = {}
+  for _, name in ipairs(distillers.names()) do
+    known[name] = true
+  end
   for i, term in ipairs(terms) do
     local name = term.distiller or term[1]
     if type(name) ~= "string" then
       fail(("methods.%s[%d]: 'distiller' must be a distiller name"):format(cfg.method, i), 2)
+    elseif not known[name] then
+      fail(("methods.%s[%d]: unknown distiller '%s' (known: %s)"):format(cfg.method, i, name,
+        table.concat(distillers.names(), ", ")), 2)
     end
     local w = term.weight or term[2] or 1
     if type(w) ~= "number" and type(w) ~= "function" then
       fail(("methods.%s[%d]: 'weight' must be a number or a function of epoch"):format(cfg.method, i), 2)
     end
-    if name ~= "ce" then
-      needs_teacher = true
-    end
   end
+  -- each distiller declares whether it needs a teacher (a CE baseline
+  -- through `distill distill` needs none: the teacher is unused)
+  local needs_teacher = distillers.needs(terms).teacher
   if mode == "distill" then
-    if not needs_teacher then
-      -- a CE baseline through `distill distill` is allowed: the teacher is unused
-      needs_teacher = false
-    end
     if needs_teacher and (type(cfg.teacher) ~= "table" or not cfg.teacher.model) then
       fail(("method '%s' needs a teacher = {model =, checkpoint =}"):format(cfg.method), 2)
     end
@@ -321,12 +319,10 @@ end
 
 -- The source text of a config file (kept in run dirs for resume).
 function config.read_source(path)
-  local f, err = io.open(path, "rb")
-  if not f then
+  local text, err = files.read(path)
+  if not text then
     fail(err, 2)
   end
-  local text = f:read("a")
-  f:close()
   return text
 end
 
@@ -469,10 +465,13 @@ function config.paper_methods(opts)
   }
 end
 
-local CIFAR100_DATA = {
-  dataset = "cifar100", augment = "crop_flip", crop_padding = 4,
-  mean = { 0.5071, 0.4867, 0.4408 }, std = { 0.2675, 0.2565, 0.2761 },
-}
+-- The data of the CIFAR-100 presets; the statistics are written into the
+-- config so that run directories and checkpoints record them.
+local function cifar100_data()
+  local stats = require("distill.data.datasets").stats("cifar100")
+  return { dataset = "cifar100", augment = "crop_flip", crop_padding = 4,
+           mean = stats.mean, std = stats.std }
+end
 
 local SMALL_LR_STUDENTS = { MobileNetV2 = true, ShuffleV1 = true, ShuffleV2 = true }
 local DKD_BETA = { resnet56 = 2, resnet110 = 2, wrn_40_2 = 6, vgg13 = 6 }
@@ -491,7 +490,7 @@ function config.cifar100_pair(opts)
     teacher = { model = teacher,
                 checkpoint = opts.checkpoint or ("runs/cifar100_%s/best.safetensors"):format(teacher) },
     student = { model = student },
-    data = deep_copy(CIFAR100_DATA),
+    data = cifar100_data(),
     methods = config.paper_methods{ dkd_beta = DKD_BETA[teacher] or 8 },
     optimizer = { name = "SGD", lr = SMALL_LR_STUDENTS[student] and 0.01 or 0.05, momentum = 0.9,
                   weight_decay = 5e-4 },
@@ -507,7 +506,7 @@ function config.cifar100_teacher(model)
     description = "CIFAR-100 teacher " .. model .. " (cross-entropy, paper protocol)",
     method = "ce",
     student = { model = model },
-    data = deep_copy(CIFAR100_DATA),
+    data = cifar100_data(),
     methods = { ce = { { distiller = "ce", weight = 1 } } },
     optimizer = { name = "SGD", lr = SMALL_LR_STUDENTS[model] and 0.01 or 0.05, momentum = 0.9,
                   weight_decay = 5e-4 },

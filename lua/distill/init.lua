@@ -2,6 +2,7 @@
 -- `require "distill"` gives the C core's functions (tensor creation, maths,
 -- random numbers) plus the Lua libraries, loaded on first use:
 -- distill.nn, distill.F, distill.optim, distill.models, distill.data, ...
+require "distill.checkout"          -- from a source checkout: distill.models.*, distill.data.*
 local core = require "distill.core"
 
 local distill = {}

@@ -1,4 +1,4 @@
--- distill.log: progress display and the files of a run directory.
+-- distill.log: progress display and the metrics records of a run.
 --
 --   local log = require "distill.log"
 --   local logger = log.new(run_dir, {progress = "auto", out = io.stdout})
@@ -9,11 +9,9 @@
 -- On a terminal the progress is a bar redrawn with \r; otherwise (pipes,
 -- CI) a plain line every few batches. Records are flat tables of numbers
 -- (epoch, lr, time, train_loss, train_<term>, train_top1, ..., test_top5).
-local cjson = require("cjson").new()
+local files = require "distill.files"
+local json = require "distill.json"
 local plot = require "distill.plot"
-
-cjson.encode_number_precision(14)
-cjson.encode_sparse_array(true)
 
 local log = {}
 
@@ -31,14 +29,6 @@ function log.stdout_is_tty()
   return ok == true
 end
 
-function log.json_encode(value)
-  return cjson.encode(value)
-end
-
-function log.json_decode(text)
-  return cjson.decode(text)
-end
-
 local function format_duration(seconds)
   if seconds ~= seconds or seconds == math.huge or seconds < 0 then
     return "--:--"
@@ -52,39 +42,6 @@ local function format_duration(seconds)
 end
 log.format_duration = format_duration
 
---- mkdir -p
-function log.mkdir(path)
-  local ok = os.execute("mkdir -p '" .. path:gsub("'", "'\\''") .. "'")
-  if not ok then
-    error("log: cannot create directory " .. path, 2)
-  end
-end
-
---- Writes text to path through a temporary file and a rename.
-function log.write_file(path, text)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "wb")
-  if not f then
-    error("log: cannot write " .. tostring(err), 2)
-  end
-  f:write(text)
-  f:close()
-  local ok, rerr = os.rename(tmp, path)
-  if not ok then
-    error("log: cannot rename " .. tmp .. ": " .. tostring(rerr), 2)
-  end
-end
-
-function log.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then
-    return nil
-  end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
 --- The records of a metrics.jsonl (a list of tables), [] when absent.
 function log.read_metrics(path)
   local records = {}
@@ -94,7 +51,7 @@ function log.read_metrics(path)
   end
   for line in f:lines() do
     if line:match("%S") then
-      records[#records + 1] = cjson.decode(line)
+      records[#records + 1] = json.decode(line)
     end
   end
   f:close()
@@ -147,7 +104,7 @@ function log.new(run_dir, opts)
     plot_warned = false,
   }, Logger)
   if run_dir then
-    log.mkdir(run_dir)
+    files.mkdir(run_dir)
   end
   return self
 end
@@ -218,15 +175,27 @@ function Logger:set_records(records)
   self:write_metrics()
 end
 
+--- On resume: keeps the run directory's records up to `epoch`, the last
+-- one its checkpoint completed (a partial epoch after it is dropped).
+function Logger:resume_at(epoch)
+  local kept = {}
+  for _, r in ipairs(log.read_metrics(self.run_dir .. "/metrics.jsonl")) do
+    if r.epoch <= epoch then
+      kept[#kept + 1] = r
+    end
+  end
+  self:set_records(kept)
+end
+
 function Logger:write_metrics()
   if not self.run_dir then
     return
   end
   local jsonl = {}
   for _, r in ipairs(self.records) do
-    jsonl[#jsonl + 1] = cjson.encode(r)
+    jsonl[#jsonl + 1] = json.encode(r)
   end
-  log.write_file(self.run_dir .. "/metrics.jsonl", #jsonl > 0 and table.concat(jsonl, "\n") .. "\n" or "")
+  files.write(self.run_dir .. "/metrics.jsonl", #jsonl > 0 and table.concat(jsonl, "\n") .. "\n" or "")
   local csv = {}
   if #self.records > 0 then
     local cols = columns_of(self.records[#self.records], self.term_names)
@@ -239,7 +208,7 @@ function Logger:write_metrics()
       csv[#csv + 1] = table.concat(row, ",")
     end
   end
-  log.write_file(self.run_dir .. "/metrics.csv", #csv > 0 and table.concat(csv, "\n") .. "\n" or "")
+  files.write(self.run_dir .. "/metrics.csv", #csv > 0 and table.concat(csv, "\n") .. "\n" or "")
 end
 
 --- Appends an epoch record, rewrites the metrics files, redraws the curves

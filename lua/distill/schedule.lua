@@ -24,14 +24,7 @@ local schedule = {}
 local Scheduler = {}
 Scheduler.__index = Scheduler
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys)
-  return keys
-end
+local sorted_keys = require("distill.registry").sorted_keys
 
 local function check_options(fn, opts, valid)
   if opts == nil then

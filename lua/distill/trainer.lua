@@ -20,174 +20,35 @@
 local distill = require "distill"
 local config = require "distill.config"
 local log = require "distill.log"
-local checkpoint = require "distill.checkpoint"
+local run_dir = require "distill.run_dir"
 local teacher_base = require "distill.distillers.base"
 
 local trainer = {}
 
 -- ------------------------------------------------------------------ data
 
-local DATASET_STATS = {
-  cifar100 = { mean = { 0.5071, 0.4867, 0.4408 }, std = { 0.2675, 0.2565, 0.2761 } },
-  cifar10 = { mean = { 0.4914, 0.4822, 0.4465 }, std = { 0.2470, 0.2435, 0.2616 } },
-  fashion_mnist = { mean = { 0.2860 }, std = { 0.3530 } },
-  mnist = { mean = { 0.1307 }, std = { 0.3081 } },
-  image_folder = { mean = { 0.485, 0.456, 0.406 }, std = { 0.229, 0.224, 0.225 } },
-  synthetic = { mean = { 0.5 }, std = { 0.25 } },
-}
-trainer.DATASET_STATS = DATASET_STATS
-
-trainer.DATASETS = { "cifar10", "cifar100", "fashion_mnist", "mnist", "image_folder", "synthetic" }
-
--- A learnable synthetic dataset: noise plus a bright row whose position is
--- the class. Generated from its own seed (the global RNG is re-seeded after).
-local function synthetic_dataset(d, split, seed)
-  local dataset = require "distill.data.dataset"
-  local shape = d.synthetic_shape
-  local classes = d.num_classes or 10
-  local n = split == "train" and d.synthetic_size or d.synthetic_test_size
-  if shape[2] < classes then
-    error(("trainer: synthetic data needs synthetic_shape[2] >= num_classes (%d)"):format(classes), 0)
-  end
-  distill.manual_seed(seed * 7919 + (split == "train" and 1 or 2))
-  local images = distill.rand{ n, shape[1], shape[2], shape[3] } * 120
-  local order = distill.randperm(n)
-  local labels = {}
-  for i = 1, n do
-    local label = (order[i] - 1) % classes + 1
-    labels[i] = label
-    images[i]:narrow(2, label, 1):fill_(230)
-  end
-  local names = {}
-  for c = 1, classes do
-    names[c] = "class" .. c
-  end
-  return dataset.in_memory("synthetic", images:to("uint8"), distill.tensor(labels, "int64"), names)
-end
-
-local function limit_dataset(ds, limit)
-  if not limit or limit <= 0 or limit >= #ds or not ds.images then
-    return ds
-  end
-  local dataset = require "distill.data.dataset"
-  local limited = dataset.in_memory(ds.name, ds.images:narrow(1, 1, limit):clone(),
-    ds.labels:narrow(1, 1, limit):clone(), ds.classes)
-  limited.split, limited.root = ds.split, ds.root
-  return limited
-end
-
---- Opens one split of the config's dataset: returns the dataset.
-function trainer.open_dataset(d, split, seed)
-  local data = require "distill.data"
-  local name = d.dataset
-  local ds
-  if name == "synthetic" then
-    ds = synthetic_dataset(d, split, seed or 1)
-  elseif name == "cifar10" or name == "cifar100" then
-    local root = d.root or os.getenv("DISTILL_CIFAR_ROOT") or "data/" .. name
-    ds = data[name]{ root = root, split = split }
-  elseif name == "fashion_mnist" or name == "mnist" then
-    ds = data[name]{ root = d.root or nil, split = split }
-  elseif name == "image_folder" then
-    if not d.root then
-      error("trainer: image_folder needs data.root (with train/ and val/ or test/ folders)", 0)
-    end
-    local sub = split == "train" and "/train" or "/val"
-    ds = data.image_folder{ root = d.root .. sub }
-  else
-    error(("trainer: unknown dataset '%s' (valid: %s)"):format(tostring(name),
-      table.concat(trainer.DATASETS, ", ")), 0)
-  end
-  return limit_dataset(ds, split == "train" and d.train_limit or d.test_limit)
-end
-
-local function transforms_for(d, input_shape, split)
-  local T = require "distill.data.transforms"
-  local stats = DATASET_STATS[d.dataset] or DATASET_STATS.synthetic
-  local mean, std = d.mean or stats.mean, d.std or stats.std
-  local ops = {}
-  if split == "train" and d.augment == "crop_flip" then
-    ops[#ops + 1] = T.random_crop{ size = { input_shape[2], input_shape[3] }, padding = d.crop_padding }
-    ops[#ops + 1] = T.horizontal_flip{}
-  elseif d.augment ~= "none" and d.augment ~= "crop_flip" then
-    error(("trainer: data.augment must be \"none\" or \"crop_flip\", got %s"):format(tostring(d.augment)), 0)
-  end
-  ops[#ops + 1] = T.normalize{ mean = mean, std = std }
-  return T.compose(ops)
-end
-
---- Train and test datasets and loaders of a config.
+--- Train and test datasets and loaders of a config (distill.data.datasets).
 function trainer.build_data(cfg)
-  local d = cfg.data
-  local train_ds = trainer.open_dataset(d, "train", cfg.seed)
-  local test_ds = trainer.open_dataset(d, "test", cfg.seed)
-  local sample = train_ds:get(1).input
-  local input_shape = sample:shape()
-  local num_classes = d.num_classes or (train_ds.classes and #train_ds.classes) or 0
-  if num_classes < 1 then
-    error("trainer: set data.num_classes (the dataset does not name its classes)", 0)
-  end
-  local loader = require "distill.data.loader"
-  local train_loader = loader(train_ds, {
-    batch_size = cfg.batch_size, shuffle = true, drop_last = false, workers = cfg.workers,
-    seed = cfg.seed, transform = transforms_for(d, input_shape, "train"),
-  })
-  local test_loader = loader(test_ds, {
-    batch_size = cfg.batch_size, shuffle = false, workers = cfg.workers,
-    seed = cfg.seed, transform = transforms_for(d, input_shape, "test"),
-  })
-  return {
-    train = train_ds, test = test_ds, train_loader = train_loader, test_loader = test_loader,
-    input_shape = input_shape, num_classes = num_classes,
-  }
+  local datasets = require "distill.data.datasets"
+  return datasets.loaders(cfg.data,
+    { batch_size = cfg.batch_size, workers = cfg.workers, seed = cfg.seed })
 end
-
-trainer.transforms_for = transforms_for
 
 -- ---------------------------------------------------------------- models
 
---- Builds a model from a spec: "resnet8x4", {model = "resnet8x4"},
--- {model = {family = "fmnist", name = "fmnist_resnet_s", widths = {...}}}.
+--- Builds a model from a config's spec: "resnet8x4", {model = "resnet8x4"}
+-- (a config's student or teacher), {model = {family = "fmnist", name =
+-- "fmnist_resnet_s", widths = {...}}}; see distill.models.build.
 function trainer.build_model(spec, num_classes)
   if type(spec) == "table" and spec.model ~= nil then
     spec = spec.model
   end
-  local models = require "distill.models"
-  if type(spec) == "string" then
-    local ok, model = pcall(models.create, spec, { num_classes = num_classes })
-    if ok then
-      return model
-    end
-    local has_family, fmnist = pcall(require, "distill.models.fmnist")
-    if has_family and fmnist[spec] then
-      return fmnist[spec]{ num_classes = num_classes }
-    end
-    error(model, 0)
-  elseif type(spec) == "table" then
-    local family_name = spec.family
-    local name = spec.name
-    if type(family_name) ~= "string" or type(name) ~= "string" then
-      error("trainer: a model table needs family (a file in models/) and name", 0)
-    end
-    local family = require("distill.models." .. family_name)
-    local ctor = family[name]
-    if type(ctor) ~= "function" and type(ctor) ~= "table" then
-      error(("trainer: models.%s has no model '%s'"):format(family_name, name), 0)
-    end
-    local opts = { num_classes = num_classes }
-    for k, v in pairs(spec) do
-      if k ~= "family" and k ~= "name" then
-        opts[k] = v
-      end
-    end
-    return ctor(opts)
-  end
-  error("trainer: a model must be a registry name or {family =, name =}, got " .. type(spec), 0)
+  return require("distill.models").build(spec, { num_classes = num_classes })
 end
 
 --- The model state of a checkpoint file (ours or a plain state dict).
 function trainer.load_model_state(path)
-  local ck = checkpoint.load(path)
+  local ck = require("distill.checkpoint").load(path)
   if type(ck.model) == "table" then
     return ck.model, ck.meta
   end
@@ -196,57 +57,12 @@ end
 
 -- ------------------------------------------------------------- objective
 
-local RESERVED_TERM_KEYS = { distiller = true, weight = true, name = true }
-
---- The objective of cfg.method, built against the two models.
+--- The objective of cfg.method, its distillers built against the two
+-- models (teacher: nil when no term needs one).
 function trainer.build_objective(cfg, student, teacher, input_shape, n_train)
-  local distillers = require "distill.distillers"
-  local terms = cfg.methods[cfg.method]
-  local needs_preact = false
-  for _, term in ipairs(terms) do
-    if (term.distiller or term[1]) == "ofd" then
-      needs_preact = true
-    end
-  end
-  local probe
-  if teacher then
-    local shape = { 2, input_shape[1], input_shape[2], input_shape[3] }
-    probe = distillers.probe(student, teacher, shape, { preact = needs_preact })
-  end
-  local list = {}
-  for i, term in ipairs(terms) do
-    local name = term.distiller or term[1]
-    local weight = term.weight
-    if weight == nil then
-      weight = term[2]
-    end
-    if weight == nil then
-      weight = 1
-    end
-    local opts = {}
-    for k, v in pairs(term) do
-      if not RESERVED_TERM_KEYS[k] and math.type(k) ~= "integer" then
-        opts[k] = v
-      end
-    end
-    if name ~= "ce" then
-      if not probe then
-        error(("trainer: term %d (%s) needs a teacher"):format(i, name), 0)
-      end
-      opts.probe = probe
-    end
-    if name == "crd" and opts.n_data == nil then
-      opts.n_data = n_train
-    end
-    if name == "ofd" and opts.teacher_bns == nil then
-      if type(teacher.get_bn_before_relu) ~= "function" then
-        error("trainer: ofd needs the teacher's get_bn_before_relu()", 0)
-      end
-      opts.teacher_bns = teacher:get_bn_before_relu()
-    end
-    list[i] = { name = term.name, distiller = distillers.create(name, opts), weight = weight }
-  end
-  return distillers.objective(list)
+  return require("distill.distillers").objective(cfg.methods[cfg.method], {
+    student = student, teacher = teacher, input_shape = input_shape, dataset_size = n_train,
+  })
 end
 
 -- ------------------------------------------------------- optim, schedule
@@ -325,25 +141,12 @@ end
 
 -- ------------------------------------------------------------------- run
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-    return true
-  end
-  return false
-end
-
 local function term_names(objective)
   local names = {}
   for i, term in ipairs(objective.terms) do
     names[i] = term.name
   end
   return names
-end
-
-local function default_run_dir(cfg)
-  return "runs/" .. cfg.name .. (cfg.method ~= "ce" and ("-" .. cfg.method) or "")
 end
 
 --- Everything a run needs, built in a fixed order after manual_seed.
@@ -353,13 +156,7 @@ function trainer.setup(cfg, mode)
   distill.manual_seed(cfg.seed)
   local student = trainer.build_model(cfg.student, data.num_classes)
   local teacher
-  local uses_teacher = false
-  for _, term in ipairs(cfg.methods[cfg.method]) do
-    if (term.distiller or term[1]) ~= "ce" then
-      uses_teacher = true
-    end
-  end
-  if mode == "distill" and uses_teacher then
+  if mode == "distill" and require("distill.distillers").needs(cfg.methods[cfg.method]).teacher then
     teacher = trainer.build_model(cfg.teacher, data.num_classes)
     local state = trainer.load_model_state(cfg.teacher.checkpoint)
     teacher:load_state_dict(state)
@@ -383,37 +180,8 @@ function trainer.setup(cfg, mode)
   }
 end
 
-local function checkpoint_object(run, epoch, best, record)
-  local cfg = run.cfg
-  return {
-    model = run.student:state_dict(),
-    objective = run.objective:state_dict(),
-    optimizer = run.optimizer:state_dict(),
-    scheduler = run.scheduler:state_dict(),
-    meta = {
-      epoch = epoch,
-      rng = distill.get_rng_state(),
-      best_top1 = best.top1,
-      best_epoch = best.epoch,
-      test_top1 = record.test_top1 or -1,
-      test_top5 = record.test_top5 or -1,
-      method = cfg.method,
-      name = cfg.name,
-      mode = run.mode,
-      model_spec = cfg.student.model,
-      num_classes = run.data.num_classes,
-      input_shape = run.data.input_shape,
-      data = { dataset = cfg.data.dataset, mean = cfg.data.mean or nil, std = cfg.data.std or nil,
-               root = cfg.data.root or nil },
-      config = config.serialize(cfg),
-      config_source = run.config_source,
-      overrides = run.overrides,
-    },
-  }
-end
-
 -- One training epoch; returns the record's train part.
-local function train_epoch(run, epoch, logger)
+local function train_epoch(run, epoch, logger, on_batch)
   local student, teacher, objective, optimizer = run.student, run.teacher, run.objective, run.optimizer
   local loader = run.data.train_loader
   local preact = run.preact
@@ -423,7 +191,8 @@ local function train_epoch(run, epoch, logger)
     teacher:eval()
   end
   local lr = optimizer.param_groups[1].lr
-  logger:epoch_begin(epoch, run.cfg.epochs, #loader)
+  local batches = #loader
+  logger:epoch_begin(epoch, run.cfg.epochs, batches)
   local sums, seen, total_sum, c1, c5 = {}, 0, 0, 0, 0
   local t0 = distill.wallclock()
   local i = 0
@@ -453,8 +222,12 @@ local function train_epoch(run, epoch, logger)
       sums[name] = (sums[name] or 0) + v * b
     end
     local elapsed = distill.wallclock() - t0
-    logger:batch(i, { loss = total_sum / seen, acc = 100 * c1 / seen,
-      images_per_s = seen / math.max(elapsed, 1e-9), elapsed = elapsed })
+    local step = { epoch = epoch, batch = i, batches = batches, loss = total_sum / seen,
+      acc = 100 * c1 / seen, images_per_s = seen / math.max(elapsed, 1e-9), elapsed = elapsed }
+    logger:batch(i, step)
+    if on_batch then
+      on_batch(step)
+    end
   end
   local elapsed = distill.wallclock() - t0
   local record = { epoch = epoch, lr = lr, train_loss = total_sum / math.max(seen, 1),
@@ -470,119 +243,48 @@ end
 --   config = resolved config table | config_path = file (+ overrides = {"k=v"})
 --   mode = "train" | "distill"; resume = run dir; overwrite = true (fresh run in
 --   an existing dir); progress = "auto"|"bar"|"lines"|"none"; out = file handle;
---   stop_after = {epoch =, batch =} (tests: raise after that batch).
--- Returns the summary table (also written to run_dir/summary.json).
+--   on_batch = function(step), called after every training batch with
+--     {epoch =, batch =, batches =, loss =, acc =, images_per_s =, elapsed =}
+--     (loss and acc: the epoch's running means); an error it raises stops
+--     the run where it is, as a crash would (--resume continues it).
+-- The run directory (config, checkpoints, resume) is distill.run_dir's.
+-- Returns the summary table (also written to run_dir/summary.json) and the run.
 function trainer.run(opts)
   opts = opts or {}
-  local mode = opts.mode or "train"
-  local cfg, config_source
-  local overrides = opts.overrides or {}
-  local run_dir
-  if opts.resume then
-    run_dir = opts.resume:gsub("/+$", "")
-    local run_info_text = log.read_file(run_dir .. "/run.json")
-    local source = log.read_file(run_dir .. "/config.source.lua")
-    if not run_info_text or not source then
-      error(("trainer: %s is not a run directory (no run.json / config.source.lua)"):format(run_dir), 0)
-    end
-    local info = log.json_decode(run_info_text)
-    mode = info.mode or mode
-    local all = {}
-    for _, o in ipairs(info.overrides or {}) do
-      all[#all + 1] = o
-    end
-    for _, o in ipairs(overrides) do
-      all[#all + 1] = o
-    end
-    overrides = all
-    config_source = source
-    cfg = config.load_string(source, overrides, run_dir .. "/config.source.lua")
-    cfg.run_dir = run_dir
-  else
-    if opts.config then
-      cfg = opts.config
-      config_source = opts.config_source or config.serialize(cfg)
-    else
-      config_source = config.read_source(opts.config_path)
-      cfg = config.load(opts.config_path, overrides)
-    end
-    run_dir = (cfg.run_dir and cfg.run_dir ~= "") and cfg.run_dir or default_run_dir(cfg)
-    cfg.run_dir = run_dir
+  if type(opts) ~= "table" then
+    error("trainer.run: expected an options table, got " .. type(opts), 2)
   end
-
-  local start_epoch = 1
-  local resume_ck
-  if opts.resume then
-    if file_exists(run_dir .. "/last.safetensors") then
-      resume_ck = checkpoint.load(run_dir .. "/last.safetensors")
-      start_epoch = resume_ck.meta.epoch + 1
-    end
-  elseif file_exists(run_dir .. "/last.safetensors") or file_exists(run_dir .. "/metrics.jsonl") then
-    if not opts.overwrite then
-      error(("trainer: %s already holds a run; continue it with --resume %s, or start over with "
-        .. "--overwrite (or --set run_dir=...)"):format(run_dir, run_dir), 0)
-    end
-    for _, f in ipairs { "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv",
-      "summary.json", "curves.svg", "curves.png" } do
-      os.remove(run_dir .. "/" .. f)
-    end
+  if opts.on_batch ~= nil and type(opts.on_batch) ~= "function" then
+    error("trainer.run: on_batch must be a function, got " .. type(opts.on_batch), 2)
   end
+  local session = run_dir.open(opts)
+  local cfg, dir, mode = session.cfg, session.dir, session.mode
 
   local run = trainer.setup(cfg, mode)
-  run.mode, run.config_source, run.overrides = mode, config_source, overrides
-  local logger = log.new(run_dir, { progress = opts.progress or cfg.progress, out = opts.out,
+  run.mode, run.config_source, run.overrides = mode, session.config_source, session.overrides
+  local logger = log.new(dir, { progress = opts.progress or cfg.progress, out = opts.out,
     term_names = term_names(run.objective), plot = cfg.plot,
     lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10 })
 
   local best = { top1 = -1, epoch = 0 }
-  if resume_ck then
-    run.student:load_state_dict(resume_ck.model)
-    run.objective:load_state_dict(resume_ck.objective)
-    run.optimizer:load_state_dict(resume_ck.optimizer)
-    run.scheduler:load_state_dict(resume_ck.scheduler)
-    for i, group in ipairs(run.optimizer.param_groups) do
-      group.lr = run.scheduler:get_last_lr()[i] or group.lr
-    end
-    distill.set_rng_state(resume_ck.meta.rng)
-    best.top1, best.epoch = resume_ck.meta.best_top1, resume_ck.meta.best_epoch
-    local kept = {}
-    for _, r in ipairs(log.read_metrics(run_dir .. "/metrics.jsonl")) do
-      if r.epoch <= resume_ck.meta.epoch then
-        kept[#kept + 1] = r
-      end
-    end
-    logger:set_records(kept)
-    logger:print(("resuming %s at epoch %d/%d"):format(run_dir, start_epoch, cfg.epochs))
+  if session.checkpoint then
+    best = run_dir.restore(session, run)
+    logger:resume_at(session.start_epoch - 1)
+    logger:print(("resuming %s at epoch %d/%d"):format(dir, session.start_epoch, cfg.epochs))
   else
-    log.write_file(run_dir .. "/config.lua", "-- resolved config of this run (functions shown as "
-      .. "comments; see config.source.lua)\n" .. config.serialize(cfg))
-    log.write_file(run_dir .. "/config.source.lua", config_source)
-    local cpu = distill.cpu_info()
-    log.write_file(run_dir .. "/run.json", log.json_encode({ mode = mode, overrides = overrides,
-      config_path = opts.config_path or "", started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-      isa = cpu.isa, cpu = cpu.model, version = distill.version }) .. "\n")
+    run_dir.begin(session)
     logger:print(("%s: %s %s, %s -> %s, %d train / %d test samples, %d epochs, run dir %s"):format(
       mode, cfg.name, cfg.method, run.teacher and tostring(type(cfg.teacher.model) == "table"
         and cfg.teacher.model.name or cfg.teacher.model) or "no teacher",
       tostring(type(cfg.student.model) == "table" and cfg.student.model.name or cfg.student.model),
-      #run.data.train, #run.data.test, cfg.epochs, run_dir))
+      #run.data.train, #run.data.test, cfg.epochs, dir))
   end
 
   local started = distill.wallclock()
   local last
-  for epoch = start_epoch, cfg.epochs do
+  for epoch = session.start_epoch, cfg.epochs do
     local t_epoch = distill.wallclock()
-    if opts.stop_after and opts.stop_after.epoch == epoch then
-      local stop_batch = opts.stop_after.batch
-      local original = logger.batch
-      logger.batch = function(self, i, stats)
-        original(self, i, stats)
-        if i >= stop_batch then
-          error("trainer: stopped (stop_after)", 0)
-        end
-      end
-    end
-    local record = train_epoch(run, epoch, logger)
+    local record = train_epoch(run, epoch, logger, opts.on_batch)
     if epoch % cfg.eval_every == 0 or epoch == cfg.epochs then
       local test = trainer.evaluate(run.student, run.data.test_loader)
       record.test_loss, record.test_top1, record.test_top5 = test.loss, test.top1, test.top5
@@ -595,11 +297,7 @@ function trainer.run(opts)
     if improved then
       best.top1, best.epoch = record.test_top1, epoch
     end
-    local ck = checkpoint_object(run, epoch, best, record)
-    checkpoint.save(run_dir .. "/last.safetensors", ck)
-    if improved then
-      checkpoint.save(run_dir .. "/best.safetensors", ck)
-    end
+    run_dir.save_epoch(session, run, epoch, best, record, improved)
     logger:epoch_end(record)
     last = record
   end
@@ -607,16 +305,16 @@ function trainer.run(opts)
   local records = logger.records
   last = records[#records] or last or {}
   local summary = {
-    name = cfg.name, method = cfg.method, mode = mode, run_dir = run_dir,
+    name = cfg.name, method = cfg.method, mode = mode, run_dir = dir,
     epochs = cfg.epochs, epochs_done = last.epoch or 0,
     best_top1 = best.top1, best_epoch = best.epoch,
     last_top1 = last.test_top1, last_top5 = last.test_top5, last_train_loss = last.train_loss,
     wall_time = distill.wallclock() - started,
   }
-  log.write_file(run_dir .. "/summary.json", log.json_encode(summary) .. "\n")
+  run_dir.finish(session, summary)
   if last.test_top1 then
     logger:print(("done: best test top-1 %.2f%% (epoch %d), last %.2f%%; %s"):format(
-      best.top1, best.epoch, last.test_top1, run_dir))
+      best.top1, best.epoch, last.test_top1, dir))
   end
   run.data.train_loader:close()
   run.data.test_loader:close()

@@ -188,6 +188,22 @@ function h.read(path)
   return s
 end
 
+-- ------------------------------------------------------------ subprocesses
+
+--- s quoted for the shell.
+function h.sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+--- Runs a shell command; returns its output (stdout and stderr) and
+-- whether it exited with 0.
+function h.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok == true
+end
+
 --- The two values of a size given as a number or {h, w}; nil gives `default` twice.
 function h.pair(v, default)
   if type(v) == "table" then

@@ -5,7 +5,7 @@
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
-local AT = base.class("AT")
+local AT = base.class("AT", { teacher = true })
 
 --- at{p = 2}
 function AT:init(opts)

@@ -3,15 +3,44 @@
 --   d:loss(student_out, teacher_out, labels, batch, epoch) -> scalar tensor
 -- where *_out are model outputs {feats = {...}, pooled = p, logits = z},
 -- labels are the 1-based targets and batch is the loader's batch (CRD needs
--- batch.index).
+-- batch.index), and a declaration of what it needs to be built and run
+-- (class.needs, see base.class).
 local distill = require "distill"
 local Module = require "distill.nn.module"
 local fuse = require "distill.nn.fuse"
+local registry = require "distill.registry"
 
 local base = {}
 
-function base.class(name)
+-- What a class may declare it needs, and what each means.
+base.NEEDS = {
+  teacher = "its loss reads the teacher's outputs",
+  probe = "sample outputs of both models, to size its own layers (distillers.probe)",
+  preact = "pre-ReLU block features, in the probe and in training",
+  teacher_bns = "the teacher's batch norms before each block ReLU (teacher:get_bn_before_relu())",
+  dataset_size = "the number of training samples",
+}
+
+--- A distiller class. `needs` declares what it takes from the build
+-- context when it is built by name (distillers.build, distillers.objective),
+-- each key true or false: teacher, probe, preact, teacher_bns, dataset_size
+-- (base.NEEDS says what each is); the default is {teacher = true}. Its
+-- init(self, opts, given) receives in `given` what it declared: given.probe,
+-- given.teacher_bns, given.dataset_size.
+function base.class(name, needs)
+  needs = needs or { teacher = true }
+  if type(needs) ~= "table" then
+    error(("distillers.class: %s: needs must be a table, got %s")
+      :format(tostring(name), type(needs)), 2)
+  end
+  for key in pairs(needs) do
+    if not base.NEEDS[key] then
+      error(("distillers.class: %s: unknown need '%s' (valid: %s)"):format(tostring(name), tostring(key),
+        table.concat(registry.sorted_keys(base.NEEDS), ", ")), 2)
+    end
+  end
   local class = Module.class(name)
+  class.needs = needs
   class.loss = function(self)
     error(("%s:loss is not implemented"):format(self.__name), 2)
   end
@@ -31,22 +60,18 @@ function base.options(name, opts, defaults)
   end
   for key, value in pairs(opts) do
     if defaults[key] == nil and key ~= "probe" then
-      local names = {}
-      for k in pairs(defaults) do
-        names[#names + 1] = k
-      end
-      table.sort(names)
       error(("distillers.%s: unknown option '%s' (valid: %s)"):format(
-        name, tostring(key), table.concat(names, ", ")), 3)
+        name, tostring(key), table.concat(registry.sorted_keys(defaults), ", ")), 3)
     end
     merged[key] = value
   end
   return merged
 end
 
---- The sample outputs a shape-dependent distiller is built from.
-function base.probe(name, opts)
-  local probe = opts and opts.probe
+--- The sample outputs a shape-dependent distiller is built from: opts.probe,
+-- else the one its build context gave.
+function base.probe(name, opts, given)
+  local probe = opts and opts.probe or given and given.probe
   if type(probe) ~= "table" or type(probe.student) ~= "table" or type(probe.teacher) ~= "table" then
     error(("distillers.%s: needs opts.probe = {student = out, teacher = out} (sample model outputs, "
       .. "see distillers.probe)"):format(name), 3)

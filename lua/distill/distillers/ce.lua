@@ -2,7 +2,7 @@
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
-local CE = base.class("CE")
+local CE = base.class("CE", { teacher = false })
 
 --- ce{label_smoothing = 0}
 function CE:init(opts)

@@ -8,24 +8,26 @@
 -- K = 16384, T = 0.07, momentum 0.5.
 --
 -- Needs batch.index (1-based dataset positions; the loader provides it)
--- and opts.n_data, the training-set size.
+-- and opts.n_data, the training-set size (built by name: the context's
+-- dataset size).
 local distill = require "distill"
 local nn = require "distill.nn"
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
-local CRD = base.class("CRD")
+local CRD = base.class("CRD", { teacher = true, probe = true, dataset_size = true })
 
 local EPS = 1e-7
 
 --- crd{probe = {student =, teacher =}, n_data = N, feat_dim = 128,
 ---     nce_k = 16384, nce_t = 0.07, nce_m = 0.5}
-function CRD:init(opts)
-  local probe = base.probe("crd", opts)
+function CRD:init(opts, given)
+  local probe = base.probe("crd", opts, given)
   self.options = base.options("crd", opts, {
     n_data = false, feat_dim = 128, nce_k = 16384, nce_t = 0.07, nce_m = 0.5,
   })
   local o = self.options
+  o.n_data = o.n_data or (given and given.dataset_size) or false
   if math.type(o.n_data) ~= "integer" or o.n_data < 1 then
     error("distillers.crd: n_data (the number of training samples) must be a positive integer", 2)
   end

@@ -8,7 +8,7 @@ local distill = require "distill"
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
-local DKD = base.class("DKD")
+local DKD = base.class("DKD", { teacher = true })
 
 --- dkd{alpha = 1, beta = 8, T = 4, warmup = 20}
 function DKD:init(opts)

@@ -6,15 +6,15 @@ local nn = require "distill.nn"
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
-local FitNet = base.class("FitNet")
+local FitNet = base.class("FitNet", { teacher = true, probe = true })
 
 local function shape_text(shape)
   return "{" .. table.concat(shape, ", ") .. "}"
 end
 
 --- fitnet{probe = {student =, teacher =}, hint_layer = 3}
-function FitNet:init(opts)
-  local probe = base.probe("fitnet", opts)
+function FitNet:init(opts, given)
+  local probe = base.probe("fitnet", opts, given)
   self.options = base.options("fitnet", opts, { hint_layer = 3 })
   local layer = self.options.hint_layer
   local s_feat, t_feat = probe.student.feats[layer], probe.teacher.feats[layer]

@@ -7,7 +7,7 @@ local nn = require "distill.nn"
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
-local FSECD = base.class("FSECD")
+local FSECD = base.class("FSECD", { teacher = true, probe = true })
 
 local VALID_FEATURES = { pooled = true, logits = true }
 
@@ -15,8 +15,8 @@ local VALID_FEATURES = { pooled = true, logits = true }
 ---       symmetric = false, feature = "pooled", embed = "linear"|"identity",
 ---       eps = 1e-8}
 -- embed defaults to "identity" when the widths match, "linear" otherwise.
-function FSECD:init(opts)
-  local probe = base.probe("fsecd", opts)
+function FSECD:init(opts, given)
+  local probe = base.probe("fsecd", opts, given)
   self.options = base.options("fsecd", opts, {
     policy = "instance", tau = 0.1, symmetric = false, feature = "pooled",
     embed = false, eps = 1e-8,

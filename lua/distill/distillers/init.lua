@@ -9,49 +9,152 @@
 --   }
 --   local total, parts = objective:loss(s_out, t_out, labels, batch, epoch)
 --
+-- Or by name, as configs write terms, with a build context from which each
+-- distiller takes what its class declares it needs (class.needs,
+-- distillers.base):
+--   local objective = distillers.objective({ { distiller = "ce", weight = 0.1 },
+--     { distiller = "kd", weight = 0.9, T = 4 }, { "crd", 0.8, nce_k = 4096 } },
+--     { student = student, teacher = teacher, input_shape = {3, 32, 32}, dataset_size = 50000 })
+--
 -- A weight is a number or a function of the (1-based) epoch, e.g. a warm-up.
 local distill = require "distill"
 local base = require "distill.distillers.base"
+local registry = require "distill.registry"
 
 local distillers = {}
 
-local registry = {
-  ce = "distill.distillers.ce",
-  kd = "distill.distillers.kd",
-  fitnet = "distill.distillers.fitnet",
-  at = "distill.distillers.at",
-  rkd = "distill.distillers.rkd",
-  ofd = "distill.distillers.ofd",
-  crd = "distill.distillers.crd",
-  dkd = "distill.distillers.dkd",
-  fsecd = "distill.distillers.fsecd",
-}
+local known = registry.new("distillers", "distiller")
+for _, name in ipairs { "ce", "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd" } do
+  known:add(name, "distill.distillers." .. name)
+end
 
 --- Sorted names of the available distillers.
 function distillers.names()
-  local names = {}
-  for name in pairs(registry) do
-    names[#names + 1] = name
-  end
-  table.sort(names)
-  return names
+  return known:names()
 end
 
 --- The distiller class of a name (e.g. distillers.class("kd")).
 function distillers.class(name)
-  local module_name = registry[name]
-  if not module_name then
-    error(("distillers: unknown distiller '%s' (known: %s)"):format(
-      tostring(name), table.concat(distillers.names(), ", ")), 2)
-  end
-  return require(module_name)
+  return require(known:find(name, 2))
 end
 
 function distillers.create(name, opts)
   return distillers.class(name)(opts)
 end
 
-for name in pairs(registry) do
+-- The parts of a term: its distiller (an object or a name), weight, name
+-- and, for a distiller given by name, its options (the other string keys).
+local TERM_KEYS = { distiller = true, weight = true, name = true }
+
+local function parse_term(fn, i, term)
+  if type(term) ~= "table" then
+    error(("%s: term %d must be a table, got %s"):format(fn, i, type(term)), 3)
+  end
+  local weight = term.weight
+  if weight == nil then
+    weight = term[2]
+  end
+  if weight == nil then
+    weight = 1
+  end
+  local options = {}
+  for k, v in pairs(term) do
+    if not TERM_KEYS[k] and math.type(k) ~= "integer" then
+      options[k] = v
+    end
+  end
+  return { distiller = term.distiller or term[1], weight = weight, name = term.name, options = options }
+end
+
+-- What a term's distiller declares it needs ({} for a class that says nothing).
+local function needs_of(distiller)
+  if type(distiller) == "string" then
+    return distillers.class(distiller).needs
+  end
+  return type(distiller) == "table" and distiller.needs or {}
+end
+
+--- What the distillers of terms (objective terms, by name or built) need
+-- together: {teacher =, probe =, preact =, teacher_bns =, dataset_size =},
+-- each true when some term's class declares it.
+function distillers.needs(terms)
+  if type(terms) ~= "table" then
+    error("distillers.needs: expected a list of terms, got " .. type(terms), 2)
+  end
+  local union = {}
+  for key in pairs(base.NEEDS) do
+    union[key] = false
+  end
+  for i, term in ipairs(terms) do
+    for key, wanted in pairs(needs_of(parse_term("distillers.needs", i, term).distiller)) do
+      union[key] = union[key] or wanted == true
+    end
+  end
+  return union
+end
+
+-- The context with a probe of its models added (when it has a teacher and
+-- no probe yet); preact: probe pre-ReLU features.
+local function with_probe(context, preact)
+  if not context.teacher or context.probe then
+    return context
+  end
+  local shape = context.input_shape
+  if type(shape) ~= "table" or #shape ~= 3 then
+    error("distillers: context.input_shape must be {C, H, W} to probe the models", 3)
+  end
+  local copy = {}
+  for k, v in pairs(context) do
+    copy[k] = v
+  end
+  copy.probe = distillers.probe(context.student, context.teacher, { 2, shape[1], shape[2], shape[3] },
+    { preact = preact })
+  return copy
+end
+
+-- What a class declared, taken from the build context.
+local function given_to(class, name, context)
+  local needs, given = class.needs or {}, {}
+  local teacher = context.teacher
+  if needs.teacher and not teacher then
+    return nil, ("%s needs a teacher (context.teacher)"):format(name)
+  end
+  if needs.probe then
+    given.probe = context.probe
+  end
+  if needs.teacher_bns then
+    if type(teacher) ~= "table" or type(teacher.get_bn_before_relu) ~= "function" then
+      return nil, ("%s needs the teacher's get_bn_before_relu()"):format(name)
+    end
+    given.teacher_bns = teacher:get_bn_before_relu()
+  end
+  if needs.dataset_size then
+    given.dataset_size = context.dataset_size
+  end
+  return given
+end
+
+--- Builds a distiller by name with options and a build context
+-- {student =, teacher =, input_shape = {C, H, W}, dataset_size =} (or a
+-- ready probe =): the class takes from the context what it declares it
+-- needs (see distillers.base).
+function distillers.build(name, opts, context)
+  if context ~= nil and type(context) ~= "table" then
+    error("distillers.build: context must be a table, got " .. type(context), 2)
+  end
+  local class = distillers.class(name)
+  context = context or {}
+  if class.needs and class.needs.probe then
+    context = with_probe(context, class.needs.preact)
+  end
+  local given, err = given_to(class, name, context)
+  if not given then
+    error("distillers.build: " .. err, 2)
+  end
+  return class(opts, given)
+end
+
+for _, name in ipairs(known:names()) do
   distillers[name] = function(opts) return distillers.create(name, opts) end
 end
 
@@ -78,22 +181,53 @@ distillers.block_features = base.block_features
 local Objective = {}
 Objective.__index = Objective
 
---- objective{{distiller, weight}, ...} or {{name =, distiller =, weight =}, ...}
-function distillers.objective(terms)
+-- Builds the terms given by name. One probe serves them all; it is drawn
+-- whenever there is a teacher, before any distiller is built, so that the
+-- random numbers a run draws do not depend on which distillers it uses.
+local function build_named(parsed, context)
+  local named = {}
+  for _, term in ipairs(parsed) do
+    if type(term.distiller) == "string" then
+      named[#named + 1] = term
+    end
+  end
+  if #named == 0 then
+    return
+  end
+  context = with_probe(context, distillers.needs(named).preact)
+  for i, term in ipairs(parsed) do
+    if type(term.distiller) == "string" then
+      local class = distillers.class(term.distiller)
+      local given, err = given_to(class, term.distiller, context)
+      if not given then
+        error(("distillers.objective: term %d: %s"):format(i, err), 3)
+      end
+      term.distiller = class(term.options, given)
+    end
+  end
+end
+
+--- objective(terms[, context]): terms are {distiller, weight} or
+-- {name =, distiller =, weight =}; a distiller may be given by name, with
+-- its options as the term's other keys ({distiller = "kd", weight = 0.9,
+-- T = 4}), and is then built from the build context {student =, teacher =,
+-- input_shape = {C, H, W}, dataset_size =} (see the top of this file).
+function distillers.objective(terms, context)
   if type(terms) ~= "table" or #terms == 0 then
     error("distillers.objective: expected a non-empty list of {distiller, weight} terms", 2)
   end
+  if context ~= nil and type(context) ~= "table" then
+    error("distillers.objective: context must be a table, got " .. type(context), 2)
+  end
+  local parsed = {}
+  for i, term in ipairs(terms) do
+    parsed[i] = parse_term("distillers.objective", i, term)
+  end
+  build_named(parsed, context or {})
   local self = setmetatable({ terms = {} }, Objective)
   local used = {}
-  for i, term in ipairs(terms) do
-    local d = term.distiller or term[1]
-    local weight = term.weight
-    if weight == nil then
-      weight = term[2]
-    end
-    if weight == nil then
-      weight = 1
-    end
+  for i, term in ipairs(parsed) do
+    local d, weight = term.distiller, term.weight
     if type(d) ~= "table" or type(d.loss) ~= "function" then
       error(("distillers.objective: term %d has no distiller"):format(i), 2)
     end
@@ -115,12 +249,7 @@ end
 
 --- True when some term needs pre-ReLU features (OFD).
 function Objective:needs_preact()
-  for _, term in ipairs(self.terms) do
-    if term.distiller.needs_preact then
-      return true
-    end
-  end
-  return false
+  return distillers.needs(self.terms).preact
 end
 
 --- Every trainable tensor of every term (for the optimizer).

@@ -4,7 +4,7 @@
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
-local KD = base.class("KD")
+local KD = base.class("KD", { teacher = true })
 
 --- kd{T = 4}
 function KD:init(opts)

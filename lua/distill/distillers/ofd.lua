@@ -13,8 +13,7 @@ local nn = require "distill.nn"
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
-local OFD = base.class("OFD")
-OFD.needs_preact = true
+local OFD = base.class("OFD", { teacher = true, probe = true, preact = true, teacher_bns = true })
 
 -- Standard normal CDF via erfc (Numerical Recipes' erfcc, |rel err| < 1.2e-7).
 local function normal_cdf(x)
@@ -46,10 +45,10 @@ end
 
 --- ofd{probe = {student =, teacher =} (pre-ReLU outputs),
 ---     teacher_bns = {bn, ...} (the teacher's BN layers before each block ReLU)}
-function OFD:init(opts)
-  local probe = base.probe("ofd", opts)
+function OFD:init(opts, given)
+  local probe = base.probe("ofd", opts, given)
   self.options = base.options("ofd", opts, { teacher_bns = false })
-  local bns = self.options.teacher_bns
+  local bns = self.options.teacher_bns or (given and given.teacher_bns)
   self.options.teacher_bns = nil
   local s_feats, t_feats = base.block_features(probe.student), base.block_features(probe.teacher)
   if #s_feats ~= #t_feats then

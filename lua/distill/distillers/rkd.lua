@@ -6,7 +6,7 @@ local distill = require "distill"
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
-local RKD = base.class("RKD")
+local RKD = base.class("RKD", { teacher = true })
 
 --- rkd{distance_weight = 25, angle_weight = 50}
 function RKD:init(opts)

@@ -23,14 +23,7 @@ local optim = {}
 
 -- -------------------------------------------------------------- helpers
 
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys)
-  return keys
-end
+local sorted_keys = require("distill.registry").sorted_keys
 
 local function shape_str(t)
   return "[" .. table.concat(t:shape(), ", ") .. "]"

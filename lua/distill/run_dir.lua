@@ -1,0 +1,173 @@
+-- distill.run_dir: a training run's directory, where it is and what it
+-- holds (docs/workflow.md): config.lua, config.source.lua and run.json,
+-- written when a run starts, which --resume rebuilds it from;
+-- last.safetensors (and best.safetensors) after every epoch; summary.json
+-- at the end. The logger (distill.log) writes the metrics and curves.
+--
+--   local run_dir = require "distill.run_dir"
+--   local session = run_dir.open{config_path = "x.lua", overrides = {"epochs=3"}, mode = "train"}
+--   local session = run_dir.open{resume = "runs/x"}
+--     --> {dir, mode, cfg, config_source, overrides, config_path, checkpoint, start_epoch}
+--   run_dir.begin(session)                        -- a fresh run: its config and run.json
+--   local best = run_dir.restore(session, run)   -- a resumed run
+--   run_dir.save_epoch(session, run, epoch, best, record, improved)
+--   run_dir.finish(session, summary)
+local distill = require "distill"
+local config = require "distill.config"
+local checkpoint = require "distill.checkpoint"
+local files = require "distill.files"
+local json = require "distill.json"
+
+-- What a fresh run writes; --overwrite removes them first.
+local RUN_FILES = { "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv",
+  "summary.json", "curves.svg", "curves.png" }
+
+local run_dir = {}
+
+--- runs/<name>, with -<method> for distillation methods.
+function run_dir.default(cfg)
+  return "runs/" .. cfg.name .. (cfg.method ~= "ce" and ("-" .. cfg.method) or "")
+end
+
+-- The session of a resumed run: its own config source, mode and overrides
+-- (the new overrides after the stored ones), and its last checkpoint.
+local function open_resumed(opts)
+  local dir = opts.resume:gsub("/+$", "")
+  local run_info = files.read(dir .. "/run.json")
+  local source = files.read(dir .. "/config.source.lua")
+  if not run_info or not source then
+    error(("trainer: %s is not a run directory (no run.json / config.source.lua)"):format(dir), 0)
+  end
+  local info = json.decode(run_info)
+  local overrides = {}
+  for _, list in ipairs { info.overrides or {}, opts.overrides or {} } do
+    for _, o in ipairs(list) do
+      overrides[#overrides + 1] = o
+    end
+  end
+  local cfg = config.load_string(source, overrides, dir .. "/config.source.lua")
+  cfg.run_dir = dir
+  local session = { dir = dir, mode = info.mode or opts.mode or "train", cfg = cfg,
+    config_source = source, overrides = overrides, config_path = opts.config_path, start_epoch = 1 }
+  if files.exists(dir .. "/last.safetensors") then
+    session.checkpoint = checkpoint.load(dir .. "/last.safetensors")
+    session.start_epoch = session.checkpoint.meta.epoch + 1
+  end
+  return session
+end
+
+-- The session of a new run; a directory that already holds a run is an
+-- error unless opts.overwrite, which clears it.
+local function open_fresh(opts)
+  local overrides = opts.overrides or {}
+  local cfg, source
+  if opts.config then
+    cfg = opts.config
+    source = opts.config_source or config.serialize(cfg)
+  else
+    source = config.read_source(opts.config_path)
+    cfg = config.load(opts.config_path, overrides)
+  end
+  local dir = (cfg.run_dir and cfg.run_dir ~= "") and cfg.run_dir or run_dir.default(cfg)
+  cfg.run_dir = dir
+  if files.exists(dir .. "/last.safetensors") or files.exists(dir .. "/metrics.jsonl") then
+    if not opts.overwrite then
+      error(("trainer: %s already holds a run; continue it with --resume %s, or start over with "
+        .. "--overwrite (or --set run_dir=...)"):format(dir, dir), 0)
+    end
+    for _, f in ipairs(RUN_FILES) do
+      os.remove(dir .. "/" .. f)
+    end
+  end
+  return { dir = dir, mode = opts.mode or "train", cfg = cfg, config_source = source,
+    overrides = overrides, config_path = opts.config_path, start_epoch = 1 }
+end
+
+--- The session of a run: opts as trainer.run's (config | config_path,
+-- overrides, mode, resume, overwrite, config_source).
+function run_dir.open(opts)
+  if type(opts) ~= "table" then
+    error("run_dir.open: expected options {config = | config_path = | resume =, ...}", 2)
+  end
+  if opts.resume then
+    return open_resumed(opts)
+  end
+  return open_fresh(opts)
+end
+
+--- Writes what a fresh run is rebuilt from: the resolved config (for
+-- reading), the config source and run.json (mode, overrides, machine).
+function run_dir.begin(session)
+  local dir, cfg = session.dir, session.cfg
+  files.mkdir(dir)
+  files.write(dir .. "/config.lua", "-- resolved config of this run (functions shown as "
+    .. "comments; see config.source.lua)\n" .. config.serialize(cfg))
+  files.write(dir .. "/config.source.lua", session.config_source)
+  local cpu = distill.cpu_info()
+  files.write(dir .. "/run.json", json.encode({ mode = session.mode, overrides = session.overrides,
+    config_path = session.config_path or "", started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
+    isa = cpu.isa, cpu = cpu.model, version = distill.version }) .. "\n")
+end
+
+--- Restores a resumed run's student, objective, optimizer, schedule and
+-- RNG from the session's checkpoint. Returns the best test top-1 so far
+-- {top1 =, epoch =}.
+function run_dir.restore(session, run)
+  local ck = session.checkpoint
+  run.student:load_state_dict(ck.model)
+  run.objective:load_state_dict(ck.objective)
+  run.optimizer:load_state_dict(ck.optimizer)
+  run.scheduler:load_state_dict(ck.scheduler)
+  for i, group in ipairs(run.optimizer.param_groups) do
+    group.lr = run.scheduler:get_last_lr()[i] or group.lr
+  end
+  distill.set_rng_state(ck.meta.rng)
+  return { top1 = ck.meta.best_top1, epoch = ck.meta.best_epoch }
+end
+
+-- Everything a resumed run and `distill eval` need from an epoch's end.
+local function checkpoint_object(session, run, epoch, best, record)
+  local cfg = session.cfg
+  return {
+    model = run.student:state_dict(),
+    objective = run.objective:state_dict(),
+    optimizer = run.optimizer:state_dict(),
+    scheduler = run.scheduler:state_dict(),
+    meta = {
+      epoch = epoch,
+      rng = distill.get_rng_state(),
+      best_top1 = best.top1,
+      best_epoch = best.epoch,
+      test_top1 = record.test_top1 or -1,
+      test_top5 = record.test_top5 or -1,
+      method = cfg.method,
+      name = cfg.name,
+      mode = session.mode,
+      model_spec = cfg.student.model,
+      num_classes = run.data.num_classes,
+      input_shape = run.data.input_shape,
+      data = { dataset = cfg.data.dataset, mean = cfg.data.mean or nil, std = cfg.data.std or nil,
+               root = cfg.data.root or nil },
+      config = config.serialize(cfg),
+      config_source = session.config_source,
+      overrides = session.overrides,
+    },
+  }
+end
+
+--- Saves last.safetensors after an epoch, and best.safetensors when the
+-- test accuracy improved.
+function run_dir.save_epoch(session, run, epoch, best, record, improved)
+  local ck = checkpoint_object(session, run, epoch, best, record)
+  checkpoint.save(session.dir .. "/last.safetensors", ck)
+  if improved then
+    checkpoint.save(session.dir .. "/best.safetensors", ck)
+  end
+end
+
+--- Writes summary.json.
+function run_dir.finish(session, summary)
+  files.write(session.dir .. "/summary.json", json.encode(summary) .. "\n")
+end
+
+return run_dir
