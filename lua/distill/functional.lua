@@ -333,6 +333,34 @@ F.set_grad_enabled = core.set_grad_enabled
 --- is_grad_enabled()
 F.is_grad_enabled = core.is_grad_enabled
 
+-- distributed training (the engine's side of distill.dist; use that module)
+--- dist_available(): true, or false and why this build cannot run distributed
+F.dist_available = core.dist_available
+--- dist_launched(): whether mpirun or srun started this process
+F.dist_launched = core.dist_launched
+--- dist_init(): starts MPI (once)
+F.dist_init = core.dist_init
+--- dist_rank(): this process's rank, 1..dist_size()
+F.dist_rank = core.dist_rank
+--- dist_size(): the number of ranks
+F.dist_size = core.dist_size
+--- dist_barrier(): waits for every rank
+F.dist_barrier = core.dist_barrier
+--- dist_abort(code): kills every rank
+F.dist_abort = core.dist_abort
+--- dist_all_reduce_(t): t summed over the ranks, in place
+F.dist_all_reduce_ = core.dist_all_reduce_
+--- dist_broadcast_(t, root): rank root's t on every rank, in place
+F.dist_broadcast_ = core.dist_broadcast_
+--- dist_all_gather(t): every rank's t along dim 1, on the tape
+F.dist_all_gather = core.dist_all_gather
+--- dist_sum_numbers(list): the numbers summed over the ranks
+F.dist_sum_numbers = core.dist_sum_numbers
+--- dist_hash(s): a 64-bit hash of a string
+F.dist_hash = core.dist_hash
+--- dist_ddp(params, opts): gradient averaging over the ranks (distill.dist.DistributedDataParallel)
+F.dist_ddp = core.dist_ddp
+
 -- the engine
 --- is_tensor(value)
 F.is_tensor = core.is_tensor
