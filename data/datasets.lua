@@ -139,7 +139,9 @@ function datasets.transform(d, input_shape, split)
 end
 
 --- Both splits and their loaders: the training loader shuffles (by seed and
--- epoch), the test loader keeps the order. opts: batch_size, workers, seed.
+-- epoch), the test loader keeps the order. opts: batch_size, workers, seed,
+-- and for data-parallel runs shard, shards (this process's share of every
+-- batch; batch_size is the global batch; see distill.data.loader).
 function datasets.loaders(d, opts)
   if type(opts) ~= "table" then
     error("datasets.loaders: expected options {batch_size =, workers =, seed =}", 2)
@@ -155,10 +157,11 @@ function datasets.loaders(d, opts)
   return {
     train = train, test = test, input_shape = input_shape, num_classes = num_classes,
     train_loader = loader(train, { batch_size = opts.batch_size, shuffle = true, drop_last = false,
-      workers = opts.workers, seed = opts.seed,
+      workers = opts.workers, seed = opts.seed, shard = opts.shard, shards = opts.shards,
       transform = datasets.transform(d, input_shape, "train") }),
     test_loader = loader(test, { batch_size = opts.batch_size, shuffle = false, workers = opts.workers,
-      seed = opts.seed, transform = datasets.transform(d, input_shape, "test") }),
+      seed = opts.seed, shard = opts.shard, shards = opts.shards, keep_short = true,
+      transform = datasets.transform(d, input_shape, "test") }),
   }
 end
 

@@ -11,6 +11,15 @@
 -- synchronously with the same order and per-sample randomness.
 -- batch.input is float32 N x C x H x W when the transform has to_float or
 -- normalize, else uint8; target and index are int64 and 1-based.
+--
+-- Data parallel (distill.dist): {shard = r, shards = n} gives this process
+-- share r (1-based) of every batch, split n ways as evenly as possible
+-- (the first size % n shares one sample longer); batch_size stays the
+-- global batch, and the shares of all processes are exactly the unsharded
+-- batches with the same augmentation. A last batch with fewer than n
+-- samples is dropped so that every process takes the same steps, unless
+-- keep_short = true (evaluation: a process whose share of it is empty then
+-- has one batch less).
 local core = require "distill.core"
 local T = require "distill.data.transforms"
 
@@ -18,7 +27,15 @@ local Loader = {}
 Loader.__index = Loader
 
 local valid = { batch_size = true, shuffle = true, drop_last = true, workers = true,
-  seed = true, transform = true, prefetch = true }
+  seed = true, transform = true, prefetch = true, shard = true, shards = true, keep_short = true }
+
+-- Positions [first, last] of share r (1-based) of n samples split k ways.
+local function share_of(first, last, r, k)
+  local size = last - first + 1
+  local base, extra = size // k, size % k
+  local start = first + (r - 1) * base + math.min(r - 1, extra)
+  return start, start + base + (r <= extra and 1 or 0) - 1
+end
 
 local function new(ds, opts)
   opts = opts or {}
@@ -37,9 +54,21 @@ local function new(ds, opts)
     workers = opts.workers or 0,
     seed = opts.seed or core.initial_seed(),
     ops = T.ops(opts.transform),
+    shard = opts.shard or 1,
+    shards = opts.shards or 1,
+    keep_short = opts.keep_short or false,
   }, Loader)
   if math.type(self.batch_size) ~= "integer" or self.batch_size < 1 then
     error("loader: batch_size must be a positive integer", 2)
+  end
+  if math.type(self.shards) ~= "integer" or math.type(self.shard) ~= "integer"
+      or self.shards < 1 or self.shard < 1 or self.shard > self.shards then
+    error(("loader: shard %s of %s: expected integers 1 <= shard <= shards")
+      :format(tostring(opts.shard), tostring(opts.shards)), 2)
+  end
+  if self.shards > 1 and self.batch_size < self.shards then
+    error(("loader: a batch of %d cannot be shared by %d processes (the batch size is the "
+      .. "global one: make it at least the number of ranks)"):format(self.batch_size, self.shards), 2)
   end
   local src = rawget(ds, "source")
   if src then
@@ -47,7 +76,8 @@ local function new(ds, opts)
       images = src.images, paths = src.paths, labels = src.labels, on_error = src.on_error,
       transform = self.ops, batch_size = self.batch_size, shuffle = self.shuffle,
       drop_last = self.drop_last, workers = self.workers, seed = self.seed,
-      prefetch = opts.prefetch,
+      prefetch = opts.prefetch, shard = self.shard, shards = self.shards,
+      keep_short = self.keep_short,
     })
     if not ok then error(tostring(c):gsub("^dataio%.loader: ", "loader: "), 2) end
     self.c = c
@@ -55,6 +85,11 @@ local function new(ds, opts)
   else
     local n = #ds
     self.nbatches = self.drop_last and n // self.batch_size or (n + self.batch_size - 1) // self.batch_size
+    local short = n - (self.nbatches - 1) * self.batch_size
+    if self.shards > 1 and self.nbatches > 0 and short < self.shards
+        and not (self.keep_short and self.shard <= short) then
+      self.nbatches = self.nbatches - 1
+    end
   end
   return self
 end
@@ -78,6 +113,9 @@ local function lua_epoch(self, e)
     if b >= self.nbatches then return nil end
     local first = b * bs + 1
     local last = math.min(first + bs - 1, n)
+    if self.shards > 1 then
+      first, last = share_of(first, last, self.shard, self.shards)
+    end
     b = b + 1
     local inputs, targets, index = {}, {}, {}
     for p = first, last do

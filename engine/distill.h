@@ -777,10 +777,15 @@ typedef struct dt_loader_opts {
     /* Data parallel: this process takes share `shard` (0-based) of every
      * batch split `shards` ways as evenly as possible (the first size %
      * shards shares one sample longer); a last batch smaller than `shards`
-     * is dropped, so no share is empty. 0 or 1 shards: whole batches. The
-     * samples and their randomness are those of the whole batch, so the
-     * shares of all processes make exactly the unsharded batches. */
+     * is dropped, so no share is empty and every process takes the same
+     * number of steps. 0 or 1 shards: whole batches. The samples and their
+     * randomness are those of the whole batch, so the shares of all
+     * processes make exactly the unsharded batches. keep_short keeps that
+     * last batch for the processes whose share of it is not empty (their
+     * batch counts then differ by one): evaluation, where every sample
+     * counts and no step is collective. */
     int shard, shards;
+    bool keep_short;
 } dt_loader_opts;
 
 /* images: N x C x H x W uint8; labels: N int64 (copied verbatim into

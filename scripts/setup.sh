@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(lua5.4 liblua5.4-dev libopenblas-dev libturbojpeg0-dev zlib1g-dev
           lua-filesystem lua-busted lua-cjson luarocks cmake gcc make pkg-config
-          dataset-fashion-mnist gnuplot-nox)
+          dataset-fashion-mnist gnuplot-nox libopenmpi-dev openmpi-bin)
 # Extra packages for a run, e.g. DISTILL_EXTRA_PACKAGES="python3-torch gnuplot".
 read -r -a extra <<< "${DISTILL_EXTRA_PACKAGES:-}"
 packages+=("${extra[@]}")

@@ -29,7 +29,9 @@ describe("luarocks make", function()
   end
 
   it("installs into a fresh tree", function()
-    local out, ok = run("cd " .. sh_quote(root) .. " && luarocks --lua-version 5.4 make --tree " ..
+    -- built without MPI (DISTILL_MPI=OFF), the variant for machines that have
+    -- none; the default build in build/ has it (spec/dist_spec.lua)
+    local out, ok = run("cd " .. sh_quote(root) .. " && DISTILL_MPI=OFF luarocks --lua-version 5.4 make --tree " ..
       sh_quote(tree) .. " --deps-mode=none distill-scm-1.rockspec")
     assert.is_true(ok, "luarocks make failed:\n" .. out)
     assert.truthy(out:find("is now installed", 1, true), out)
@@ -47,6 +49,23 @@ describe("luarocks make", function()
       print(d.mm(d.ones{2,3}, d.ones{3,4}):sum():item())']])
     assert.is_true(ok, out)
     assert.are.equal("24.0", out:match("^%s*(.-)%s*$"))
+  end)
+
+  it("a build without MPI runs alone and says why it cannot run distributed", function()
+    local out, ok = in_tree([[lua5.4 -e 'local dist = require("distill.dist")
+      local available, why = dist.available()
+      assert(available == false, "MPI found")
+      assert(dist.init() == false and dist.size() == 1 and dist.rank() == 1)
+      local t = require("distill").ones{3}
+      assert(dist.all_reduce(t) == t and t:sum():item() == 3)
+      print(why)']])
+    assert.is_true(ok, out)
+    assert.truthy(out:find("has no MPI", 1, true), out)
+    -- started by a launcher, it refuses instead of running as unrelated copies
+    out, ok = in_tree([[OMPI_COMM_WORLD_SIZE=2 lua5.4 -e 'require("distill.dist").init()']])
+    assert.is_false(ok, out)
+    assert.truthy(out:find("distill.dist.init: started by an MPI launcher, but this build of distill has no MPI",
+      1, true), out)
   end)
 
   it("installs distill.models and distill.data beside the library", function()

@@ -335,7 +335,7 @@ static dt_loader *check_loader(lua_State *L, const char *fn)
 
 static const char *const loader_keys[] = {
     "images", "labels", "paths", "transform", "batch_size", "shuffle", "drop_last",
-    "workers", "seed", "prefetch", "on_error", "shard", "shards", NULL,
+    "workers", "seed", "prefetch", "on_error", "shard", "shards", "keep_short", NULL,
 };
 
 /* loader_new{images= | paths=, labels=, transform=, batch_size=, ...} */
@@ -367,6 +367,7 @@ static int l_loader_new(lua_State *L)
                         (long long)shard, (long long)shards);
     o.shards = (int)shards;
     o.shard = (int)shard - 1;
+    o.keep_short = lt_opt_field_bool(L, 1, fn, "keep_short", 0);
     dt_transform tf;
     lua_getfield(L, 1, "transform");
     check_transform(L, -1, fn, &tf);

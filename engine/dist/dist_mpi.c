@@ -32,16 +32,6 @@ bool dt_dist_available(const char **reason)
     return true;
 }
 
-bool dt_dist_launched(void)
-{
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK",
-                                       "MPI_LOCALNRANKS", NULL};
-    for (int i = 0; vars[i]; i++)
-        if (getenv(vars[i]))
-            return true;
-    return false;
-}
-
 static dt_status mpi_fail(int rc, const char *call)
 {
     char text[MPI_MAX_ERROR_STRING];

@@ -13,8 +13,6 @@ bool dt_dist_available(const char **reason)
     return false;
 }
 
-bool dt_dist_launched(void) { return false; }
-
 dt_status dt_dist_init(void)
 {
     const char *why;

@@ -342,8 +342,12 @@ static dt_status finish_new(dt_loader *l, dt_loader **out)
     pthread_cond_init(&l->done_cv, NULL);
     l->sync_ready = true;
     l->nbatches = o->drop_last ? l->n / o->batch_size : (l->n + o->batch_size - 1) / o->batch_size;
-    if (o->shards > 1 && l->nbatches > 0 && l->n - (l->nbatches - 1) * o->batch_size < o->shards)
-        l->nbatches--;   /* a last batch too small to give every process a sample */
+    if (o->shards > 1 && l->nbatches > 0) {
+        int64_t last = l->n - (l->nbatches - 1) * o->batch_size;
+        bool mine = o->shard < last;   /* this process's share of it is not empty */
+        if (last < o->shards && !(o->keep_short && mine))
+            l->nbatches--;   /* a last batch too small to give every process a sample */
+    }
     l->sample_bytes = (size_t)(l->c * l->out_h * l->out_w) * (l->is_float ? 4 : 1);
     l->nslots = o->prefetch > 0 ? o->prefetch : o->workers * 2 > 2 ? o->workers * 2 : 2;
     l->nthreads = o->workers;

@@ -228,9 +228,11 @@ local function cmd_eval(args, out)
   end
   local ds = datasets.open(d, split, 1)
   local input_shape = ds:get(1).input:shape()
+  local dist = require "distill.dist"
   local loader = require("distill.data.loader")(ds, {
     batch_size = batch_size, shuffle = false, workers = math.tointeger(tonumber(options.workers or "2")) or 2,
     seed = 1, transform = datasets.transform(d, input_shape, "test"),
+    shard = dist.rank(), shards = dist.size(), keep_short = true,   -- mpirun: each rank a share
   })
   local trainer = require "distill.trainer"
   local model = trainer.build_model(meta.model_spec, meta.num_classes)
@@ -238,6 +240,9 @@ local function cmd_eval(args, out)
   local t0 = distill.wallclock()
   local result = trainer.evaluate(model, loader)
   loader:close()
+  if not dist.is_main() then
+    return 0, result
+  end
   out:write(("%s on %s/%s (%d images): top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%.1f s)\n"):format(
     positional[1], options.data, split, result.n, result.top1, result.top5, result.loss,
     distill.wallclock() - t0))
@@ -339,8 +344,12 @@ function cli.main(args, opts)
       out:write(version_text(), "\n")
       return 0
     elseif commands[command] then
+      if command ~= "repl" then
+        require("distill.dist").init()   -- under mpirun or srun: one rank of a distributed run
+      end
       return commands[command](rest, out)
     elseif command:match("%.lua$") then
+      require("distill.dist").init()
       return cmd_script(command, rest)
     end
     local names = {}
@@ -358,6 +367,10 @@ function cli.main(args, opts)
     return 2
   end
   local message = tostring(code)
+  local dist = require "distill.dist"
+  if dist.size() > 1 then   -- the other ranks must not wait for this one
+    dist.fail_all(message)
+  end
   err_out:write((message:match("^distill") and "" or "distill: "), message, "\n")
   return 1
 end

@@ -18,7 +18,8 @@ config.defaults = {
   method = "ce",
   seed = 1,
   epochs = 240,
-  batch_size = 64,
+  batch_size = 64,          -- the global batch: split over the ranks of a distributed run
+  sync_bn = false,          -- distributed: batch-norm statistics over every rank's share
   workers = 2,
   run_dir = false,          -- false: runs/<name>[-<method>]
   log_every = 0,            -- plain-output lines per epoch; 0: about 10 per epoch
@@ -143,6 +144,9 @@ function config.validate(cfg, mode)
   end
   if cfg.batch_size < 1 then
     fail("'batch_size' must be at least 1", 2)
+  end
+  if type(cfg.sync_bn) ~= "boolean" then
+    fail(("'sync_bn' must be true or false, got %s"):format(tostring(cfg.sync_bn)), 2)
   end
   local terms = cfg.methods[cfg.method]
   if type(terms) ~= "table" then

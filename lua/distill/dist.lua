@@ -47,7 +47,7 @@ function dist.init(opts)
   end
   local ok, why = core.dist_available()
   if not ok then
-    fail("init", "started by an MPI launcher, but %s", why)
+    error("distill.dist.init: started by an MPI launcher, but " .. why, 0)
   end
   core.dist_init()
   return true
@@ -96,16 +96,35 @@ function dist.sum_numbers(list)
   return core.dist_sum_numbers(list)
 end
 
---- Rank 1's values of a module's parameters and buffers on every rank (as
--- DistributedDataParallel does at start and after a resume).
+-- The tensors of a state (a state_dict, or nested tables of them, such as
+-- an objective's), in an order every rank agrees on: sorted key paths.
+local function state_tensors(state, prefix, out)
+  local keys = {}
+  for key in pairs(state) do
+    keys[#keys + 1] = key
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, key in ipairs(keys) do
+    local value, path = state[key], prefix .. tostring(key)
+    if type(value) == "table" then
+      state_tensors(value, path .. ".", out)
+    elseif core.is_tensor(value) then
+      out[#out + 1] = value
+    end
+  end
+  return out
+end
+
+--- Rank 1's values of the parameters and buffers of a module (anything with
+-- a state_dict(): a model, a distiller objective) on every rank, as
+-- DistributedDataParallel does at start and after a resume.
 function dist.broadcast_module(module)
+  if type(module) ~= "table" or type(module.state_dict) ~= "function" then
+    fail("broadcast_module", "expected a module (with state_dict), got %s", type(module))
+  end
   if core.dist_size() == 1 then return end
-  local names = {}
-  local state = module:state_dict()
-  for name in pairs(state) do names[#names + 1] = name end
-  table.sort(names)   -- the same order on every rank
-  for _, name in ipairs(names) do
-    core.dist_broadcast_(state[name], 1)
+  for _, t in ipairs(state_tensors(module:state_dict(), "", {})) do
+    core.dist_broadcast_(t, 1)
   end
 end
 
@@ -122,9 +141,72 @@ function dist.check_same(text, what)
   for r = 2, core.dist_size() do
     if hashes[r] ~= first then
       error(("distill.dist: rank %d was started with another %s than rank 1 (every rank must "
-        .. "run the same %s)"):format(r, what or "value", what or "value"), 2)
+        .. "run the same %s)"):format(r, what or "value", what or "value"), 0)
     end
   end
+end
+
+--- A fingerprint of the code this process runs: the version and the text
+-- of every loaded distill Lua module (by module name, so that checkouts in
+-- different folders agree), for check_same(fingerprint, "code").
+function dist.code_fingerprint()
+  local names = {}
+  for name in pairs(package.loaded) do
+    if type(name) == "string" and name:match("^distill") then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  local parts = { require("distill").version }
+  for _, name in ipairs(names) do
+    -- every Lua file a module's functions come from (sorted: table order
+    -- differs from process to process)
+    local sources, list = {}, {}
+    local module = package.loaded[name]
+    for _, value in pairs(type(module) == "table" and module or {}) do
+      local s = type(value) == "function" and debug.getinfo(value, "S").source or ""
+      if s:sub(1, 1) == "@" and not sources[s] then
+        sources[s] = true
+        list[#list + 1] = s:sub(2)
+      end
+    end
+    table.sort(list)
+    for _, path in ipairs(list) do
+      local f = io.open(path, "rb")
+      if f then
+        parts[#parts + 1] = name .. "=" .. tostring(core.dist_hash(f:read("a")))
+        f:close()
+      end
+    end
+  end
+  return table.concat(parts, "\n")
+end
+
+--- Ends a distributed run from one rank's error: prints "distill: rank R
+-- of N: message" and ends every rank (exit 1), so that no rank waits for
+-- this one in a collective. Alone (one rank) it raises the error instead.
+function dist.fail_all(message)
+  message = tostring(message):gsub("^distill: ", "")
+  if core.dist_size() == 1 then
+    error(message, 0)
+  end
+  io.stdout:flush()
+  io.stderr:write(("distill: rank %d of %d: %s\n"):format(core.dist_rank(), core.dist_size(), message))
+  io.stderr:flush()
+  core.dist_abort(1)
+end
+
+--- Runs fn(...) and returns its results; in a distributed run an error
+-- ends every rank (dist.fail_all) instead of leaving them waiting.
+function dist.run_or_abort(fn, ...)
+  if core.dist_size() == 1 then
+    return fn(...)
+  end
+  local results = table.pack(xpcall(fn, tostring, ...))
+  if not results[1] then
+    dist.fail_all(results[2])
+  end
+  return table.unpack(results, 2, results.n)
 end
 
 --- Gradient averaging over the ranks for `params` (a list of leaf tensors):

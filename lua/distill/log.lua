@@ -178,6 +178,9 @@ end
 --- On resume: keeps the run directory's records up to `epoch`, the last
 -- one its checkpoint completed (a partial epoch after it is dropped).
 function Logger:resume_at(epoch)
+  if not self.run_dir then
+    return
+  end
   local kept = {}
   for _, r in ipairs(log.read_metrics(self.run_dir .. "/metrics.jsonl")) do
     if r.epoch <= epoch then

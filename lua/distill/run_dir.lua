@@ -3,6 +3,8 @@
 -- written when a run starts, which --resume rebuilds it from;
 -- last.safetensors (and best.safetensors) after every epoch; summary.json
 -- at the end. The logger (distill.log) writes the metrics and curves.
+-- In a distributed run every rank opens and restores the session (the
+-- directory must be on a file system they share); rank 1 alone writes.
 --
 --   local run_dir = require "distill.run_dir"
 --   local session = run_dir.open{config_path = "x.lua", overrides = {"epochs=3"}, mode = "train"}
@@ -14,6 +16,7 @@
 --   run_dir.finish(session, summary)
 local distill = require "distill"
 local config = require "distill.config"
+local dist = require "distill.dist"
 local checkpoint = require "distill.checkpoint"
 local files = require "distill.files"
 local json = require "distill.json"
@@ -36,7 +39,9 @@ local function open_resumed(opts)
   local run_info = files.read(dir .. "/run.json")
   local source = files.read(dir .. "/config.source.lua")
   if not run_info or not source then
-    error(("trainer: %s is not a run directory (no run.json / config.source.lua)"):format(dir), 0)
+    error(("trainer: %s is not a run directory (no run.json / config.source.lua)%s"):format(dir,
+      dist.size() > 1 and " on this rank's machine: every rank reads the run directory, so it "
+        .. "must be on a file system all ranks share" or ""), 0)
   end
   local info = json.decode(run_info)
   local overrides = {}
@@ -75,8 +80,10 @@ local function open_fresh(opts)
       error(("trainer: %s already holds a run; continue it with --resume %s, or start over with "
         .. "--overwrite (or --set run_dir=...)"):format(dir, dir), 0)
     end
-    for _, f in ipairs(RUN_FILES) do
-      os.remove(dir .. "/" .. f)
+    if dist.is_main() then
+      for _, f in ipairs(RUN_FILES) do
+        os.remove(dir .. "/" .. f)
+      end
     end
   end
   return { dir = dir, mode = opts.mode or "train", cfg = cfg, config_source = source,
@@ -98,6 +105,9 @@ end
 --- Writes what a fresh run is rebuilt from: the resolved config (for
 -- reading), the config source and run.json (mode, overrides, machine).
 function run_dir.begin(session)
+  if not dist.is_main() then
+    return
+  end
   local dir, cfg = session.dir, session.cfg
   files.mkdir(dir)
   files.write(dir .. "/config.lua", "-- resolved config of this run (functions shown as "
@@ -106,7 +116,7 @@ function run_dir.begin(session)
   local cpu = distill.cpu_info()
   files.write(dir .. "/run.json", json.encode({ mode = session.mode, overrides = session.overrides,
     config_path = session.config_path or "", started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-    isa = cpu.isa, cpu = cpu.model, version = distill.version }) .. "\n")
+    isa = cpu.isa, cpu = cpu.model, version = distill.version, ranks = dist.size() }) .. "\n")
 end
 
 --- Restores a resumed run's student, objective, optimizer, schedule and
@@ -138,6 +148,7 @@ local function checkpoint_object(session, run, epoch, best, record)
       rng = distill.get_rng_state(),
       best_top1 = best.top1,
       best_epoch = best.epoch,
+      ranks = dist.size(),
       test_top1 = record.test_top1 or -1,
       test_top5 = record.test_top5 or -1,
       method = cfg.method,
@@ -158,6 +169,9 @@ end
 --- Saves last.safetensors after an epoch, and best.safetensors when the
 -- test accuracy improved.
 function run_dir.save_epoch(session, run, epoch, best, record, improved)
+  if not dist.is_main() then
+    return
+  end
   local ck = checkpoint_object(session, run, epoch, best, record)
   checkpoint.save(session.dir .. "/last.safetensors", ck)
   if improved then
@@ -167,6 +181,9 @@ end
 
 --- Writes summary.json.
 function run_dir.finish(session, summary)
+  if not dist.is_main() then
+    return
+  end
   files.write(session.dir .. "/summary.json", json.encode(summary) .. "\n")
 end
 

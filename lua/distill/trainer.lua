@@ -17,8 +17,16 @@
 -- loader's order and augmentation depend only on (seed, epoch); the global
 -- RNG state is saved with each checkpoint and restored on resume, so a
 -- resumed run repeats the uninterrupted run's numbers exactly.
+--
+-- Data parallel (started by mpirun or srun, distill.dist; docs/distributed.md):
+-- every rank builds the same run; batch_size is the global batch and each
+-- rank takes its share of every batch; rank 1's parameters and buffers are
+-- broadcast at start and after a resume; gradients are averaged over the
+-- ranks in buckets during backward; rank 1 alone prints and writes the run
+-- directory; evaluation is shared out and summed.
 local distill = require "distill"
 local config = require "distill.config"
+local dist = require "distill.dist"
 local log = require "distill.log"
 local run_dir = require "distill.run_dir"
 local teacher_base = require "distill.distillers.base"
@@ -27,11 +35,17 @@ local trainer = {}
 
 -- ------------------------------------------------------------------ data
 
---- Train and test datasets and loaders of a config (distill.data.datasets).
+--- Train and test datasets and loaders of a config (distill.data.datasets);
+-- in a distributed run, this rank's share of every batch.
 function trainer.build_data(cfg)
   local datasets = require "distill.data.datasets"
-  return datasets.loaders(cfg.data,
-    { batch_size = cfg.batch_size, workers = cfg.workers, seed = cfg.seed })
+  local ranks = dist.size()
+  if cfg.batch_size < ranks then
+    error(("trainer: batch_size %d is the global batch, split over the ranks: it must be at "
+      .. "least the number of ranks (%d)"):format(cfg.batch_size, ranks), 0)
+  end
+  return datasets.loaders(cfg.data, { batch_size = cfg.batch_size, workers = cfg.workers,
+    seed = cfg.seed, shard = dist.rank(), shards = ranks })
 end
 
 -- ---------------------------------------------------------------- models
@@ -113,7 +127,9 @@ function trainer.topk_correct(logits, target)
   return top1, top5
 end
 
---- Test loss (cross-entropy), top-1 and top-5 (%) of model over a loader.
+--- Test loss (cross-entropy), top-1 and top-5 (%) of model over a loader;
+-- a loader sharded over the ranks gives the whole split's figures on every
+-- rank (each rank runs its share, the counts are summed).
 function trainer.evaluate(model, loader, opts)
   opts = opts or {}
   local F = distill.F
@@ -133,6 +149,9 @@ function trainer.evaluate(model, loader, opts)
     end
   end)
   model:train(was_training)
+  if (loader.shards or 1) > 1 then
+    n, loss_sum, c1, c5 = table.unpack(dist.sum_numbers{ n, loss_sum, c1, c5 })
+  end
   if n == 0 then
     return { loss = 0 / 0, top1 = 0, top5 = 0, n = 0 }
   end
@@ -155,6 +174,9 @@ function trainer.setup(cfg, mode)
   local data = trainer.build_data(cfg)     -- synthetic data re-seeds, so first
   distill.manual_seed(cfg.seed)
   local student = trainer.build_model(cfg.student, data.num_classes)
+  if cfg.sync_bn then
+    require("distill.nn").convert_sync_batchnorm(student)
+  end
   local teacher
   if mode == "distill" and require("distill.distillers").needs(cfg.methods[cfg.method]).teacher then
     teacher = trainer.build_model(cfg.teacher, data.num_classes)
@@ -172,12 +194,42 @@ function trainer.setup(cfg, mode)
   end
   local optimizer = trainer.build_optimizer(cfg, params)
   local scheduler = trainer.build_schedule(cfg, optimizer)
+  local ddp
+  if dist.size() > 1 then
+    dist.broadcast_module(student)
+    dist.broadcast_module(objective)
+    local trainable = {}
+    for _, group in ipairs(optimizer.param_groups) do
+      for _, p in ipairs(group.params) do
+        trainable[#trainable + 1] = p
+      end
+    end
+    ddp = dist.DistributedDataParallel(trainable)
+  end
   return {
     cfg = cfg, data = data, student = student, teacher = teacher, objective = objective,
-    optimizer = optimizer, scheduler = scheduler, preact = objective:needs_preact(),
+    optimizer = optimizer, scheduler = scheduler, preact = objective:needs_preact(), ddp = ddp,
     -- the frozen teacher's forward: a batch-norm-folded copy while it is in eval mode
     teacher_run = teacher and teacher_base.frozen_teacher(teacher) or nil,
   }
+end
+
+-- The epoch's sums over every rank (the same list on each, in the same
+-- order), so that the record is the whole batch's, as one process sees it.
+local function reduce_sums(seen, c1, c5, total_sum, sums, names)
+  if dist.size() == 1 then
+    return seen, c1, c5, total_sum, sums
+  end
+  local list = { seen, c1, c5, total_sum }
+  for i, name in ipairs(names) do
+    list[4 + i] = sums[name] or 0
+  end
+  local reduced = dist.sum_numbers(list)
+  local reduced_sums = {}
+  for i, name in ipairs(names) do
+    reduced_sums[name] = reduced[4 + i]
+  end
+  return reduced[1], reduced[2], reduced[3], reduced[4], reduced_sums
 end
 
 -- One training epoch; returns the record's train part.
@@ -197,21 +249,38 @@ local function train_epoch(run, epoch, logger, on_batch)
   local t0 = distill.wallclock()
   local i = 0
   local forward_opts = { features = true, preact = preact }
+  -- Data parallel: a term that is a mean over this rank's share is scaled
+  -- by share * ranks / batch, so that the ranks' mean gradient is the
+  -- whole batch's; a term computed over the gathered batch is not.
+  local ranks, n_train, global_batch = dist.size(), #run.data.train, run.cfg.batch_size
+  local loss_opts = {}
   for batch in loader:epoch(epoch) do
     i = i + 1
     local x, y = batch.input, batch.target
     local b = y:size(1)
+    loss_opts.local_scale = ranks > 1 and b * ranks / math.min(global_batch, n_train - (i - 1) * global_batch)
+      or nil
     local t_out
     if teacher then
       t_out = run.teacher_run(x, forward_opts)
     end
     local s_out = student:forward(x, forward_opts)
-    local total, parts = objective:loss(s_out, t_out, y, batch, epoch)
+    local total, parts, weights = objective:loss(s_out, t_out, y, batch, epoch, loss_opts)
     optimizer:zero_grad()
-    total:backward()
+    if run.ddp then
+      run.ddp:backward(total)
+    else
+      total:backward()
+    end
     objective:after_backward()
     optimizer:step()
     local loss_value = total:item()
+    if loss_opts.local_scale then
+      loss_value = 0
+      for name, v in pairs(parts) do
+        loss_value = loss_value + v * weights[name]
+      end
+    end
     if loss_value ~= loss_value then
       error(("trainer: the loss became NaN at epoch %d, batch %d (lower the lr?)"):format(epoch, i), 0)
     end
@@ -222,22 +291,27 @@ local function train_epoch(run, epoch, logger, on_batch)
       sums[name] = (sums[name] or 0) + v * b
     end
     local elapsed = distill.wallclock() - t0
+    -- this rank's running figures; the speed is the whole run's
     local step = { epoch = epoch, batch = i, batches = batches, loss = total_sum / seen,
-      acc = 100 * c1 / seen, images_per_s = seen / math.max(elapsed, 1e-9), elapsed = elapsed }
+      acc = 100 * c1 / seen, images_per_s = seen * ranks / math.max(elapsed, 1e-9), elapsed = elapsed }
     logger:batch(i, step)
     if on_batch then
       on_batch(step)
     end
   end
   local elapsed = distill.wallclock() - t0
+  local names = term_names(objective)
+  seen, c1, c5, total_sum, sums = reduce_sums(seen, c1, c5, total_sum, sums, names)
   local record = { epoch = epoch, lr = lr, train_loss = total_sum / math.max(seen, 1),
     train_top1 = 100 * c1 / math.max(seen, 1), train_top5 = 100 * c5 / math.max(seen, 1),
     images_per_s = seen / math.max(elapsed, 1e-9) }
-  for _, name in ipairs(term_names(objective)) do
+  for _, name in ipairs(names) do
     record["train_" .. name] = (sums[name] or 0) / math.max(seen, 1)
   end
   return record
 end
+
+local run_session
 
 --- Runs (or resumes) a training run. opts:
 --   config = resolved config table | config_path = file (+ overrides = {"k=v"})
@@ -257,27 +331,60 @@ function trainer.run(opts)
   if opts.on_batch ~= nil and type(opts.on_batch) ~= "function" then
     error("trainer.run: on_batch must be a function, got " .. type(opts.on_batch), 2)
   end
+  dist.init()   -- when mpirun or srun started this process; nothing otherwise
+  return dist.run_or_abort(run_session, opts)
+end
+
+-- The run's start line (rank 1).
+local function describe(run, cfg, mode, dir)
+  local function model_name(spec)
+    return tostring(type(spec.model) == "table" and spec.model.name or spec.model)
+  end
+  local ranks = dist.size() > 1 and (", %d ranks"):format(dist.size()) or ""
+  return ("%s: %s %s, %s -> %s, %d train / %d test samples, %d epochs%s, run dir %s"):format(
+    mode, cfg.name, cfg.method, run.teacher and model_name(cfg.teacher) or "no teacher",
+    model_name(cfg.student), #run.data.train, #run.data.test, cfg.epochs, ranks, dir)
+end
+
+-- A resumed run on every rank: rank 1's state (every rank read the same
+-- checkpoint) and a word when the number of ranks changed.
+local function resume(session, run, logger)
+  local best = run_dir.restore(session, run)
+  dist.broadcast_module(run.student)
+  dist.broadcast_module(run.objective)
+  local before, now = session.checkpoint.meta.ranks or 1, dist.size()
+  logger:resume_at(session.start_epoch - 1)
+  logger:print(("resuming %s at epoch %d/%d"):format(session.dir, session.start_epoch,
+    session.cfg.epochs))
+  if before ~= now then
+    logger:print(("note: this run ran on %d rank(s) and now runs on %d: the global batch, the data "
+      .. "order and the augmentation stay the same, but batch-norm statistics (without sync_bn) "
+      .. "and the order of floating-point sums change, so the numbers will not repeat an "
+      .. "uninterrupted run exactly"):format(before, now))
+  end
+  return best
+end
+
+run_session = function(opts)
   local session = run_dir.open(opts)
   local cfg, dir, mode = session.cfg, session.dir, session.mode
+  dist.check_same(mode .. "\n" .. config.serialize(cfg), "config")
+  dist.check_same(dist.code_fingerprint(), "code")
+  dist.barrier()   -- every rank has looked at the run directory before rank 1 writes it
 
   local run = trainer.setup(cfg, mode)
   run.mode, run.config_source, run.overrides = mode, session.config_source, session.overrides
-  local logger = log.new(dir, { progress = opts.progress or cfg.progress, out = opts.out,
-    term_names = term_names(run.objective), plot = cfg.plot,
+  local main = dist.is_main()
+  local logger = log.new(main and dir or nil, { progress = main and (opts.progress or cfg.progress)
+      or "none", out = opts.out, term_names = term_names(run.objective), plot = cfg.plot,
     lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10 })
 
   local best = { top1 = -1, epoch = 0 }
   if session.checkpoint then
-    best = run_dir.restore(session, run)
-    logger:resume_at(session.start_epoch - 1)
-    logger:print(("resuming %s at epoch %d/%d"):format(dir, session.start_epoch, cfg.epochs))
+    best = resume(session, run, logger)
   else
     run_dir.begin(session)
-    logger:print(("%s: %s %s, %s -> %s, %d train / %d test samples, %d epochs, run dir %s"):format(
-      mode, cfg.name, cfg.method, run.teacher and tostring(type(cfg.teacher.model) == "table"
-        and cfg.teacher.model.name or cfg.teacher.model) or "no teacher",
-      tostring(type(cfg.student.model) == "table" and cfg.student.model.name or cfg.student.model),
-      #run.data.train, #run.data.test, cfg.epochs, dir))
+    logger:print(describe(run, cfg, mode, dir))
   end
 
   local started = distill.wallclock()
@@ -285,6 +392,9 @@ function trainer.run(opts)
   for epoch = session.start_epoch, cfg.epochs do
     local t_epoch = distill.wallclock()
     local record = train_epoch(run, epoch, logger, opts.on_batch)
+    -- per-rank batch-norm running statistics differ: rank 1's are the
+    -- run's (as DistributedDataParallel's buffer broadcast)
+    dist.broadcast_module(run.student)
     if epoch % cfg.eval_every == 0 or epoch == cfg.epochs then
       local test = trainer.evaluate(run.student, run.data.test_loader)
       record.test_loss, record.test_top1, record.test_top5 = test.loss, test.top1, test.top5
@@ -309,7 +419,7 @@ function trainer.run(opts)
     epochs = cfg.epochs, epochs_done = last.epoch or 0,
     best_top1 = best.top1, best_epoch = best.epoch,
     last_top1 = last.test_top1, last_top5 = last.test_top5, last_train_loss = last.train_loss,
-    wall_time = distill.wallclock() - started,
+    wall_time = distill.wallclock() - started, ranks = dist.size(),
   }
   run_dir.finish(session, summary)
   if last.test_top1 then

@@ -10,7 +10,13 @@
 -- Needs batch.index (1-based dataset positions; the loader provides it)
 -- and opts.n_data, the training-set size (built by name: the context's
 -- dataset size).
+--
+-- In a data-parallel run the banks stay identical on every rank: the bank
+-- updates are gathered from all ranks; the negatives are drawn for the
+-- whole batch on every rank (same random numbers) and each rank takes its
+-- share's rows, so the run draws what one process would.
 local distill = require "distill"
+local dist = require "distill.dist"
 local nn = require "distill.nn"
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
@@ -89,20 +95,34 @@ function CRD:loss(student_out, teacher_out, _, batch)
   local b = index:size(1)
   local v_s = embed(self.embed_s, student_out.pooled)
   local v_t = embed(self.embed_t, teacher_out.pooled)
-  local contrast = distill.randint(1, o.n_data + 1, { b, o.nce_k + 1 })
+  local ranks = dist.size()
+  local all_index = ranks > 1 and dist.all_gather(index) or index
+  local contrast = distill.randint(1, o.n_data + 1, { all_index:size(1), o.nce_k + 1 })
+  if ranks > 1 then
+    contrast = contrast:narrow(1, dist.share(all_index:size(1)), b):contiguous()
+  end
   contrast:select(2, 1):copy_(index)
   -- the teacher's embeddings against the student bank, and the other way
   local out_t = distill.crd_scores(self.memory_student, contrast, v_t, o.nce_t)
   local out_s = distill.crd_scores(self.memory_teacher, contrast, v_s, o.nce_t)
   distill.no_grad(function()
     if self.z_student:item() < 0 then
-      self.z_student:fill_(out_s:mean():item() * o.n_data)
-      self.z_teacher:fill_(out_t:mean():item() * o.n_data)
+      if ranks > 1 then   -- the whole batch's means
+        local sums = dist.sum_numbers{ out_s:sum():item(), out_t:sum():item(), out_s:numel() }
+        self.z_student:fill_(sums[1] / sums[3] * o.n_data)
+        self.z_teacher:fill_(sums[2] / sums[3] * o.n_data)
+      else
+        self.z_student:fill_(out_s:mean():item() * o.n_data)
+        self.z_teacher:fill_(out_t:mean():item() * o.n_data)
+      end
     end
   end)
   if self.training then
-    self._pending = { index = index:clone(), student = v_s:detach():clone(),
-                      teacher = v_t:detach():clone() }
+    local student, teacher = v_s:detach(), v_t:detach()
+    if ranks > 1 then
+      student, teacher = dist.all_gather(student), dist.all_gather(teacher)
+    end
+    self._pending = { index = all_index:clone(), student = student:clone(), teacher = teacher:clone() }
   end
   out_s = out_s / self.z_student:item()
   out_t = out_t / self.z_teacher:item()

@@ -3,7 +3,12 @@
 -- (docs/distillers.md): the student's pooled feature is embedded into the
 -- teacher's feature space by a learned linear map, then contrasted with
 -- the batch's teacher features by the fused C op (distill.fsecd_loss).
+-- In a data-parallel run the contrast is over the whole batch: every rank's
+-- embeddings, teacher features and labels are gathered (the gradient flows
+-- back to each rank's own rows), because the batch size changes FSECD's
+-- result (the paper's Table 2); gather = false contrasts each rank's share.
 local nn = require "distill.nn"
+local dist = require "distill.dist"
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
 
@@ -13,15 +18,19 @@ local VALID_FEATURES = { pooled = true, logits = true }
 
 --- fsecd{probe = {student =, teacher =}, policy = "instance", tau = 0.1,
 ---       symmetric = false, feature = "pooled", embed = "linear"|"identity",
----       eps = 1e-8}
+---       eps = 1e-8, gather = true}
 -- embed defaults to "identity" when the widths match, "linear" otherwise.
 function FSECD:init(opts, given)
   local probe = base.probe("fsecd", opts, given)
   self.options = base.options("fsecd", opts, {
     policy = "instance", tau = 0.1, symmetric = false, feature = "pooled",
-    embed = false, eps = 1e-8,
+    embed = false, eps = 1e-8, gather = true,
   })
   local o = self.options
+  if type(o.gather) ~= "boolean" then
+    error(("distillers.fsecd: gather must be true or false, got %s"):format(tostring(o.gather)), 2)
+  end
+  self.global_batch = o.gather and dist.size() > 1
   if not VALID_FEATURES[o.feature] then
     error(("distillers.fsecd: feature must be \"pooled\" or \"logits\", got %s")
       :format(tostring(o.feature)), 2)
@@ -53,6 +62,9 @@ function FSECD:loss(student_out, teacher_out, labels)
   local ft = teacher_out[o.feature]
   ft = ft:view{ft:size(1), -1}
   local z = self.embed and self.embed(fs) or fs
+  if self.global_batch then
+    z, ft, labels = dist.all_gather(z), dist.all_gather(ft), dist.all_gather(labels)
+  end
   return F.fsecd_loss(z, ft, labels, {
     policy = o.policy, tau = o.tau, symmetric = o.symmetric, eps = o.eps,
   })

@@ -277,16 +277,21 @@ function Objective:weight_of(term, epoch)
 end
 
 --- total (a scalar tensor), parts {name = value as a number}, weights.
-function Objective:loss(student_out, teacher_out, labels, batch, epoch)
+-- opts.local_scale (data-parallel training): a factor for the terms that
+-- are means over this rank's share of the batch (not for a distiller whose
+-- `global_batch` is true: its loss is over the batch gathered from every
+-- rank); total then is what to differentiate, not the loss's value.
+function Objective:loss(student_out, teacher_out, labels, batch, epoch, opts)
   local total
   local parts, weights = {}, {}
+  local local_scale = opts and opts.local_scale or 1
   for _, term in ipairs(self.terms) do
     local w = self:weight_of(term, epoch)
     weights[term.name] = w
     if w ~= 0 then
       local value = term.distiller:loss(student_out, teacher_out, labels, batch, epoch)
       parts[term.name] = value:item()
-      local weighted = value * w
+      local weighted = value * (term.distiller.global_batch and w or w * local_scale)
       total = total and total + weighted or weighted
     else
       parts[term.name] = 0

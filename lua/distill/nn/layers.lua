@@ -226,6 +226,9 @@ local function make_batch_norm(name, valid_dims)
       self:register_parameter("weight", distill.ones{num_features})
       self:register_parameter("bias", distill.zeros{num_features})
     end
+    -- SyncBatchNorm (nn.convert_sync_batchnorm): training statistics over
+    -- every rank's share of the batch (distill.dist); alone, a plain BN
+    self.sync = false
     if self.track_running_stats then
       self:register_buffer("running_mean", distill.zeros{num_features})
       self:register_buffer("running_var", distill.ones{num_features})
@@ -248,14 +251,14 @@ local function make_batch_norm(name, valid_dims)
       end
     end
     return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, {
-      training = use_batch_stats, momentum = momentum, eps = self.eps,
+      training = use_batch_stats, momentum = momentum, eps = self.eps, sync = self.sync,
     })
   end
 
   function BN:extra_repr()
-    return ("%d, eps=%g, momentum=%s, affine=%s, track_running_stats=%s"):format(
+    return ("%d, eps=%g, momentum=%s, affine=%s, track_running_stats=%s%s"):format(
       self.num_features, self.eps, tostring(self.momentum), tostring(self.affine),
-      tostring(self.track_running_stats))
+      tostring(self.track_running_stats), self.sync and ", sync=true" or "")
   end
 
   return BN
@@ -263,6 +266,25 @@ end
 
 layers.BatchNorm1d = make_batch_norm("BatchNorm1d", { [2] = true, [3] = true, text = "2-d or 3-d" })
 layers.BatchNorm2d = make_batch_norm("BatchNorm2d", { [4] = true, text = "4-d" })
+
+--- Makes every batch norm of a model a SyncBatchNorm (as PyTorch's
+-- nn.SyncBatchNorm.convert_sync_batchnorm): in training mode its batch
+-- statistics, forward and backward, are those of the whole batch across the
+-- ranks of a distributed run. sync = false turns it back. Returns the model.
+function layers.convert_sync_batchnorm(model, sync)
+  if not Module.is_module(model) then
+    error(("nn.convert_sync_batchnorm: expected a module, got %s"):format(type(model)), 2)
+  end
+  if sync ~= nil and type(sync) ~= "boolean" then
+    error(("nn.convert_sync_batchnorm: sync must be true or false, got %s"):format(type(sync)), 2)
+  end
+  for _, m in ipairs(model:modules()) do
+    if m.__name == "BatchNorm1d" or m.__name == "BatchNorm2d" then
+      m.sync = sync ~= false
+    end
+  end
+  return model
+end
 
 -- ------------------------------------------------------------ activations
 
