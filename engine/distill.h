@@ -604,8 +604,16 @@ dt_status dt_f_dist_allgather(const dt_tensor *t, dt_tensor **out);
 typedef struct dt_ddp dt_ddp;
 dt_status dt_ddp_new(int n, dt_tensor *const *params, size_t bucket_bytes, dt_ddp **out);
 dt_status dt_ddp_backward(dt_ddp *d, dt_tensor *root, const dt_tensor *grad);
-/* Buckets, and how many started before backward ended in the last call. */
-void dt_ddp_stats(const dt_ddp *d, int *buckets, int *started_early);
+/* What the gradient averaging did: the bucket layout, how many buckets
+ * started before backward ended in the last call, and over every call the
+ * time spent in backward and, of it, waiting for sums once backward was
+ * done (the communication that computation did not hide). */
+typedef struct dt_ddp_stats {
+    int buckets, started_early;
+    int64_t calls, floats;            /* floats summed per call */
+    double backward_seconds, wait_seconds;
+} dt_ddp_stats;
+void dt_ddp_get_stats(const dt_ddp *d, dt_ddp_stats *out);
 void dt_ddp_free(dt_ddp *d);
 
 /* ------------------------------------------------------- I/O: checkpoints */

@@ -61,6 +61,15 @@ describe("distill.dist alone (no launcher)", function()
     dist.check_same("anything", "config")
     dist.broadcast_module(nn.Linear(2, 2))
     dist.barrier()
+    -- gradient averaging alone is plain backward, timed
+    local w = h.leaf{ 3 }
+    local ddp = dist.DistributedDataParallel({ w })
+    ddp:backward((w * 2):sum())
+    assert.are.same({ 2, 2, 2 }, h.flat(w.grad))
+    local stats = ddp:stats()
+    assert.are.equal(1, stats.calls)
+    assert.are.equal(3, stats.floats)
+    assert.is_true(stats.backward_seconds >= 0 and stats.wait_seconds == 0)
   end)
 
   it("says whether this build has MPI, and why not", function()
@@ -270,6 +279,9 @@ return {
       for _, g in ipairs(r.ddp_w) do assert.are.equal(1.5, g) end
       for _, g in ipairs(r.ddp_v) do assert.are.equal(3, g) end
       assert.is_true(r.buckets >= 2)
+      assert.are.equal(22, r.floats)
+      assert.are.equal(1, r.calls)
+      assert.is_true(r.timed)
     end
     assert.are.same({ 1, 2 }, { r1.rank, r2.rank })
     -- the gathered rows' weights 1..3, summed over the 2 ranks, back to their owners

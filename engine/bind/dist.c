@@ -15,7 +15,8 @@
  *   distill.core.dist_hash(s)          -> a 64-bit FNV-1a hash of string s
  *   distill.core.dist_ddp(params, {bucket_mb = 25}) -> a DDP object:
  *       ddp:backward(loss [, grad])    -> backward with bucketed gradient averaging
- *       ddp:stats()                    -> {buckets =, started_early =}
+ *       ddp:stats()                    -> {buckets =, started_early =, calls =, floats =,
+ *                                          backward_seconds =, wait_seconds =}
  * Ranks count from 1 on the Lua side. */
 #include "bind.h"
 
@@ -190,13 +191,24 @@ static int m_ddp_backward(lua_State *L)
 static int m_ddp_stats(lua_State *L)
 {
     dt_ddp *d = check_ddp(L, "DistributedDataParallel:stats");
-    int buckets, early;
-    dt_ddp_stats(d, &buckets, &early);
-    lua_createtable(L, 0, 2);
-    lua_pushinteger(L, buckets);
-    lua_setfield(L, -2, "buckets");
-    lua_pushinteger(L, early);
-    lua_setfield(L, -2, "started_early");
+    dt_ddp_stats st;
+    dt_ddp_get_stats(d, &st);
+    const struct { const char *name; lua_Integer value; } counts[] = {
+        {"buckets", st.buckets}, {"started_early", st.started_early},
+        {"calls", st.calls}, {"floats", st.floats},
+    };
+    const struct { const char *name; lua_Number value; } times[] = {
+        {"backward_seconds", st.backward_seconds}, {"wait_seconds", st.wait_seconds},
+    };
+    lua_createtable(L, 0, 6);
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        lua_pushinteger(L, counts[i].value);
+        lua_setfield(L, -2, counts[i].name);
+    }
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        lua_pushnumber(L, times[i].value);
+        lua_setfield(L, -2, times[i].name);
+    }
     return 1;
 }
 

@@ -42,6 +42,8 @@ struct dt_ddp {
     bool *final;
     int next_start;
     int started_early;
+    int64_t calls;
+    double backward_seconds, wait_seconds;
     /* parameter tensor -> index (open addressing on the pointer) */
     size_t map_cap;
     const dt_tensor **map_keys;
@@ -252,24 +254,37 @@ static dt_status on_arrived(dt_tensor *leaf, void *ctx)
     return st ? st : progress(d);
 }
 
-void dt_ddp_stats(const dt_ddp *d, int *buckets, int *started_early)
+void dt_ddp_get_stats(const dt_ddp *d, dt_ddp_stats *out)
 {
-    *buckets = d->nbuckets;
-    *started_early = d->started_early;
+    memset(out, 0, sizeof *out);
+    out->buckets = d->nbuckets;
+    out->started_early = d->started_early;
+    out->calls = d->calls;
+    for (int b = 0; b < d->nbuckets; b++)
+        out->floats += d->buckets[b].floats;
+    out->backward_seconds = d->backward_seconds;
+    out->wait_seconds = d->wait_seconds;
 }
 
 dt_status dt_ddp_backward(dt_ddp *d, dt_tensor *root, const dt_tensor *grad)
 {
-    if (dt_dist_size() == 1)
-        return dt_backward(root, grad, false);
+    if (dt_dist_size() == 1) {
+        double t0 = dt_wallclock();
+        dt_status st = dt_backward(root, grad, false);
+        d->calls++;
+        d->backward_seconds += dt_wallclock() - t0;
+        return st;
+    }
     for (int i = 0; i < d->n; i++)
         d->edges[i] = d->arrived[i] = 0, d->final[i] = false;
     for (int b = 0; b < d->nbuckets; b++)
         d->buckets[b].waiting = d->buckets[b].count, d->buckets[b].started = false;
     d->next_start = 0;
     d->started_early = 0;
+    double t0 = dt_wallclock();
     dt_leaf_hooks hooks = {on_edge, on_arrived, d};
     dt_status st = dt_backward_hooked(root, grad, false, &hooks);
+    double t_backward = dt_wallclock();
     /* The buckets not started yet, with whatever arrived (or zeros), so the
      * ranks still issue the same sums even if this one failed. */
     for (int i = 0; i < d->n; i++)
@@ -281,6 +296,10 @@ dt_status dt_ddp_backward(dt_ddp *d, dt_tensor *root, const dt_tensor *grad)
         if (st2 == DT_OK)
             st2 = w;
     }
+    double t_done = dt_wallclock();
+    d->calls++;
+    d->backward_seconds += t_done - t0;
+    d->wait_seconds += t_done - t_backward;
     if (st == DT_OK)
         st = st2;
     if (st)

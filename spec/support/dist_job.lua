@@ -63,7 +63,9 @@ function jobs.collectives()
   local ddp = dist.DistributedDataParallel({ w, v }, { bucket_mb = 0.00001 })
   ddp:backward((w * value):sum() + (v * (2 * value)):sum())
   r.ddp_w, r.ddp_v = list(w.grad), list(v.grad)
-  r.buckets = ddp:stats().buckets
+  local stats = ddp:stats()
+  r.buckets, r.floats, r.calls = stats.buckets, stats.floats, stats.calls
+  r.timed = stats.backward_seconds >= stats.wait_seconds and stats.wait_seconds >= 0
   r.code = dist.code_fingerprint()
   write(r)
 end
