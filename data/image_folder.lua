@@ -41,12 +41,44 @@ local function is_image(name)
   return ext == "jpg" or ext == "jpeg"
 end
 
-local function walk(dir, out)
+-- The physical path of a directory (symlinks resolved), by asking the
+-- kernel from inside it.
+local function real_path(dir)
+  local here = lfs.currentdir()
+  if not lfs.chdir(dir) then
+    return nil
+  end
+  local real = lfs.currentdir()
+  lfs.chdir(here)
+  return real
+end
+
+local function inside(path, dir)
+  return path == dir or path:sub(1, #dir + 1) == dir .. "/"
+end
+
+-- Files under dir, recursively, in sorted order. Directory symlinks are
+-- followed only inside the dataset root (or the class folder, which may
+-- itself be a link elsewhere) and into a directory
+-- not visited yet (device and inode), so a link to `.` or `..` cannot
+-- loop or list the same images twice; a link that leaves the root is
+-- skipped with a warning.
+local function walk(dir, out, walk_state)
   for _, name in ipairs(sorted_entries(dir)) do
     local path = dir .. "/" .. name
-    local mode = lfs.attributes(path, "mode")
+    local attr = lfs.attributes(path)
+    local mode = attr and attr.mode
     if mode == "directory" then
-      walk(path, out)
+      local key = attr.dev .. ":" .. attr.ino
+      local link = lfs.symlinkattributes(path, "mode") == "link"
+      local real = link and real_path(path)
+      if link and not (real and (inside(real, walk_state.root) or inside(real, walk_state.class))) then
+        io.stderr:write(("warning: image_folder: not following %s: it links out of %s\n"):format(path,
+          walk_state.root))
+      elseif not walk_state.seen[key] then
+        walk_state.seen[key] = true
+        walk(path, out, walk_state)
+      end
     elseif mode == "file" and is_image(name) then
       out[#out + 1] = path
     end
@@ -66,18 +98,26 @@ local function new(opts)
   if lfs.attributes(root, "mode") ~= "directory" then
     error(("image_folder: root directory %s not found"):format(root), 2)
   end
+  local real_root = real_path(root) or root
   local classes = {}
   for _, name in ipairs(sorted_entries(root)) do
     if lfs.attributes(root .. "/" .. name, "mode") == "directory" then classes[#classes + 1] = name end
   end
   if #classes == 0 then error(("image_folder: no class folders in %s"):format(root), 2) end
+  -- every folder is listed once, under one class: the class folders first
+  local seen = {}
+  for _, class in ipairs(classes) do
+    local attr = lfs.attributes(root .. "/" .. class)
+    seen[attr.dev .. ":" .. attr.ino] = true
+  end
 
   local paths, labels, skipped = {}, {}, 0
   local class_to_idx = {}
   for ci, class in ipairs(classes) do
     class_to_idx[class] = ci
     local files = {}
-    walk(root .. "/" .. class, files)
+    local class_dir = root .. "/" .. class
+    walk(class_dir, files, { root = real_root, class = real_path(class_dir) or class_dir, seen = seen })
     if #files == 0 then
       error(("image_folder: class folder %s/%s is empty (no .jpg/.jpeg files)"):format(root, class), 2)
     end

@@ -135,20 +135,33 @@ end
 
 --- Iterate over the batches of epoch e (default 1):
 --   for batch in loader:epoch(e) do ... end
--- The fourth value closes the epoch (stopping the workers) on break or error.
+-- Leaving the loop early (break, an error) is safe: the workers stop
+-- prefetching once their few slots are full, and are stopped by the next
+-- epoch(), by close(), or when the abandoned iterator is collected. There
+-- is deliberately no to-be-closed value: Lua 5.4.4 (Debian 12's) breaks
+-- its VM when a generic for with one is left by break while a closure
+-- holds a loop variable.
 function Loader:epoch(e)
   e = e or 1
   if math.type(e) ~= "integer" then error("loader:epoch: epoch must be an integer", 2) end
   local c = self.c
-  if not c then return lua_epoch(self, e), nil, nil, nil end
+  if not c then return lua_epoch(self, e) end
   c:start(e)
-  local closer = setmetatable({}, { __close = function() c:stop() end })
-  local function iter()
+  self.epochs_started = (self.epochs_started or 0) + 1
+  local this_epoch = self.epochs_started
+  local guard = setmetatable({}, { __gc = function()
+    if self.epochs_started == this_epoch and self.c then
+      pcall(self.c.stop, self.c)   -- a closed loader has nothing left to stop
+    end
+  end })
+  return function()
     local input, target, index = c:next()
-    if input == nil then return nil end
+    if input == nil then
+      guard = nil
+      return nil
+    end
     return { input = input, target = target, index = index }
   end
-  return iter, nil, nil, closer
 end
 
 return setmetatable({ new = new, Loader = Loader }, {

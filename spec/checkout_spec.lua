@@ -15,17 +15,19 @@ end
 
 describe("distill.checkout", function()
   it("finds the checkout and maps module names onto models/ and data/", function()
-    assert.are.equal(".", checkout.root)
-    assert.are.equal("./models/resnet.lua", checkout.search("distill.models.resnet"))
-    assert.are.equal("./models/init.lua", checkout.search("distill.models"))
-    assert.are.equal("./data/cifar.lua", checkout.search("distill.data.cifar"))
-    assert.are.equal("./data/init.lua", checkout.search("distill.data"))
+    -- absolute, so that paths built from it do not depend on the directory
+    local root = require("lfs").currentdir()
+    assert.are.equal(root, checkout.root)
+    assert.are.equal(root .. "/models/resnet.lua", checkout.search("distill.models.resnet"))
+    assert.are.equal(root .. "/models/init.lua", checkout.search("distill.models"))
+    assert.are.equal(root .. "/data/cifar.lua", checkout.search("distill.data.cifar"))
+    assert.are.equal(root .. "/data/init.lua", checkout.search("distill.data"))
     assert.is_nil(checkout.search("distill.datasets"))
     assert.is_nil(checkout.search("distill.models_extra"))
     assert.is_nil(checkout.search("distill.nn"))
     local missing, why = checkout.search("distill.models.nope")
     assert.is_nil(missing)
-    assert.truthy(why:find("no file './models/nope.lua'", 1, true))
+    assert.truthy(why:find("no file '" .. root .. "/models/nope.lua'", 1, true))
   end)
 
   it("loads the top-level files under their distill.* names", function()
@@ -39,7 +41,7 @@ describe("distill.checkout", function()
     package.loaded["distill.checkout"] = nil
     local again = require "distill.checkout"
     assert.are.equal(before, count_searchers())
-    assert.are.equal(".", again.root)
+    assert.are.equal(require("lfs").currentdir(), again.root)
   end)
 
   it("leaves no links to models/ or data/ in lua/distill", function()

@@ -46,9 +46,63 @@ return {
     assert.are.same({ 3, 4 }, cfg.schedule.milestones)
   end)
 
+  it("takes a number for a number, and addresses a method's terms by name", function()
+    local cfg = config.load(path, { "method=kd", "methods.kd.kd.T=2.5", "methods.kd.ce.weight=0.2" })
+    assert.are.equal(2.5, cfg.methods.kd[2].T)
+    assert.are.equal(0.2, cfg.methods.kd[1].weight)
+    local ok, err = pcall(config.load, path, { "methods.kd.crd.nce_k=5" })
+    assert.is_false(ok)
+    assert.truthy(err:find("method 'kd' has no term 'crd' (terms: ce, kd;", 1, true), err)
+  end)
+
+  it("rejects values that cannot be meant, naming the key", function()
+    local cases = {
+      { "data.train_limit=-5", "'data.train_limit' must be an integer of at least 0, got -5" },
+      { "epochs=0", "'epochs' must be an integer of at least 1, got 0" },
+      { "optimizer.lr=-0.1", "'optimizer.lr' must be a positive number, got -0.1" },
+      { "optimizer.lr=0", "'optimizer.lr' must be a positive number, got 0" },
+      { "optimizer.momentum=1", "'optimizer.momentum' must be in [0, 1), got 1" },
+      { "optimizer.weight_decay=-1", "'optimizer.weight_decay' must be a number >= 0, got -1" },
+      { "schedule.milestones=3,2", "'schedule.milestones' must be increasing positive epochs, got 2 at position 2" },
+      { "schedule.gamma=0", "'schedule.gamma' must be a positive number, got 0" },
+      { "schedule.warmup_epochs=9", "'schedule.warmup_epochs' must be an integer from 0 to 5, got 9" },
+      { "workers=-1", "'workers' must be an integer from 0 to 256, got -1" },
+      { "eval_every=0", "'eval_every' must be an integer of at least 1, got 0" },
+      { "progress=loud", "'progress' must be auto, bar, lines, none, got loud" },
+      { "data.augment=rotate", "'data.augment' must be none, crop_flip, got rotate" },
+      { "data.std=0.5,0", "'data.std[2]' must be a positive number, got 0" },
+      { "methods.ce.1.weight=1e999", "'weight' must be a finite number or a function of epoch, got" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(function() config.validate(config.load(path, { case[1] }), "train") end)
+      assert.is_false(ok, case[1])
+      assert.truthy(err:find(case[2], 1, true), ("%s: %s"):format(case[1], err))
+    end
+  end)
+
+  it("names the whole path of a config file in its errors, however long", function()
+    local dir = tmp .. "/" .. string.rep("a_long_folder_name/", 6)
+    os.execute("mkdir -p " .. dir)
+    local bad = dir .. "broken_config.lua"
+    write(bad, "return {\n  epochs = ,\n}\n")
+    local ok, err = pcall(config.load, bad)
+    assert.is_false(ok)
+    assert.truthy(err:find(bad .. ":2: ", 1, true), err)
+    write(bad, "local x = nil\nreturn x.y\n")
+    ok, err = pcall(config.load, bad)
+    assert.is_false(ok)
+    assert.truthy(err:find(bad .. ":2: ", 1, true), err)
+    ok, err = pcall(config.load_string, "return {", {}, bad)
+    assert.is_false(ok)
+    assert.truthy(err:find(bad, 1, true), err)
+  end)
+
   it("rejects wrong types and unknown keys, listing the valid ones", function()
-    assert.has_error(function() config.load(path, { "epochs=1.5" }) end,
-      "config: --set epochs: expected an integer, got '1.5'")
+    -- a number for a number; whether it must be whole is validate's business
+    assert.has_error(function() config.validate(config.load(path, { "epochs=1.5" }), "train") end,
+      "config: 'epochs' must be an integer of at least 1, got 1.5")
+    assert.has_error(function() config.load(path, { "epochs=two" }) end,
+      "config: --set epochs: expected a number, got 'two'")
     assert.has_error(function() config.load(path, { "optimizer.nesterov=maybe" }) end)
     assert.has_error(function() config.load(path, { "optimizer.lr=fast" }) end)
     local ok, err = pcall(config.load, path, { "epoch=3" })

@@ -102,6 +102,30 @@ describe("data.jpeg", function()
       assert.equal(0, ds.skipped)
     end)
 
+    it("follows directory links once and never out of the root: no loop, no duplicates", function()
+      make { a = { "1.jpg" }, b = { "2.jpg" } }
+      assert(lfs.mkdir(root .. "/a/sub"))
+      write(root .. "/a/sub/3.jpg", core.dataio.encode_jpeg(smooth(20, 30, 1), 90))
+      local outside = tmpdir()
+      write(outside .. "/far.jpg", core.dataio.encode_jpeg(smooth(20, 30, 2), 90))
+      -- a link to its own folder, to its parent, to the root, to a sibling class,
+      -- twice to one folder, and one out of the dataset
+      os.execute(("ln -s . '%s/a/self' && ln -s .. '%s/a/sub/up' && ln -s '%s' '%s/a/root' && "
+        .. "ln -s ../b '%s/a/sibling' && ln -s sub '%s/a/sub_again' && ln -s '%s' '%s/a/away'")
+        :format(root, root, root, root, root, root, outside, root))
+      local ds = image_folder { root = root }
+      local count = {}
+      for _, p in ipairs(ds.paths) do
+        local name = p:match("[^/]+$")
+        count[name] = (count[name] or 0) + 1
+      end
+      -- every image once, under its own class (a link into another class's
+      -- folder is not followed: that folder is listed already)
+      assert.same({ ["1.jpg"] = 1, ["2.jpg"] = 1, ["3.jpg"] = 1 }, count)
+      assert.same({ 1, 1, 2 }, ds.labels:totable())
+      os.execute("rm -rf '" .. outside .. "'")
+    end)
+
     it("errors on a corrupt file naming it, or skips it with a count", function()
       make { cats = { "a.jpg", "b.jpg" }, dogs = { "c.jpg" } }
       write(root .. "/cats/broken.jpg", "this is not a JPEG at all")

@@ -78,6 +78,27 @@ describe("luarocks make", function()
     assert.are.equal("26\tairplane", out:match("^%s*(.-)%s*$"))
   end)
 
+  it("ships the configs and the example teacher, usable from any directory", function()
+    local bin = sh_quote(tree .. "/bin/distill")
+    local out, ok = in_tree(bin .. " configs")
+    assert.is_true(ok, out)
+    assert.truthy(out:find("cifar100_resnet56_resnet20", 1, true), out)
+    assert.truthy(out:find("fmnist_student_kd", 1, true), out)
+    local dir = out:match("shipped configs %(([^)]+)%)")
+    assert.truthy(dir and dir:find(tree, 1, true) == 1, out)
+    -- the Fashion-MNIST configs name the installed teacher, not a checkout path
+    out, ok = in_tree("lua5.4 -e 'local c = require(\"distill.config\").load(\"" .. dir
+      .. "/fmnist_student_kd.lua\"); print(c.teacher.checkpoint)'")
+    assert.is_true(ok, out)
+    local teacher = out:match("^%s*(.-)%s*$")
+    assert.truthy(teacher:find(tree, 1, true) == 1, teacher)
+    if io.open("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz") then
+      out, ok = in_tree(bin .. " eval " .. sh_quote(teacher) .. " --limit 200")
+      assert.is_true(ok, out)
+      assert.truthy(out:find("fashion_mnist/test (200 images)", 1, true), out)
+    end
+  end)
+
   it("installs the distill command", function()
     -- a tree other than the default one needs `luarocks path`, as any rock does
     local out, ok = in_tree(sh_quote(tree .. "/bin/distill") .. " --help")

@@ -42,7 +42,38 @@ local function find_root(file)
   return nil
 end
 
-checkout.root = find_root(this_file())
+-- The checkout's folder, absolute: paths built from it (the shipped
+-- teacher a config names) must not depend on where distill runs.
+local function absolute(path)
+  if not path or path:sub(1, 1) == "/" then
+    return path
+  end
+  path = path == "." and "" or path
+  local ok, lfs = pcall(require, "lfs")
+  local cwd = ok and lfs.currentdir()
+  if not cwd then
+    return path
+  end
+  return cwd .. "/" .. path
+end
+
+-- a/b/../c -> a/c, a/./b -> a/b
+local function normal(path)
+  if not path then
+    return nil
+  end
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." and #parts > 0 and parts[#parts] ~= ".." then
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  return (path:sub(1, 1) == "/" and "/" or "") .. table.concat(parts, "/")
+end
+
+checkout.root = normal(absolute(find_root(this_file())))
 
 --- The file of module `name` in the checkout's models/ or data/ folder:
 -- the path, or nil and Lua's "no file" lines.

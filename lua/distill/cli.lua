@@ -2,8 +2,9 @@
 --
 --   distill train CONFIG [--set key=value ...] [--resume RUN_DIR] [--overwrite] [--quiet]
 --   distill distill CONFIG [...]              (the same, with a teacher)
---   distill eval CHECKPOINT --data NAME [--split test] [--root DIR] [--batch-size N] [--limit N]
+--   distill eval CHECKPOINT [--data NAME] [--split test] [--root DIR] [--batch-size N] [--limit N]
 --   distill plot RUN_DIR [RUN_DIR ...] [-o out.svg]
+--   distill configs
 --   distill repl | distill | distill SCRIPT.lua [ARGS]
 --   distill --version
 --
@@ -18,6 +19,7 @@ commands:
   distill CONFIG    train a student from a teacher checkpoint with the config's method
   eval CHECKPOINT   top-1/top-5 and loss of a checkpoint on a dataset split
   plot RUN_DIR...   draw the curves of one or more runs in one figure
+  configs           list the shipped configs (CIFAR-100 pairs and teachers, Fashion-MNIST)
   repl              a Lua 5.4 REPL with distill loaded (also: distill with no arguments)
   FILE.lua [ARGS]   run a Lua script with distill on the path
   --version         the version, the CPU and the kernels in use
@@ -43,14 +45,15 @@ options:
   --quiet           no progress output (files are still written)
   --progress MODE   bar | lines | none | auto (default: a bar on a terminal)]],
   eval = [[
-usage: distill eval CHECKPOINT --data NAME [--split test] [--root DIR] [--batch-size N] [--limit N]
+usage: distill eval CHECKPOINT [--data NAME] [--split test] [--root DIR] [--batch-size N] [--limit N]
 
 Evaluates a checkpoint written by `distill train`/`distill distill` (its
-model and normalisation are read from the checkpoint) and prints top-1,
-top-5 and the cross-entropy loss.
+model, dataset and normalisation are read from the checkpoint) and prints
+top-1, top-5 and the cross-entropy loss.
 
 options:
   --data NAME       cifar10 | cifar100 | fashion_mnist | mnist | image_folder | synthetic
+                    (default: the dataset the checkpoint was trained on)
   --split SPLIT     train | test (default test)
   --root DIR        dataset directory (default: the dataset's usual place)
   --batch-size N    evaluation batch size (default 64)
@@ -73,6 +76,13 @@ Reads from a pipe too: echo 'print(distill.randn{2})' | distill repl]],
 HELP.distill = HELP.train:gsub("^usage: distill train", "usage: distill distill"):gsub(
   "Trains the config's model %(its `student`, or `model`%) with its method\n%(default \"ce\"%)",
   "Distils the config's teacher (teacher.model, teacher.checkpoint) into its\nstudent with the method `method` (--set method=kd|fsecd|...)")
+
+HELP.configs = [[
+usage: distill configs
+
+Lists the configs shipped with distill (from a checkout: scripts/configs;
+from the rock: the folder it installed them in), with the first line of
+each, and the shipped sweeps.]]
 
 cli.USAGE, cli.HELP = USAGE, HELP
 
@@ -159,7 +169,7 @@ local function cmd_train(mode, args, out)
       #positional, table.concat(positional, " ")))
   end
   if #positional == 0 and not options.resume then
-    usage_error(("distill %s: missing CONFIG (a Lua file in scripts/configs/)\n%s"):format(mode,
+    usage_error(("distill %s: missing CONFIG (a config file; `distill configs` lists the shipped ones)\n%s"):format(mode,
       HELP[mode]))
   end
   local progress = options.quiet and "none" or options.progress
@@ -196,9 +206,7 @@ local function cmd_eval(args, out)
   end
   local datasets = require "distill.data.datasets"
   local known = table.concat(datasets.names(), ", ")
-  if not options.data then
-    usage_error("distill eval: --data NAME is required (" .. known .. ")")
-  elseif not datasets.has(options.data) then
+  if options.data and not datasets.has(options.data) then
     usage_error(("distill eval: unknown dataset '%s' (valid: %s)"):format(options.data, known))
   end
   local split = options.split or "test"
@@ -217,6 +225,11 @@ local function cmd_eval(args, out)
   local meta = ck.meta
   if type(ck.model) ~= "table" or type(meta) ~= "table" or meta.model_spec == nil then
     error(("distill eval: %s is not a distill training checkpoint (no model/meta)"):format(positional[1]), 0)
+  end
+  options.data = options.data or (type(meta.data) == "table" and meta.data.dataset) or nil
+  if not options.data then
+    usage_error(("distill eval: %s does not record its dataset: give --data NAME (%s)"):format(
+      positional[1], known))
   end
   local d = config.copy(config.data_defaults)
   d.dataset = options.data
@@ -315,12 +328,36 @@ local function version_text()
   }, "\n")
 end
 
+local function cmd_configs(args, out)
+  local options = parse("configs", args, {})
+  if options.help then
+    out:write(HELP.configs, "\n")
+    return 0
+  end
+  local configs = require "distill.configs"
+  local list = configs.list("configs")
+  out:write(("shipped configs (%s):\n"):format(configs.dir("configs")))
+  for _, c in ipairs(list) do
+    out:write(("  %-36s %s\n"):format(c.name, c.description))
+  end
+  local sweeps = configs.list("sweeps")
+  if #sweeps > 0 then
+    out:write(("\nshipped sweeps (%s):\n"):format(configs.dir("sweeps")))
+    for _, c in ipairs(sweeps) do
+      out:write(("  %-36s %s\n"):format(c.name, c.description))
+    end
+  end
+  out:write("\nrun one with: distill train|distill " .. configs.dir("configs") .. "/NAME.lua\n")
+  return 0
+end
+
 local commands = {
   train = function(args, out) return cmd_train("train", args, out) end,
   distill = function(args, out) return cmd_train("distill", args, out) end,
   eval = cmd_eval,
   plot = cmd_plot,
   repl = cmd_repl,
+  configs = cmd_configs,
 }
 
 --- Runs the command line `args` (a list of strings). Returns the exit code.

@@ -132,22 +132,129 @@ function config.resolve(cfg)
   return cfg
 end
 
+-- Value checks: each key's kind and range, so that a value that cannot be
+-- meant (a negative limit, zero epochs, a negative lr) is an error naming
+-- the key instead of a run that silently does something else.
+local function is_finite(v)
+  return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+end
+
+local function check_integer(where, value, min, max)
+  if math.type(value) ~= "integer" or value < min or (max and value > max) then
+    fail(("'%s' must be an integer %s, got %s"):format(where,
+      max and ("from %d to %d"):format(min, max) or ("of at least %d"):format(min), tostring(value)))
+  end
+end
+
+local function check_number(where, value, ok, expected)
+  if not is_finite(value) or not ok(value) then
+    fail(("'%s' must be %s, got %s"):format(where, expected, tostring(value)))
+  end
+end
+
+local function check_boolean(where, value)
+  if type(value) ~= "boolean" then
+    fail(("'%s' must be true or false, got %s"):format(where, tostring(value)))
+  end
+end
+
+local function check_choice(where, value, choices)
+  for _, c in ipairs(choices) do
+    if value == c then
+      return
+    end
+  end
+  fail(("'%s' must be %s, got %s"):format(where, table.concat(choices, ", "), tostring(value)))
+end
+
+local function positive(v) return v > 0 end
+local function non_negative(v) return v >= 0 end
+
+local function check_statistics(where, value)
+  if value == false then
+    return
+  end
+  if type(value) ~= "table" or #value == 0 then
+    fail(("'%s' must be a list of numbers (one per channel) or false, got %s"):format(where, tostring(value)))
+  end
+  for i, v in ipairs(value) do
+    local is_std = where:match("std$") ~= nil
+    check_number(("%s[%d]"):format(where, i), v, is_std and positive or is_finite,
+      is_std and "a positive number" or "a number")
+  end
+end
+
+local function check_top_level(cfg)
+  check_integer("epochs", cfg.epochs, 1)
+  check_integer("batch_size", cfg.batch_size, 1)
+  check_integer("seed", cfg.seed, 0)
+  check_integer("workers", cfg.workers, 0, 256)
+  check_integer("eval_every", cfg.eval_every, 1)
+  check_integer("log_every", cfg.log_every, 0)
+  check_boolean("sync_bn", cfg.sync_bn)
+  check_boolean("plot", cfg.plot)
+  check_choice("progress", cfg.progress, { "auto", "bar", "lines", "none" })
+  if cfg.run_dir ~= false and (type(cfg.run_dir) ~= "string" or cfg.run_dir == "") then
+    fail(("'run_dir' must be a directory path or false, got %s"):format(tostring(cfg.run_dir)))
+  end
+end
+
+local function check_data(d)
+  check_integer("data.train_limit", d.train_limit, 0)
+  check_integer("data.test_limit", d.test_limit, 0)
+  check_integer("data.crop_padding", d.crop_padding, 0)
+  check_choice("data.augment", d.augment, { "none", "crop_flip" })
+  if d.num_classes ~= false then
+    check_integer("data.num_classes", d.num_classes, 1)
+  end
+  if d.root ~= false and type(d.root) ~= "string" then
+    fail(("'data.root' must be a directory path or false, got %s"):format(tostring(d.root)))
+  end
+  check_statistics("data.mean", d.mean)
+  check_statistics("data.std", d.std)
+  if d.dataset == "synthetic" then
+    check_integer("data.synthetic_size", d.synthetic_size, 1)
+    check_integer("data.synthetic_test_size", d.synthetic_test_size, 1)
+  end
+end
+
+local function check_optimizer(o)
+  check_choice("optimizer.name", o.name, { "SGD", "Adam", "AdamW" })
+  check_number("optimizer.lr", o.lr, positive, "a positive number")
+  check_number("optimizer.weight_decay", o.weight_decay, non_negative, "a number >= 0")
+  check_number("optimizer.momentum", o.momentum, function(v) return v >= 0 and v < 1 end, "in [0, 1)")
+  check_boolean("optimizer.nesterov", o.nesterov)
+end
+
+local function check_schedule(s, epochs)
+  check_choice("schedule.name", s.name, { "MultiStepLR", "CosineAnnealingLR", "constant" })
+  check_number("schedule.gamma", s.gamma, positive, "a positive number")
+  check_integer("schedule.warmup_epochs", s.warmup_epochs, 0, epochs)
+  if s.T_max ~= false then
+    check_integer("schedule.T_max", s.T_max, 1)
+  end
+  if type(s.milestones) ~= "table" then
+    fail(("'schedule.milestones' must be a list of epochs, got %s"):format(tostring(s.milestones)))
+  end
+  local previous = 0
+  for i, m in ipairs(s.milestones) do
+    if math.type(m) ~= "integer" or m <= previous then
+      fail(("'schedule.milestones' must be increasing positive epochs, got %s at position %d")
+        :format(tostring(m), i))
+    end
+    previous = m
+  end
+end
+
 --- Checks what training needs; `mode` is "train" or "distill".
 function config.validate(cfg, mode)
   if type(cfg.student) ~= "table" or cfg.student.model == nil then
     fail("'student' (or 'model') must name a model: student = {model = \"resnet8x4\"}", 2)
   end
-  for _, key in ipairs { "epochs", "batch_size", "seed", "workers" } do
-    if math.type(cfg[key]) ~= "integer" or cfg[key] < 0 then
-      fail(("'%s' must be a non-negative integer, got %s"):format(key, tostring(cfg[key])), 2)
-    end
-  end
-  if cfg.batch_size < 1 then
-    fail("'batch_size' must be at least 1", 2)
-  end
-  if type(cfg.sync_bn) ~= "boolean" then
-    fail(("'sync_bn' must be true or false, got %s"):format(tostring(cfg.sync_bn)), 2)
-  end
+  check_top_level(cfg)
+  check_data(cfg.data)
+  check_optimizer(cfg.optimizer)
+  check_schedule(cfg.schedule, cfg.epochs)
   local terms = cfg.methods[cfg.method]
   if type(terms) ~= "table" then
     fail(("method '%s' is not defined by this config (defined: %s)"):format(
@@ -167,8 +274,9 @@ function config.validate(cfg, mode)
         table.concat(distillers.names(), ", ")), 2)
     end
     local w = term.weight or term[2] or 1
-    if type(w) ~= "number" and type(w) ~= "function" then
-      fail(("methods.%s[%d]: 'weight' must be a number or a function of epoch"):format(cfg.method, i), 2)
+    if not is_finite(w) and type(w) ~= "function" then
+      fail(("methods.%s[%d]: 'weight' must be a finite number or a function of epoch, got %s")
+        :format(cfg.method, i, tostring(w)), 2)
     end
   end
   -- each distiller declares whether it needs a teacher (a CE baseline
@@ -222,11 +330,13 @@ local function convert(path, old, text)
     end
     fail(("--set %s: expected a boolean (true/false), got '%s'"):format(path, text), 3)
   elseif kind == "integer" then
-    local n = math.tointeger(tonumber(text))
+    -- a number replaces a number (T = 4 by default, 2.5 given); keys that
+    -- must stay integers (epochs, batch_size, ...) are checked by validate
+    local n = tonumber(text)
     if n == nil then
-      fail(("--set %s: expected an integer, got '%s'"):format(path, text), 3)
+      fail(("--set %s: expected a number, got '%s'"):format(path, text), 3)
     end
-    return n
+    return math.tointeger(n) or n
   elseif kind == "number" or kind == "function" then
     -- a number may replace a weight function (a constant weight)
     local n = tonumber(text)
@@ -251,8 +361,28 @@ end
 local UNSET_OPTIONS = { run_dir = true, ["data.root"] = true, ["data.num_classes"] = true,
   ["data.mean"] = true, ["data.std"] = true, ["schedule.T_max"] = true }
 
+-- The position of the term called `name` in a method's list of terms: its
+-- `name`, else its distiller's name, numbered as the objective numbers
+-- repeats (kd, kd2, ...).
+local function term_position(terms, name)
+  local used, names = {}, {}
+  for i, term in ipairs(terms) do
+    local base = type(term) == "table" and (term.name or term.distiller or term[1])
+    if type(base) == "string" then
+      used[base] = (used[base] or 0) + 1
+      local label = used[base] > 1 and base .. used[base] or base
+      names[#names + 1] = label
+      if label == name then
+        return i
+      end
+    end
+  end
+  return nil, table.concat(names, ", ")
+end
+
 --- Applies {"a.b=value", ...} to cfg (after resolve). Integer path parts
--- index lists (methods.kd.2.weight=0.5).
+-- index lists (methods.kd.2.weight=0.5); a method's terms are also named
+-- by their distiller (methods.kd.kd.T=2.5, methods.crd.crd.nce_k=4096).
 function config.apply_overrides(cfg, overrides)
   for _, item in ipairs(overrides or {}) do
     local path, text = tostring(item):match("^([^=]+)=(.*)$")
@@ -265,6 +395,14 @@ function config.apply_overrides(cfg, overrides)
     end
     local node, where = cfg, ""
     for i = 1, #parts - 1 do
+      if type(parts[i]) == "string" and where:match("^methods%.[^.]+%.$") then
+        local position, names = term_position(node, parts[i])
+        if not position then
+          fail(("--set %s: method '%s' has no term '%s' (terms: %s; or use their positions 1, 2, ...)")
+            :format(path, where:match("^methods%.([^.]+)%.$"), parts[i], names), 2)
+        end
+        parts[i] = position
+      end
       local child = node[parts[i]]
       if child == nil then
         fail(("--set %s: unknown key '%s%s' (valid: %s)"):format(path, where,
@@ -288,7 +426,8 @@ function config.apply_overrides(cfg, overrides)
       end
     end
     if old == false and UNSET_OPTIONS[where .. tostring(last)] then
-      node[last] = parse_scalar(text)   -- an option that is off by default (data.root=...)
+      -- an option that is off by default (data.root=..., data.mean=0.5,0.5,0.5)
+      node[last] = text:find(",", 1, true) and convert(path, {}, text) or parse_scalar(text)
     else
       node[last] = convert(path, old, text)
     end
@@ -306,11 +445,11 @@ function config.load(path, overrides)
   end
   local chunk, err = loadfile(path)
   if not chunk then
-    fail(err, 2)
+    fail(config.error_in(path, err), 2)
   end
   local ok, cfg = pcall(chunk)
   if not ok then
-    fail(("%s: %s"):format(path, tostring(cfg)), 2)
+    fail(config.error_in(path, cfg), 2)
   end
   if type(cfg) ~= "table" then
     fail(("%s must return a table, got %s"):format(path, type(cfg)), 2)
@@ -319,6 +458,17 @@ function config.load(path, overrides)
   config.apply_overrides(cfg, overrides)
   cfg.source = nil
   return cfg
+end
+
+--- An error of a config chunk as "<path>:<line>: <message>" with the whole
+-- path (Lua shortens chunk names in its messages).
+function config.error_in(path, message)
+  message = tostring(message)
+  local line, rest = message:match("^[^\n]-:(%d+): (.*)$")
+  if line then
+    return ("%s:%s: %s"):format(path, line, rest)
+  end
+  return ("%s: %s"):format(path, message:gsub("^cannot open [^ ]+", "cannot open the file"))
 end
 
 -- The source text of a config file (kept in run dirs for resume).
@@ -332,11 +482,15 @@ end
 
 --- Loads a config from its source text (as stored in a run directory).
 function config.load_string(text, overrides, chunkname)
-  local chunk, err = load(text, "=" .. (chunkname or "config"), "t")
+  chunkname = chunkname or "config"
+  local chunk, err = load(text, "@" .. chunkname, "t")
   if not chunk then
-    fail(err, 2)
+    fail(config.error_in(chunkname, err), 2)
   end
-  local cfg = chunk()
+  local ok, cfg = pcall(chunk)
+  if not ok then
+    fail(config.error_in(chunkname, cfg), 2)
+  end
   if type(cfg) ~= "table" then
     fail("the config source must return a table", 2)
   end
@@ -532,7 +686,7 @@ function config.fmnist_student(opts)
     description = "Fashion-MNIST student FashionResNet 8/8/16/32, short budget",
     method = opts.method or "fsecd",
     teacher = { model = { family = "fmnist", name = "fmnist_resnet_t" },
-                checkpoint = "scripts/assets/fmnist_teacher.safetensors" },
+                checkpoint = require("distill.configs").asset("fmnist_teacher.safetensors") },
     student = { model = { family = "fmnist", name = "fmnist_resnet_s" } },
     data = { dataset = "fashion_mnist", augment = "crop_flip", crop_padding = 2,
              train_limit = opts.train_limit or 10000 },

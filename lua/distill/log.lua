@@ -43,18 +43,37 @@ end
 log.format_duration = format_duration
 
 --- The records of a metrics.jsonl (a list of tables), [] when absent.
+-- A last line that is not valid JSON (a write torn by a crash) is dropped
+-- and described in the second result; a broken line before it is an
+-- error naming the file and the line.
 function log.read_metrics(path)
   local records = {}
   local f = io.open(path, "r")
   if not f then
     return records
   end
+  local lines = {}
   for line in f:lines() do
-    if line:match("%S") then
-      records[#records + 1] = json.decode(line)
-    end
+    lines[#lines + 1] = line
   end
   f:close()
+  while #lines > 0 and not lines[#lines]:match("%S") do
+    lines[#lines] = nil
+  end
+  for i, line in ipairs(lines) do
+    if line:match("%S") then
+      local ok, record = pcall(json.decode, line)
+      if not ok or type(record) ~= "table" then
+        local problem = ("%s, line %d, is not a JSON record (%s)"):format(path, i,
+          tostring(ok and type(record) or record))
+        if i < #lines then
+          error("log.read_metrics: " .. problem, 0)
+        end
+        return records, problem .. ": dropped (a write cut short by a crash)"
+      end
+      records[#records + 1] = record
+    end
+  end
   return records
 end
 
@@ -182,7 +201,11 @@ function Logger:resume_at(epoch)
     return
   end
   local kept = {}
-  for _, r in ipairs(log.read_metrics(self.run_dir .. "/metrics.jsonl")) do
+  local records, warning = log.read_metrics(self.run_dir .. "/metrics.jsonl")
+  if warning then
+    self:print("warning: " .. warning)
+  end
+  for _, r in ipairs(records) do
     if r.epoch <= epoch then
       kept[#kept + 1] = r
     end

@@ -43,7 +43,11 @@ local function open_resumed(opts)
       dist.size() > 1 and " on this rank's machine: every rank reads the run directory, so it "
         .. "must be on a file system all ranks share" or ""), 0)
   end
-  local info = json.decode(run_info)
+  local ok, info = pcall(json.decode, run_info)
+  if not ok or type(info) ~= "table" then
+    error(("trainer: %s/run.json is not valid JSON (%s): the run cannot be resumed from it")
+      :format(dir, tostring(ok and type(info) or info)), 0)
+  end
   local overrides = {}
   for _, list in ipairs { info.overrides or {}, opts.overrides or {} } do
     for _, o in ipairs(list) do
@@ -55,8 +59,13 @@ local function open_resumed(opts)
   local session = { dir = dir, mode = info.mode or opts.mode or "train", cfg = cfg,
     config_source = source, overrides = overrides, config_path = opts.config_path, start_epoch = 1 }
   if files.exists(dir .. "/last.safetensors") then
-    session.checkpoint = checkpoint.load(dir .. "/last.safetensors")
-    session.start_epoch = session.checkpoint.meta.epoch + 1
+    local ck = checkpoint.load(dir .. "/last.safetensors")
+    if type(ck.meta) ~= "table" or math.type(ck.meta.epoch) ~= "integer" or type(ck.model) ~= "table" then
+      error(("trainer: %s/last.safetensors has no training state (model and meta.epoch): it was not "
+        .. "written by distill's trainer, so the run cannot be resumed from it"):format(dir), 0)
+    end
+    session.checkpoint = ck
+    session.start_epoch = ck.meta.epoch + 1
   end
   return session
 end

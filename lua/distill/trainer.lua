@@ -168,10 +168,70 @@ local function term_names(objective)
   return names
 end
 
+--- Writes into cfg the values its `false` defaults stood for (the data's
+-- root, classes and statistics, the run directory, the cosine period), so
+-- that the resolved config of a run directory shows what the run used.
+function trainer.fill_resolved(cfg, data)
+  local d = cfg.data
+  local stats = require("distill.data.datasets").stats(d.dataset)
+  if d.num_classes == false then
+    d.num_classes = data.num_classes
+  end
+  if d.mean == false and stats.mean then
+    d.mean = stats.mean
+  end
+  if d.std == false and stats.std then
+    d.std = stats.std
+  end
+  if d.root == false and type(data.train.root) == "string" then
+    d.root = data.train.root
+  end
+  if cfg.schedule.name == "CosineAnnealingLR" and cfg.schedule.T_max == false then
+    cfg.schedule.T_max = cfg.epochs
+  end
+  return cfg
+end
+
+--- A teacher checkpoint that is missing is an error that says how to get
+-- one: train it (with the teacher config when one is shipped) or convert a
+-- PyTorch one.
+--- The shipped config whose run writes the checkpoint at path (its
+-- run_dir's best.safetensors), or nil.
+function trainer.config_that_writes(path)
+  local wanted = path:gsub("^%./", "")
+  for _, entry in ipairs(require("distill.configs").list()) do
+    local ok, cfg = pcall(config.load, entry.path)
+    if ok and type(cfg.run_dir) == "string"
+        and (cfg.run_dir:gsub("^%./", ""):gsub("/+$", "")) .. "/best.safetensors" == wanted then
+      return entry.path
+    end
+  end
+  return nil
+end
+
+function trainer.check_teacher_checkpoint(cfg)
+  local path = cfg.teacher.checkpoint
+  local f = io.open(path, "rb")
+  if f then
+    f:close()
+    return
+  end
+  local model = cfg.teacher.model
+  local name = type(model) == "table" and model.name or tostring(model)
+  local shipped = trainer.config_that_writes(path)
+  local train = shipped and ("distill train " .. shipped)
+    or ("a config that trains %s (`distill train CONFIG --set run_dir=...`)"):format(name)
+  error(("trainer: the teacher checkpoint %s does not exist (relative paths are taken from the "
+    .. "directory distill runs in, here %s). Train the teacher first: %s; or convert a PyTorch "
+    .. "checkpoint with scripts/convert_torch.py (docs/workflow.md); or point --set "
+    .. "teacher.checkpoint=FILE at one"):format(path, require("lfs").currentdir(), train), 0)
+end
+
 --- Everything a run needs, built in a fixed order after manual_seed.
 function trainer.setup(cfg, mode)
   config.validate(cfg, mode)
   local data = trainer.build_data(cfg)     -- synthetic data re-seeds, so first
+  trainer.fill_resolved(cfg, data)
   distill.manual_seed(cfg.seed)
   local student = trainer.build_model(cfg.student, data.num_classes)
   if cfg.sync_bn then
@@ -180,6 +240,7 @@ function trainer.setup(cfg, mode)
   local teacher
   if mode == "distill" and require("distill.distillers").needs(cfg.methods[cfg.method]).teacher then
     teacher = trainer.build_model(cfg.teacher, data.num_classes)
+    trainer.check_teacher_checkpoint(cfg)
     local state = trainer.load_model_state(cfg.teacher.checkpoint)
     teacher:load_state_dict(state)
     teacher:eval()
@@ -341,9 +402,10 @@ local function describe(run, cfg, mode, dir)
     return tostring(type(spec.model) == "table" and spec.model.name or spec.model)
   end
   local ranks = dist.size() > 1 and (", %d ranks"):format(dist.size()) or ""
-  return ("%s: %s %s, %s -> %s, %d train / %d test samples, %d epochs%s, run dir %s"):format(
+  return ("%s: %s %s, %s -> %s, %d train / %d test samples, %d epoch%s%s, run dir %s"):format(
     mode, cfg.name, cfg.method, run.teacher and model_name(cfg.teacher) or "no teacher",
-    model_name(cfg.student), #run.data.train, #run.data.test, cfg.epochs, ranks, dir)
+    model_name(cfg.student), #run.data.train, #run.data.test, cfg.epochs,
+    cfg.epochs == 1 and "" or "s", ranks, dir)
 end
 
 -- A resumed run on every rank: rank 1's state (every rank read the same
@@ -354,8 +416,13 @@ local function resume(session, run, logger)
   dist.broadcast_module(run.objective)
   local before, now = session.checkpoint.meta.ranks or 1, dist.size()
   logger:resume_at(session.start_epoch - 1)
-  logger:print(("resuming %s at epoch %d/%d"):format(session.dir, session.start_epoch,
-    session.cfg.epochs))
+  if session.start_epoch > session.cfg.epochs then
+    logger:print(("%s has finished its %d epoch%s: nothing to do (--set epochs=N trains it further)")
+      :format(session.dir, session.cfg.epochs, session.cfg.epochs == 1 and "" or "s"))
+  else
+    logger:print(("resuming %s at epoch %d of %d"):format(session.dir, session.start_epoch,
+      session.cfg.epochs))
+  end
   if before ~= now then
     logger:print(("note: this run ran on %d rank(s) and now runs on %d: the global batch, the data "
       .. "order and the augmentation stay the same, but batch-norm statistics (without sync_bn) "
