@@ -27,7 +27,7 @@ static dt_tensor *index_arg(lua_State *L, int idx, const char *fn, int dim, int6
                  dt_dtype_name(src->dtype));
     if (!src && !lua_istable(L, idx))
         lt_error(L, fn, "argument #%d: expected an int64 index tensor or a list of integers, "
-                 "got %s", idx, luaL_typename(L, idx));
+                 "got %s", idx, lt_typename(L, idx));
     int64_t dim_size[2] = {dim, size};
     lt_positions p = {.size = size, .describe = describe_index, .ctx = dim_size};
     return lt_to_engine_positions(L, idx, fn, &p);
@@ -152,7 +152,7 @@ static int tensor_list(lua_State *L, int idx, const char *fn, const dt_tensor **
     if (!lua_istable(L, idx))
         lt_error(L, fn, "argument #%d: expected a list of tensors, got %s", idx,
                  lt_to(L, idx) ? "a tensor (wrap the tensors in a table: {a, b})"
-                               : luaL_typename(L, idx));
+                               : lt_typename(L, idx));
     lua_Integer n = luaL_len(L, idx);
     if (n < 1)
         lt_error(L, fn, "expected a non-empty list of tensors");
@@ -164,7 +164,7 @@ static int tensor_list(lua_State *L, int idx, const char *fn, const dt_tensor **
         ts[i - 1] = lt_to(L, -1);
         if (!ts[i - 1])
             lt_error(L, fn, "list entry %lld: expected a tensor, got %s", (long long)i,
-                     luaL_typename(L, -1));
+                     lt_typename(L, -1));
         lua_pop(L, 1);
     }
     *out = ts;

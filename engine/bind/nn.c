@@ -24,7 +24,7 @@ static void check_pair(lua_State *L, int idx, const char *fn, const char *what, 
     }
     if (!lua_istable(L, idx) || luaL_len(L, idx) != 2)
         lt_error(L, fn, "%s must be an integer or a table {h, w}, got %s", what,
-                 lua_istable(L, idx) ? "a table of another length" : luaL_typename(L, idx));
+                 lua_istable(L, idx) ? "a table of another length" : lt_typename(L, idx));
     for (int i = 0; i < 2; i++) {
         lua_geti(L, idx, i + 1);
         int isint = 0;
@@ -277,7 +277,7 @@ static int l_conv_algorithm(lua_State *L)
             i++;
         if (!name || !names[i])
             return lt_error(L, fn, "expected \"auto\", \"gemm\" or \"winograd\", got %s",
-                            name ? name : luaL_typename(L, 1));
+                            name ? name : lt_typename(L, 1));
         dt_set_conv_algo((dt_conv_algo)i);
     }
     lua_pushstring(L, names[before]);

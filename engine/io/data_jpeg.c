@@ -57,6 +57,10 @@ dt_status dt_jpeg_header(dt_jpeg_decoder *d, const uint8_t *buf, size_t len, int
     if (width <= 0 || height <= 0)
         return dt_fail(DT_ERR_FORMAT, "corrupt JPEG header (image size %d x %d; truncated file?)", width,
                        height);
+    if ((int64_t)width * height > DT_JPEG_MAX_PIXELS)
+        return dt_fail(DT_ERR_FORMAT, "JPEG header claims %d x %d pixels, more than the %lld "
+                       "allowed (corrupt, or too large to decode)", width, height,
+                       (long long)DT_JPEG_MAX_PIXELS);
     *h = height;
     *w = width;
     return DT_OK;
@@ -102,9 +106,11 @@ dt_status dt_jpeg_decode_scaled(dt_jpeg_decoder *d, const uint8_t *buf, size_t l
         d->pixels = p;
         d->capacity = need;
     }
+    /* libjpeg-turbo reports truncated or corrupt entropy data as warnings
+     * and fills what is missing with grey: stop at a warning and refuse
+     * the image rather than hand out silently damaged pixels. */
     if (tjDecompress2(d->tj, buf, (unsigned long)len, d->pixels, sw, sw * 3, sh, TJPF_RGB,
-                      TJFLAG_FASTDCT) != 0 &&
-        tjGetErrorCode(d->tj) == TJERR_FATAL)
+                      TJFLAG_FASTDCT | TJFLAG_STOPONWARNING) != 0)
         return dt_fail(DT_ERR_FORMAT, "corrupt JPEG data (%s)", tjGetErrorStr2(d->tj));
     *pixels = d->pixels;
     *h = sh;

@@ -514,7 +514,8 @@ dt_status dt_transform_batch(const dt_transform *tf, int64_t n, const dt_tensor 
         if (st == DT_OK && !batch) {
             int64_t shape[4] = {n, plan.c, plan.out_h, plan.out_w};
             st = dt_empty(plan.is_float ? DT_FLOAT32 : DT_UINT8, 4, shape, &batch);
-            sample_bytes = (size_t)(plan.c * plan.out_h * plan.out_w) * (plan.is_float ? 4 : 1);
+            if (st == DT_OK)   /* bounded now that the batch exists */
+                sample_bytes = (size_t)(plan.c * plan.out_h * plan.out_w) * (plan.is_float ? 4 : 1);
         }
         if (st == DT_OK && (plan.c != batch->shape[1] || plan.out_h != batch->shape[2] ||
                             plan.out_w != batch->shape[3]))
