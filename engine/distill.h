@@ -671,6 +671,8 @@ typedef enum dt_tf_kind {
 } dt_tf_kind;
 
 #define DT_TF_MAX_OPS 16
+/* Output sizes and padding of the ops are at most this many pixels. */
+#define DT_TF_MAX_SIZE (1 << 20)
 #define DT_TF_MAX_CHANNELS 4
 
 typedef struct dt_tf_op {

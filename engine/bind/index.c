@@ -210,7 +210,7 @@ static int push_pieces(lua_State *L, const char *fn, dt_tensor *a, int dim, int6
     int64_t start = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t len = sizes ? sizes[i] : uniform;
-        if (start + len > a->shape[dim])
+        if (len > a->shape[dim] - start)
             len = a->shape[dim] - start;   /* the last uniform piece may be shorter */
         dt_tensor *piece;
         LT_TRY(L, fn, dt_f_narrow(a, dim, start, len, &piece));
@@ -227,7 +227,7 @@ static int split_uniform(lua_State *L, const char *fn, dt_tensor *a, int dim, in
     int64_t len = a->shape[dim];
     if (size < 0 || (size == 0 && len > 0))
         return lt_error(L, fn, "split size must be positive, got %lld", (long long)size);
-    int64_t n = len == 0 ? 1 : (len + size - 1) / size;
+    int64_t n = len == 0 ? 1 : len / size + (len % size != 0);
     return push_pieces(L, fn, a, dim, n, NULL, size);
 }
 
@@ -253,6 +253,9 @@ static int l_split(lua_State *L)
         if (!isint || sizes[i - 1] < 0)
             return lt_error(L, fn, "split size %lld must be a non-negative integer",
                             (long long)i);
+        if (sizes[i - 1] > a->shape[dim] - total)   /* also keeps the sum from overflowing */
+            return lt_error(L, fn, "split sizes add up to more than dim %d's size %lld (at "
+                            "size %lld)", dim + 1, (long long)a->shape[dim], (long long)i);
         total += sizes[i - 1];
     }
     if (total != a->shape[dim])
@@ -273,7 +276,7 @@ static int l_chunk(lua_State *L)
         return lt_error(L, fn, "number of chunks must be positive, got %lld", (long long)n);
     int dim = lua_isnoneornil(L, 3) ? 0 : lt_check_dim(L, 3, fn, a->ndim);
     int64_t len = a->shape[dim];
-    return split_uniform(L, fn, a, dim, (len + n - 1) / n);
+    return split_uniform(L, fn, a, dim, len / n + (len % n != 0));
 }
 
 /* --------------------------------------------------------------- repeat */

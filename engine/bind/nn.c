@@ -182,7 +182,7 @@ static void check_pool_args(lua_State *L, const char *fn, bool avg, pool_args *a
     a->count_include_pad = avg ? lt_opt_field_bool(L, opts, fn, "count_include_pad", 1) : 1;
     check_positive(L, fn, "stride", a->stride);
     check_nonneg(L, fn, "padding", a->padding);
-    if (2 * a->padding[0] > a->kernel[0] || 2 * a->padding[1] > a->kernel[1])
+    if (a->padding[0] > a->kernel[0] / 2 || a->padding[1] > a->kernel[1] / 2)
         lt_error(L, fn, "padding must be at most half of kernel_size, got padding {%lld, %lld} "
                  "for kernel_size {%lld, %lld}", (long long)a->padding[0],
                  (long long)a->padding[1], (long long)a->kernel[0], (long long)a->kernel[1]);

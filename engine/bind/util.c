@@ -290,7 +290,8 @@ dt_tensor *lt_to_engine_positions(lua_State *L, int idx, const char *fn, const l
         bool skipped = p->has_skip && v == p->skip;
         if (p->describe && !skipped && (v < 1 || (p->size >= 0 && v > p->size)))
             p->describe(bad, sizeof bad, v, i, p->ctx);
-        out[i] = skipped && v == INT64_MIN ? v : v - 1;
+        /* INT64_MIN has no 0-based form: it stays, out of range for the engine */
+        out[i] = v == INT64_MIN ? v : v - 1;
     }
     if (bad[0]) {
         dt_tensor_release(r);
