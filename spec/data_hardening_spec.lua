@@ -252,13 +252,13 @@ describe("CIFAR python batches", function()
   end)
 
   it("reads batches pickled by Python 3 with NumPy (protocols 3 and 4), when available", function()
-    local ok = os.execute("python3 -c 'import numpy' > /dev/null 2>&1")
+    local ok = os.execute("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1")
     if not ok then
       pending("python3 with numpy is not installed")
       return
     end
     local path = dir .. "/py"
-    assert(os.execute(([[python3 - <<'EOF'
+    assert(os.execute(([[/usr/bin/python3 - <<'EOF'
 import pickle, numpy as np
 d = np.arange(4 * 3072, dtype=np.uint8).reshape(4, 3072) * 7
 for proto in (3, 4):
@@ -268,7 +268,7 @@ for proto in (3, 4):
 EOF]]):format(path)))
     for _, proto in ipairs { 3, 4 } do
       local images, labels = dataio.read_cifar_python({ path .. proto }, "labels")
-      assert.same({ 4, 1, 2, 1 }, labels:totable())
+      assert.same({ 4, 2, 5, 2 }, labels:totable())
       assert.same({ 4, 3, 32, 32 }, images:shape())
       assert.equal((3072 * 2 + 5) * 7 % 256, images[3][1][1][6])
     end
