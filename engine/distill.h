@@ -657,21 +657,39 @@ void dt_safetensors_free(dt_safetensors *st);   /* NULL allowed; releases the te
 dt_status dt_read_cifar(int npaths, const char *const *paths, int label_bytes, int label_pick,
                         dt_tensor **images, dt_tensor **labels);
 
+/* CIFAR's "python version" (torchvision's cifar-10-batches-py and
+ * cifar-100-python): each file a pickled dict whose b'data' is a NumPy
+ * uint8 N x 3072 array and whose labels are a list of N ints under
+ * label_key: "labels" (CIFAR-10, 0..9), "fine_labels" (0..99) or
+ * "coarse_labels" (0..19). Only that structure is read (nothing in the
+ * file is executed); images N x 3 x 32 x 32 uint8, labels N int64. */
+dt_status dt_read_cifar_python(int npaths, const char *const *paths, const char *label_key,
+                               dt_tensor **images, dt_tensor **labels);
+/* The same for one batch already in memory; `name` starts error messages. */
+dt_status dt_decode_cifar_python(const uint8_t *buf, size_t len, const char *name,
+                                 const char *label_key, dt_tensor **images, dt_tensor **labels);
+
 /* One IDX file (plain or gzip, detected by its magic), unsigned-byte data
  * only (type code 0x08): a uint8 tensor of the file's dims. The size of the
  * data must match the dims exactly. */
 dt_status dt_read_idx(const char *path, dt_tensor **out);
 /* An IDX image file (N x H x W) and label file (N) of one split:
- * images N x 1 x H x W uint8, labels N int64; the counts must agree. */
+ * images N x 1 x H x W uint8, labels N int64; the counts must agree. With
+ * num_classes > 0 every label must be below it (a byte of 255 in a
+ * 10-class file is corruption, not class 256); <= 0 accepts any byte. */
 dt_status dt_read_idx_pair(const char *images_path, const char *labels_path,
-                           dt_tensor **images, dt_tensor **labels);
+                           int64_t num_classes, dt_tensor **images, dt_tensor **labels);
 
 /* Whole file into a malloc'd buffer (caller frees); refuses files larger
  * than max_bytes. */
 dt_status dt_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *len);
 
 /* JPEG (libjpeg-turbo's TurboJPEG API). A decoder holds a TurboJPEG handle
- * and a scratch buffer; use one per thread. Pixels are always RGB. */
+ * and a scratch buffer; use one per thread. Pixels are always RGB. A file
+ * the decoder only warns about (truncated or corrupt data, which it would
+ * fill with grey) is an error, and so is a header claiming more than
+ * DT_JPEG_MAX_PIXELS pixels (refused before any decoding). */
+#define DT_JPEG_MAX_PIXELS ((int64_t)1 << 27)
 typedef struct dt_jpeg_decoder dt_jpeg_decoder;
 dt_status dt_jpeg_decoder_new(dt_jpeg_decoder **out);
 void dt_jpeg_decoder_free(dt_jpeg_decoder *d);     /* NULL allowed */
@@ -708,6 +726,8 @@ typedef enum dt_tf_kind {
 } dt_tf_kind;
 
 #define DT_TF_MAX_OPS 16
+/* Output sizes and padding of the ops are at most this many pixels. */
+#define DT_TF_MAX_SIZE (1 << 20)
 #define DT_TF_MAX_CHANNELS 4
 
 typedef struct dt_tf_op {
@@ -775,13 +795,18 @@ dt_status dt_transform_batch(const dt_transform *tf, int64_t n, const dt_tensor 
  * identical for any number of workers (0: synchronous in the caller). */
 typedef struct dt_loader dt_loader;
 
+#define DT_LOADER_MAX_WORKERS 256
+#define DT_LOADER_MAX_PREFETCH 4096
+
 typedef struct dt_loader_opts {
     int64_t batch_size;
     bool shuffle, drop_last;
-    int workers;
-    int prefetch;            /* batches in flight; <= 0: 2 per worker (at least 2) */
+    int workers;             /* 0..DT_LOADER_MAX_WORKERS */
+    int prefetch;            /* batches in flight, 0..DT_LOADER_MAX_PREFETCH; 0: 2 per
+                                worker (at least 2) */
     uint64_t seed;
-    bool skip_errors;        /* JPEG files that fail to decode: zeros + warning */
+    bool skip_errors;        /* JPEG files that fail to read or decode (corrupt, truncated,
+                                too large, not regular files): zeros + warning */
     /* Data parallel: this process takes share `shard` (0-based) of every
      * batch split `shards` ways as evenly as possible (the first size %
      * shards shares one sample longer); a last batch smaller than `shards`

@@ -128,8 +128,8 @@ typedef struct dt_prof_scope_ {
 static inline void dt_prof_scope_end_(const dt_prof_scope_ *s) { DT_PROF_END(s->kind, s->t0); }
 
 #define DT_PROF_SCOPE(kind)                                                              \
-    __attribute__((cleanup(dt_prof_scope_end_))) dt_prof_scope_ dt_prof_scope_var_ = {     \
-        (kind), dt_prof_enabled ? dt_prof_begin_() : -1.0}
+    __attribute__((cleanup(dt_prof_scope_end_), unused))                                 \
+    dt_prof_scope_ dt_prof_scope_var_ = {(kind), dt_prof_enabled ? dt_prof_begin_() : -1.0}
 
 /* ---------------------------------------------------------- allocation */
 

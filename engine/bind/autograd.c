@@ -35,7 +35,7 @@ static int set_requires_grad_prop(lua_State *L)
     const char *fn = "Tensor.requires_grad";
     dt_tensor *t = lt_check(L, 1, fn);
     if (!lua_isboolean(L, 2))
-        return lt_error(L, fn, "expected a boolean, got %s", luaL_typename(L, 2));
+        return lt_error(L, fn, "expected a boolean, got %s", lt_typename(L, 2));
     set_requires_grad(L, t, lua_toboolean(L, 2), fn);
     return 0;
 }
@@ -45,7 +45,7 @@ static int m_requires_grad_(lua_State *L)
     const char *fn = "Tensor:requires_grad_";
     dt_tensor *t = lt_check(L, 1, fn);
     if (!lua_isnoneornil(L, 2) && !lua_isboolean(L, 2))
-        return lt_error(L, fn, "expected a boolean, got %s", luaL_typename(L, 2));
+        return lt_error(L, fn, "expected a boolean, got %s", lt_typename(L, 2));
     set_requires_grad(L, t, lua_isnoneornil(L, 2) ? 1 : lua_toboolean(L, 2), fn);
     lua_settop(L, 1);
     return 1;
@@ -156,7 +156,7 @@ static int run_with_grad_mode(lua_State *L, bool mode, const char *fn)
 static int l_no_grad(lua_State *L)
 {
     if (lua_type(L, 1) != LUA_TFUNCTION)
-        return lt_error(L, "distill.no_grad", "expected a function, got %s", luaL_typename(L, 1));
+        return lt_error(L, "distill.no_grad", "expected a function, got %s", lt_typename(L, 1));
     return run_with_grad_mode(L, false, "distill.no_grad");
 }
 
@@ -164,7 +164,7 @@ static int l_enable_grad(lua_State *L)
 {
     if (lua_type(L, 1) != LUA_TFUNCTION)
         return lt_error(L, "distill.enable_grad", "expected a function, got %s",
-                        luaL_typename(L, 1));
+                        lt_typename(L, 1));
     return run_with_grad_mode(L, true, "distill.enable_grad");
 }
 
@@ -178,7 +178,7 @@ static int l_set_grad_enabled(lua_State *L)
 {
     if (!lua_isboolean(L, 1))
         return lt_error(L, "distill.set_grad_enabled", "expected a boolean, got %s",
-                        luaL_typename(L, 1));
+                        lt_typename(L, 1));
     lua_pushboolean(L, dt_grad_enabled());
     dt_set_grad_enabled(lua_toboolean(L, 1));
     return 1;   /* the previous mode, so callers can restore it */

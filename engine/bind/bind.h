@@ -32,7 +32,10 @@ typedef struct lt_tensor {
 void lt_push(lua_State *L, dt_tensor *t);
 /* The tensor at idx, or a Lua error "fn: argument #arg: expected a tensor, got T". */
 dt_tensor *lt_check(lua_State *L, int idx, const char *fn);
-/* The tensor at idx, or NULL when idx is not a tensor (no error). */
+/* The type of the value at idx for messages: "tensor", "freed tensor
+ * (...)" for a tensor whose :free() was called, else Lua's type name. */
+const char *lt_typename(lua_State *L, int idx);
+/* The tensor at idx, or NULL when idx is not a tensor or was freed (no error). */
 dt_tensor *lt_to(lua_State *L, int idx);
 /* A tensor from idx: tensors as they are (retained), numbers as 0-d tensors
  * of `dtype_for_numbers`. Caller releases. */

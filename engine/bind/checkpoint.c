@@ -17,7 +17,7 @@ static int count_entries(lua_State *L, int idx, const char *fn, const char *what
         size_t len;
         if (lua_type(L, -2) != LUA_TSTRING)
             return lt_error(L, fn, "%s keys must be strings, got a %s key", what,
-                            luaL_typename(L, -2));
+                            lt_typename(L, -2));
         const char *k = lua_tolstring(L, -2, &len);
         if (len == 0 || strlen(k) != len)
             return lt_error(L, fn, "%s keys must be non-empty strings without NUL characters",
@@ -26,14 +26,14 @@ static int count_entries(lua_State *L, int idx, const char *fn, const char *what
             lt_tensor *u = luaL_testudata(L, -1, LT_TENSOR_MT);
             if (!u)
                 return lt_error(L, fn, "%s '%s' must be a tensor, got %s", what, k,
-                                luaL_typename(L, -1));
+                                lt_typename(L, -1));
             if (!u->t)
                 return lt_error(L, fn, "%s '%s' was freed", what, k);
         } else {
             size_t vlen;
             if (lua_type(L, -1) != LUA_TSTRING)
                 return lt_error(L, fn, "%s '%s' must be a string, got %s", what, k,
-                                luaL_typename(L, -1));
+                                lt_typename(L, -1));
             const char *v = lua_tolstring(L, -1, &vlen);
             if (strlen(v) != vlen)
                 return lt_error(L, fn, "%s '%s' contains a NUL character", what, k);
@@ -50,10 +50,10 @@ static int l_save_safetensors(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     if (!lua_istable(L, 2))
         return lt_error(L, fn, "argument #2: expected a table {name = tensor}, got %s",
-                        luaL_typename(L, 2));
+                        lt_typename(L, 2));
     if (!lua_isnoneornil(L, 3) && !lua_istable(L, 3))
         return lt_error(L, fn, "argument #3: expected a metadata table of strings or nil, got %s",
-                        luaL_typename(L, 3));
+                        lt_typename(L, 3));
     int nt = count_entries(L, 2, fn, "tensor", true);
     int nm = lua_istable(L, 3) ? count_entries(L, 3, fn, "metadata", false) : 0;
 

@@ -196,7 +196,7 @@ static dt_tensor *index_view(lua_State *L, dt_tensor *t, int key, const char *fn
             dim++;
         } else {
             st = dt_fail(DT_ERR_ARG, "an index must be an integer, a {first, last} range or "
-                         "\":\", got %s", luaL_typename(L, -1));
+                         "\":\", got %s", lt_typename(L, -1));
         }
         lua_pop(L, 1);
         dt_tensor_release(cur);
@@ -235,7 +235,7 @@ static int tensor_index(lua_State *L)
         }
         return 1;
     }
-    return lt_error(L, "Tensor indexing", "cannot index a tensor with a %s", luaL_typename(L, 2));
+    return lt_error(L, "Tensor indexing", "cannot index a tensor with a %s", lt_typename(L, 2));
 }
 
 static int tensor_newindex(lua_State *L)
@@ -253,7 +253,7 @@ static int tensor_newindex(lua_State *L)
     }
     if (kt != LUA_TNUMBER && kt != LUA_TTABLE)
         return lt_error(L, "Tensor assignment", "cannot index a tensor with a %s",
-                        luaL_typename(L, 2));
+                        lt_typename(L, 2));
     lt_check_inplace(L, t, "Tensor assignment");
     dt_tensor *v = index_view(L, t, 2, "Tensor assignment");
     dt_status st;
@@ -264,7 +264,7 @@ static int tensor_newindex(lua_State *L)
     } else {
         dt_tensor_release(v);
         return lt_error(L, "Tensor assignment", "value must be a number or a tensor, got %s",
-                        luaL_typename(L, 3));
+                        lt_typename(L, 3));
     }
     dt_tensor_release(v);
     if (st)

@@ -21,7 +21,7 @@ static int l_set_isa(lua_State *L)
     const char *fn = "distill.set_isa";
     if (!lua_isnoneornil(L, 1) && lua_type(L, 1) != LUA_TSTRING)
         return lt_error(L, fn, "argument #1: expected an ISA name (\"auto\", \"generic\", "
-                        "\"avx2\" or \"avx512\"), got %s", luaL_typename(L, 1));
+                        "\"avx2\" or \"avx512\"), got %s", lt_typename(L, 1));
     const char *before = dt_isa_name();
     LT_TRY(L, fn, dt_isa_set(lua_tostring(L, 1)));
     lua_pushstring(L, before);

@@ -13,6 +13,24 @@
 
 /* --------------------------------------------------------------- readers */
 
+/* The file names of the list at index 1, kept alive by that list (the
+ * array itself is Lua's, so a later error frees it). */
+static const char **path_list(lua_State *L, const char *fn, int *n)
+{
+    *n = (int)luaL_len(L, 1);
+    if (*n < 1 || *n > 1024)
+        lt_error(L, fn, "expected 1 to 1024 file names, got %d", *n);
+    const char **paths = lua_newuserdatauv(L, sizeof(char *) * (size_t)*n, 0);
+    for (int i = 0; i < *n; i++) {
+        lua_geti(L, 1, i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            lt_error(L, fn, "file name %d is a %s, not a string", i + 1, lt_typename(L, -1));
+        paths[i] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    return paths;
+}
+
 /* read_cifar({paths}, label_bytes, label_pick) -> images, labels */
 static int l_read_cifar(lua_State *L)
 {
@@ -25,20 +43,32 @@ static int l_read_cifar(lua_State *L)
                         (long long)label_bytes);
     if (pick < 1 || pick > label_bytes)
         return lt_error(L, fn, "label_pick must be 1..%lld", (long long)label_bytes);
-    int n = (int)luaL_len(L, 1);
-    if (n < 1 || n > 1024)
-        return lt_error(L, fn, "expected 1 to 1024 file names, got %d", n);
-    const char **paths = lua_newuserdatauv(L, sizeof(char *) * (size_t)n, 0);
-    for (int i = 0; i < n; i++) {
-        lua_geti(L, 1, i + 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
-            return lt_error(L, fn, "file name %d is a %s, not a string", i + 1,
-                            luaL_typename(L, -1));
-        paths[i] = lua_tostring(L, -1);   /* kept alive by the table at 1 */
-        lua_pop(L, 1);
-    }
+    int n;
+    const char **paths = path_list(L, fn, &n);
     dt_tensor *images, *labels;
     LT_TRY(L, fn, dt_read_cifar(n, paths, (int)label_bytes, (int)pick - 1, &images, &labels));
+    lt_positions_to_lua(labels);
+    lt_push(L, images);
+    lt_push(L, labels);
+    return 2;
+}
+
+/* read_cifar_python({paths}, label_key) -> images, labels (1-based); label_key:
+ * "labels" (CIFAR-10), "fine_labels" or "coarse_labels" (CIFAR-100). */
+static int l_read_cifar_python(lua_State *L)
+{
+    const char *fn = "dataio.read_cifar_python";
+    if (!lua_istable(L, 1))
+        return lt_error(L, fn, "argument #1: expected a list of file names, got %s",
+                        lt_typename(L, 1));
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return lt_error(L, fn, "argument #2: expected the label key (\"labels\", "
+                        "\"fine_labels\" or \"coarse_labels\"), got %s", lt_typename(L, 2));
+    const char *key = lua_tostring(L, 2);
+    int n;
+    const char **paths = path_list(L, fn, &n);
+    dt_tensor *images, *labels;
+    LT_TRY(L, fn, dt_read_cifar_python(n, paths, key, &images, &labels));
     lt_positions_to_lua(labels);
     lt_push(L, images);
     lt_push(L, labels);
@@ -55,13 +85,18 @@ static int l_read_idx(lua_State *L)
     return 1;
 }
 
-/* read_idx_pair(images_path, labels_path) -> N x 1 x H x W uint8, N int64 (1-based) */
+/* read_idx_pair(images_path, labels_path [, num_classes]) -> N x 1 x H x W uint8,
+ * N int64 (1-based); with num_classes every stored label must be below it. */
 static int l_read_idx_pair(lua_State *L)
 {
     const char *fn = "dataio.read_idx_pair";
     const char *ip = luaL_checkstring(L, 1), *lp = luaL_checkstring(L, 2);
+    int64_t classes = lt_opt_int(L, 3, fn, "num_classes", 0);
+    if (lua_gettop(L) >= 3 && !lua_isnil(L, 3) && (classes < 1 || classes > 256))
+        return lt_error(L, fn, "num_classes must be 1..256 (labels are bytes), got %lld",
+                        (long long)classes);
     dt_tensor *images, *labels;
-    LT_TRY(L, fn, dt_read_idx_pair(ip, lp, &images, &labels));
+    LT_TRY(L, fn, dt_read_idx_pair(ip, lp, classes, &images, &labels));
     lt_positions_to_lua(labels);
     lt_push(L, images);
     lt_push(L, labels);
@@ -167,7 +202,7 @@ static void size_field(lua_State *L, int op, const char *fn, const char *key, in
         if (*w <= 0)
             lt_error(L, fn, "%s: sizes must be positive", key);
     } else {
-        lt_error(L, fn, "'%s' must be a number or {h, w}, got %s", key, luaL_typename(L, -1));
+        lt_error(L, fn, "'%s' must be a number or {h, w}, got %s", key, lt_typename(L, -1));
     }
     lua_pop(L, 1);
 }
@@ -186,7 +221,7 @@ static void pair_field(lua_State *L, int op, const char *fn, const char *key, do
         v[1] = lt_check_num(L, -1, fn, key);
         lua_pop(L, 2);
     } else if (t != LUA_TNIL) {
-        lt_error(L, fn, "'%s' must be a pair {lo, hi}, got %s", key, luaL_typename(L, -1));
+        lt_error(L, fn, "'%s' must be a pair {lo, hi}, got %s", key, lt_typename(L, -1));
     }
     lua_pop(L, 1);
 }
@@ -209,7 +244,7 @@ static int list_field(lua_State *L, int op, const char *fn, const char *key, dou
         }
     } else {
         lt_error(L, fn, "normalize needs '%s' (a number or a list), got %s", key,
-                 luaL_typename(L, -1));
+                 lt_typename(L, -1));
     }
     lua_pop(L, 1);
     return n;
@@ -223,7 +258,7 @@ static void check_transform(lua_State *L, int idx, const char *fn, dt_transform 
         return;
     idx = lua_absindex(L, idx);
     if (!lua_istable(L, idx))
-        lt_error(L, fn, "transform must be a list of ops, got %s", luaL_typename(L, idx));
+        lt_error(L, fn, "transform must be a list of ops, got %s", lt_typename(L, idx));
     int n = (int)luaL_len(L, idx);
     if (n > DT_TF_MAX_OPS)
         lt_error(L, fn, "a transform has at most %d ops, got %d", DT_TF_MAX_OPS, n);
@@ -327,7 +362,7 @@ static dt_loader *check_loader(lua_State *L, const char *fn)
 {
     lt_loader *u = luaL_testudata(L, 1, LT_LOADER_MT);
     if (!u)
-        lt_error(L, fn, "expected a loader, got %s", luaL_typename(L, 1));
+        lt_error(L, fn, "expected a loader, got %s", lt_typename(L, 1));
     if (!u->l)
         lt_error(L, fn, "the loader was closed");
     return u->l;
@@ -351,11 +386,16 @@ static int l_loader_new(lua_State *L)
     o.drop_last = lt_opt_field_bool(L, 1, fn, "drop_last", 0);
     int64_t workers = lt_opt_field_int(L, 1, fn, "workers", 0);
     o.seed = (uint64_t)lt_opt_field_int(L, 1, fn, "seed", 0);
-    o.prefetch = (int)lt_opt_field_int(L, 1, fn, "prefetch", 0);
+    int64_t prefetch = lt_opt_field_int(L, 1, fn, "prefetch", 0);
     const char *on_error = lt_opt_field_str(L, 1, fn, "on_error", "error");
-    if (workers < 0 || workers > 256)
-        return lt_error(L, fn, "workers must be 0..256, got %lld", (long long)workers);
+    if (workers < 0 || workers > DT_LOADER_MAX_WORKERS)
+        return lt_error(L, fn, "workers must be 0..%d, got %lld", DT_LOADER_MAX_WORKERS,
+                        (long long)workers);
+    if (prefetch < 0 || prefetch > DT_LOADER_MAX_PREFETCH)
+        return lt_error(L, fn, "prefetch must be 0..%d batches, got %lld",
+                        DT_LOADER_MAX_PREFETCH, (long long)prefetch);
     o.workers = (int)workers;
+    o.prefetch = (int)prefetch;
     if (strcmp(on_error, "error") != 0 && strcmp(on_error, "skip") != 0)
         return lt_error(L, fn, "on_error must be \"error\" or \"skip\", got \"%s\"", on_error);
     o.skip_errors = strcmp(on_error, "skip") == 0;
@@ -390,7 +430,7 @@ static int l_loader_new(lua_State *L)
             lua_geti(L, paths_idx, i + 1);
             if (lua_type(L, -1) != LUA_TSTRING)
                 return lt_error(L, fn, "paths[%lld] is a %s, not a string", (long long)i + 1,
-                                luaL_typename(L, -1));
+                                lt_typename(L, -1));
             paths[i] = lua_tostring(L, -1);
             lua_pop(L, 1);
         }
@@ -511,7 +551,8 @@ static int l_wallclock(lua_State *L)
 }
 
 static const luaL_Reg data_funcs[] = {
-    {"read_cifar", l_read_cifar}, {"read_idx", l_read_idx}, {"read_idx_pair", l_read_idx_pair},
+    {"read_cifar", l_read_cifar}, {"read_cifar_python", l_read_cifar_python},
+    {"read_idx", l_read_idx}, {"read_idx_pair", l_read_idx_pair},
     {"decode_jpeg", l_decode_jpeg}, {"read_jpeg", l_read_jpeg}, {"check_jpeg", l_check_jpeg},
     {"encode_jpeg", l_encode_jpeg}, {"transform", l_transform},
     {"transform_batch", l_transform_batch}, {"loader_new", l_loader_new},

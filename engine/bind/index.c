@@ -27,7 +27,7 @@ static dt_tensor *index_arg(lua_State *L, int idx, const char *fn, int dim, int6
                  dt_dtype_name(src->dtype));
     if (!src && !lua_istable(L, idx))
         lt_error(L, fn, "argument #%d: expected an int64 index tensor or a list of integers, "
-                 "got %s", idx, luaL_typename(L, idx));
+                 "got %s", idx, lt_typename(L, idx));
     int64_t dim_size[2] = {dim, size};
     lt_positions p = {.size = size, .describe = describe_index, .ctx = dim_size};
     return lt_to_engine_positions(L, idx, fn, &p);
@@ -152,7 +152,7 @@ static int tensor_list(lua_State *L, int idx, const char *fn, const dt_tensor **
     if (!lua_istable(L, idx))
         lt_error(L, fn, "argument #%d: expected a list of tensors, got %s", idx,
                  lt_to(L, idx) ? "a tensor (wrap the tensors in a table: {a, b})"
-                               : luaL_typename(L, idx));
+                               : lt_typename(L, idx));
     lua_Integer n = luaL_len(L, idx);
     if (n < 1)
         lt_error(L, fn, "expected a non-empty list of tensors");
@@ -164,7 +164,7 @@ static int tensor_list(lua_State *L, int idx, const char *fn, const dt_tensor **
         ts[i - 1] = lt_to(L, -1);
         if (!ts[i - 1])
             lt_error(L, fn, "list entry %lld: expected a tensor, got %s", (long long)i,
-                     luaL_typename(L, -1));
+                     lt_typename(L, -1));
         lua_pop(L, 1);
     }
     *out = ts;
@@ -210,7 +210,7 @@ static int push_pieces(lua_State *L, const char *fn, dt_tensor *a, int dim, int6
     int64_t start = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t len = sizes ? sizes[i] : uniform;
-        if (start + len > a->shape[dim])
+        if (len > a->shape[dim] - start)
             len = a->shape[dim] - start;   /* the last uniform piece may be shorter */
         dt_tensor *piece;
         LT_TRY(L, fn, dt_f_narrow(a, dim, start, len, &piece));
@@ -227,7 +227,7 @@ static int split_uniform(lua_State *L, const char *fn, dt_tensor *a, int dim, in
     int64_t len = a->shape[dim];
     if (size < 0 || (size == 0 && len > 0))
         return lt_error(L, fn, "split size must be positive, got %lld", (long long)size);
-    int64_t n = len == 0 ? 1 : (len + size - 1) / size;
+    int64_t n = len == 0 ? 1 : len / size + (len % size != 0);
     return push_pieces(L, fn, a, dim, n, NULL, size);
 }
 
@@ -253,6 +253,9 @@ static int l_split(lua_State *L)
         if (!isint || sizes[i - 1] < 0)
             return lt_error(L, fn, "split size %lld must be a non-negative integer",
                             (long long)i);
+        if (sizes[i - 1] > a->shape[dim] - total)   /* also keeps the sum from overflowing */
+            return lt_error(L, fn, "split sizes add up to more than dim %d's size %lld (at "
+                            "size %lld)", dim + 1, (long long)a->shape[dim], (long long)i);
         total += sizes[i - 1];
     }
     if (total != a->shape[dim])
@@ -273,7 +276,7 @@ static int l_chunk(lua_State *L)
         return lt_error(L, fn, "number of chunks must be positive, got %lld", (long long)n);
     int dim = lua_isnoneornil(L, 3) ? 0 : lt_check_dim(L, 3, fn, a->ndim);
     int64_t len = a->shape[dim];
-    return split_uniform(L, fn, a, dim, (len + n - 1) / n);
+    return split_uniform(L, fn, a, dim, len / n + (len % n != 0));
 }
 
 /* --------------------------------------------------------------- repeat */

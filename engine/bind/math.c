@@ -27,11 +27,6 @@ static dt_tensor *opt_tensor(lua_State *L, int idx, const char *fn)
     return u->t;
 }
 
-static const char *type_name(lua_State *L, int idx)
-{
-    return luaL_testudata(L, idx, LT_TENSOR_MT) ? "tensor" : luaL_typename(L, idx);
-}
-
 /* a op b with a, b at stack positions ia, ib: tensors or numbers. */
 static dt_tensor *binary_values(lua_State *L, dt_binop op, const char *fn, int ia, int ib)
 {
@@ -45,10 +40,10 @@ static dt_tensor *binary_values(lua_State *L, dt_binop op, const char *fn, int i
         st = dt_f_scalar_binary(op, lua_tonumber(L, ia), lua_isinteger(L, ia), b, &r);
     else if (a || b)
         return (lt_error(L, fn, "argument #%d: expected a tensor or a number, got %s",
-                         a ? ib : ia, type_name(L, a ? ib : ia)), NULL);
+                         a ? ib : ia, lt_typename(L, a ? ib : ia)), NULL);
     else
-        return (lt_error(L, fn, "expected a tensor operand, got %s and %s", type_name(L, ia),
-                         type_name(L, ib)), NULL);
+        return (lt_error(L, fn, "expected a tensor operand, got %s and %s", lt_typename(L, ia),
+                         lt_typename(L, ib)), NULL);
     if (st)
         lt_fail(L, fn);
     return r;
@@ -78,7 +73,7 @@ static int add_sub(lua_State *L, dt_binop op, const char *fn)
         lua_arith(L, LUA_OPMUL);
     } else {
         return lt_error(L, fn, "argument #2: expected a tensor or a number, got %s",
-                        type_name(L, 2));
+                        lt_typename(L, 2));
     }
     lt_push(L, binary_values(L, op, fn, 1, lua_gettop(L)));
     return 1;
@@ -114,7 +109,7 @@ static int binary_inplace(lua_State *L, dt_binop op, const char *fn, int allow_a
     dt_tensor *y = opt_tensor(L, 2, fn);
     if (!y && lua_type(L, 2) != LUA_TNUMBER)
         return lt_error(L, fn, "argument #2: expected a tensor or a number, got %s",
-                        type_name(L, 2));
+                        lt_typename(L, 2));
     if (y && dt_needs_grad(y))   /* x is outside the graph: y's gradient would be lost */
         return lt_error(L, fn, "argument #2 requires grad, which an in-place op cannot record "
                         "(use the out-of-place op)");
@@ -236,7 +231,7 @@ static int l_where(lua_State *L)
     for (int i = 2; i <= 3; i++)
         if (!opt_tensor(L, i, fn) && lua_type(L, i) != LUA_TNUMBER)
             return lt_error(L, fn, "argument #%d: expected a tensor or a number, got %s", i,
-                            type_name(L, i));
+                            lt_typename(L, i));
     dt_tensor *ops[2] = {a, b};
     for (int i = 0; i < 2; i++) {
         if (ops[i])
@@ -290,7 +285,7 @@ static void parse_dims(lua_State *L, int idx, const char *fn, const dt_tensor *t
     }
     if (!lua_istable(L, idx))
         lt_error(L, fn, "dim: expected an integer or a table of integers, got %s",
-                 type_name(L, idx));
+                 lt_typename(L, idx));
     lua_Integer n = luaL_len(L, idx);
     if (n > DT_MAX_DIMS)
         lt_error(L, fn, "%lld dims given; at most %d", (long long)n, DT_MAX_DIMS);
@@ -322,12 +317,12 @@ static int parse_reduce(lua_State *L, int idx, const char *fn, const dt_tensor *
             opts = idx++;
         } else {
             if (!lua_isnoneornil(L, idx) && !lua_isboolean(L, idx))
-                lt_error(L, fn, "keepdim must be a boolean, got %s", type_name(L, idx));
+                lt_error(L, fn, "keepdim must be a boolean, got %s", lt_typename(L, idx));
             o->keepdim = lua_toboolean(L, idx);
             idx++;
             if (!lua_isnoneornil(L, idx)) {
                 if (!lua_istable(L, idx))
-                    lt_error(L, fn, "options must be a table, got %s", type_name(L, idx));
+                    lt_error(L, fn, "options must be a table, got %s", lt_typename(L, idx));
                 opts = idx;
             }
             idx++;
@@ -335,7 +330,7 @@ static int parse_reduce(lua_State *L, int idx, const char *fn, const dt_tensor *
     }
     for (; idx <= top; idx++)
         if (!lua_isnil(L, idx))
-            lt_error(L, fn, "unexpected argument #%d (%s)", idx, type_name(L, idx));
+            lt_error(L, fn, "unexpected argument #%d (%s)", idx, lt_typename(L, idx));
     return opts;
 }
 

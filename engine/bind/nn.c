@@ -25,7 +25,7 @@ static void check_pair(lua_State *L, int idx, const char *fn, const char *what, 
     }
     if (!lua_istable(L, idx) || luaL_len(L, idx) != 2)
         lt_error(L, fn, "%s must be an integer or a table {h, w}, got %s", what,
-                 lua_istable(L, idx) ? "a table of another length" : luaL_typename(L, idx));
+                 lua_istable(L, idx) ? "a table of another length" : lt_typename(L, idx));
     for (int i = 0; i < 2; i++) {
         lua_geti(L, idx, i + 1);
         int isint = 0;
@@ -183,7 +183,7 @@ static void check_pool_args(lua_State *L, const char *fn, bool avg, pool_args *a
     a->count_include_pad = avg ? lt_opt_field_bool(L, opts, fn, "count_include_pad", 1) : 1;
     check_positive(L, fn, "stride", a->stride);
     check_nonneg(L, fn, "padding", a->padding);
-    if (2 * a->padding[0] > a->kernel[0] || 2 * a->padding[1] > a->kernel[1])
+    if (a->padding[0] > a->kernel[0] / 2 || a->padding[1] > a->kernel[1] / 2)
         lt_error(L, fn, "padding must be at most half of kernel_size, got padding {%lld, %lld} "
                  "for kernel_size {%lld, %lld}", (long long)a->padding[0],
                  (long long)a->padding[1], (long long)a->kernel[0], (long long)a->kernel[1]);
@@ -279,7 +279,7 @@ static int l_conv_algorithm(lua_State *L)
             i++;
         if (!name || !names[i])
             return lt_error(L, fn, "expected \"auto\", \"gemm\" or \"winograd\", got %s",
-                            name ? name : luaL_typename(L, 1));
+                            name ? name : lt_typename(L, 1));
         dt_set_conv_algo((dt_conv_algo)i);
     }
     lua_pushstring(L, names[before]);

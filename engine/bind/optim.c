@@ -25,7 +25,7 @@ static int l_sgd_step_(lua_State *L)
     dt_tensor *buf = opt_tensor(L, 3, fn);
     if (!lua_istable(L, 4))
         return lt_error(L, fn, "argument #4: expected an options table, got %s",
-                        luaL_typename(L, 4));
+                        lt_typename(L, 4));
     lt_check_option_keys(L, 4, fn, keys);
     dt_sgd_opts o;
     lua_getfield(L, 4, "lr");
@@ -54,7 +54,7 @@ static int l_adam_step_(lua_State *L)
     int64_t step = lt_check_int(L, 6, fn, "step");
     if (!lua_istable(L, 7))
         return lt_error(L, fn, "argument #7: expected an options table, got %s",
-                        luaL_typename(L, 7));
+                        lt_typename(L, 7));
     lt_check_option_keys(L, 7, fn, keys);
     dt_adam_opts o;
     o.lr = lt_opt_field_num(L, 7, fn, "lr", 1e-3);

@@ -32,7 +32,7 @@ static int l_set_rng_state(lua_State *L)
     const char *fn = "distill.set_rng_state";
     if (!lua_istable(L, 1))
         return lt_error(L, fn, "expected a state table {seed=, offset=}, got %s",
-                        luaL_typename(L, 1));
+                        lt_typename(L, 1));
     lua_getfield(L, 1, "seed");
     lua_getfield(L, 1, "offset");
     if (!lua_isinteger(L, -2) || !lua_isinteger(L, -1))
@@ -80,7 +80,7 @@ static int l_randint(lua_State *L)
     int64_t shape[DT_MAX_DIMS];
     if (!lua_istable(L, 3))
         return lt_error(L, fn, "expected (low, high, shape table), got %s as the shape",
-                        luaL_typename(L, 3));
+                        lt_typename(L, 3));
     int ndim = lt_check_shape(L, 3, fn, shape, 0);
     dt_dtype dtype = lt_opt_dtype(L, 4, fn, DT_INT64);
     dt_tensor *t;

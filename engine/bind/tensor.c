@@ -28,7 +28,7 @@ static int l_full(lua_State *L)
     int64_t shape[DT_MAX_DIMS];
     if (!lua_istable(L, 1))
         return lt_error(L, fn, "expected a shape table such as {2, 3}, got %s",
-                        luaL_typename(L, 1));
+                        lt_typename(L, 1));
     int ndim = lt_check_shape(L, 1, fn, shape, 0);
     double v = lt_check_num(L, 2, fn, "fill value");
     dt_dtype dtype = lt_opt_dtype(L, 3, fn, lua_isinteger(L, 2) ? DT_INT64 : DT_FLOAT32);
@@ -71,7 +71,7 @@ static int l_arange(lua_State *L)
     }
     if (nnum == 0)
         return lt_error(L, fn, "expected (end), (start, end) or (start, end, step) numbers, "
-                        "got %s", luaL_typename(L, 1));
+                        "got %s", lt_typename(L, 1));
     if (nnum == 1) {
         end = lua_tonumber(L, 1);
     } else {
@@ -132,7 +132,7 @@ static void table_shape(lua_State *L, int idx, const char *fn, int depth, int64_
     }
     if (!lua_istable(L, idx))
         lt_error(L, fn, "expected numbers or nested tables of numbers, got %s",
-                 luaL_typename(L, idx));
+                 lt_typename(L, idx));
     if (depth >= DT_MAX_DIMS)
         lt_error(L, fn, "tables nest deeper than %d dims", DT_MAX_DIMS);
     if (*ndim >= 0 && depth >= *ndim)
@@ -186,7 +186,7 @@ static int l_tensor(lua_State *L)
     }
     if (lua_type(L, 1) != LUA_TTABLE && lua_type(L, 1) != LUA_TNUMBER)
         return lt_error(L, fn, "expected a number or a (nested) table of numbers, got %s",
-                        luaL_typename(L, 1));
+                        lt_typename(L, 1));
     int64_t shape[DT_MAX_DIMS];
     for (int d = 0; d < DT_MAX_DIMS; d++)
         shape[d] = -1;

@@ -18,10 +18,11 @@ int lt_error(lua_State *L, const char *fn, const char *fmt, ...)
     return luaL_error(L, "%s: %s", fn, msg);
 }
 
-static const char *type_of(lua_State *L, int idx)
+const char *lt_typename(lua_State *L, int idx)
 {
-    if (lt_to(L, idx))
-        return "tensor";
+    lt_tensor *u = luaL_testudata(L, idx, LT_TENSOR_MT);
+    if (u)
+        return u->t ? "tensor" : "freed tensor (its :free() was called)";
     return luaL_typename(L, idx);
 }
 
@@ -35,7 +36,7 @@ dt_tensor *lt_check(lua_State *L, int idx, const char *fn)
 {
     lt_tensor *u = luaL_testudata(L, idx, LT_TENSOR_MT);
     if (!u)
-        lt_error(L, fn, "argument #%d: expected a tensor, got %s", idx, luaL_typename(L, idx));
+        lt_error(L, fn, "argument #%d: expected a tensor, got %s", idx, lt_typename(L, idx));
     if (!u->t)
         lt_error(L, fn, "argument #%d: the tensor was freed", idx);
     return u->t;
@@ -61,7 +62,7 @@ int64_t lt_check_int(lua_State *L, int idx, const char *fn, const char *what)
     if (!isint) {
         if (lua_type(L, idx) == LUA_TNUMBER)
             lt_error(L, fn, "%s must be an integer, got %s", what, lua_tostring(L, idx));
-        lt_error(L, fn, "%s: expected an integer, got %s", what, type_of(L, idx));
+        lt_error(L, fn, "%s: expected an integer, got %s", what, lt_typename(L, idx));
     }
     return v;
 }
@@ -74,7 +75,7 @@ int64_t lt_opt_int(lua_State *L, int idx, const char *fn, const char *what, int6
 double lt_check_num(lua_State *L, int idx, const char *fn, const char *what)
 {
     if (lua_type(L, idx) != LUA_TNUMBER)
-        lt_error(L, fn, "%s: expected a number, got %s", what, type_of(L, idx));
+        lt_error(L, fn, "%s: expected a number, got %s", what, lt_typename(L, idx));
     return lua_tonumber(L, idx);
 }
 
@@ -119,7 +120,7 @@ int lt_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int al
     } else if (lua_isnoneornil(L, idx)) {
         n = 0;
     } else {
-        return lt_error(L, fn, "expected a shape table such as {2, 3}, got %s", type_of(L, idx));
+        return lt_error(L, fn, "expected a shape table such as {2, 3}, got %s", lt_typename(L, idx));
     }
     for (int d = 0; d < n; d++)
         if (shape[d] < 0 && !(allow_infer && shape[d] == -1))
@@ -133,7 +134,7 @@ dt_dtype lt_opt_dtype(lua_State *L, int idx, const char *fn, dt_dtype def)
         return def;
     if (lua_type(L, idx) != LUA_TSTRING)
         lt_error(L, fn, "dtype must be a string (\"float32\", \"int64\" or \"uint8\"), got %s",
-                 type_of(L, idx));
+                 lt_typename(L, idx));
     dt_dtype d;
     if (!dt_dtype_parse(lua_tostring(L, idx), &d))
         lt_error(L, fn, "unknown dtype \"%s\" (expected \"float32\", \"int64\" or \"uint8\")",
@@ -149,7 +150,7 @@ static int get_field(lua_State *L, int idx, const char *fn, const char *key)
         return LUA_TNIL;
     }
     if (!lua_istable(L, idx))
-        lt_error(L, fn, "options must be a table, got %s", type_of(L, idx));
+        lt_error(L, fn, "options must be a table, got %s", lt_typename(L, idx));
     return lua_getfield(L, idx, key);
 }
 
@@ -160,7 +161,7 @@ double lt_opt_field_num(lua_State *L, int idx, const char *fn, const char *key, 
     if (t == LUA_TNUMBER)
         v = lua_tonumber(L, -1);
     else if (t != LUA_TNIL)
-        lt_error(L, fn, "option '%s' must be a number, got %s", key, luaL_typename(L, -1));
+        lt_error(L, fn, "option '%s' must be a number, got %s", key, lt_typename(L, -1));
     lua_pop(L, 1);
     return v;
 }
@@ -174,7 +175,7 @@ int64_t lt_opt_field_int(lua_State *L, int idx, const char *fn, const char *key,
         v = lua_tointegerx(L, -1, &isint);
         if (!isint)
             lt_error(L, fn, "option '%s' must be an integer, got %s", key,
-                     t == LUA_TNUMBER ? lua_tostring(L, -1) : luaL_typename(L, -1));
+                     t == LUA_TNUMBER ? lua_tostring(L, -1) : lt_typename(L, -1));
     }
     lua_pop(L, 1);
     return v;
@@ -187,7 +188,7 @@ int lt_opt_field_bool(lua_State *L, int idx, const char *fn, const char *key, in
     if (t == LUA_TBOOLEAN)
         v = lua_toboolean(L, -1);
     else if (t != LUA_TNIL)
-        lt_error(L, fn, "option '%s' must be a boolean, got %s", key, luaL_typename(L, -1));
+        lt_error(L, fn, "option '%s' must be a boolean, got %s", key, lt_typename(L, -1));
     lua_pop(L, 1);
     return v;
 }
@@ -199,7 +200,7 @@ const char *lt_opt_field_str(lua_State *L, int idx, const char *fn, const char *
     if (t == LUA_TSTRING)
         v = lua_tostring(L, -1);   /* still referenced by the options table */
     else if (t != LUA_TNIL)
-        lt_error(L, fn, "option '%s' must be a string, got %s", key, luaL_typename(L, -1));
+        lt_error(L, fn, "option '%s' must be a string, got %s", key, lt_typename(L, -1));
     lua_pop(L, 1);
     return v;
 }
@@ -209,7 +210,7 @@ void lt_check_option_keys(lua_State *L, int idx, const char *fn, const char *con
     if (lua_isnoneornil(L, idx))
         return;
     if (!lua_istable(L, idx))
-        lt_error(L, fn, "options must be a table, got %s", type_of(L, idx));
+        lt_error(L, fn, "options must be a table, got %s", lt_typename(L, idx));
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
@@ -289,7 +290,8 @@ dt_tensor *lt_to_engine_positions(lua_State *L, int idx, const char *fn, const l
         bool skipped = p->has_skip && v == p->skip;
         if (p->describe && !skipped && (v < 1 || (p->size >= 0 && v > p->size)))
             p->describe(bad, sizeof bad, v, i, p->ctx);
-        out[i] = skipped && v == INT64_MIN ? v : v - 1;
+        /* INT64_MIN has no 0-based form: it stays, out of range for the engine */
+        out[i] = v == INT64_MIN ? v : v - 1;
     }
     if (bad[0]) {
         dt_tensor_release(r);

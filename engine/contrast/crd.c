@@ -9,6 +9,7 @@
  * The bank is state, not a parameter: gradients flow to v only. */
 #include "distill.h"
 #include "autograd/op.h"
+#include "core/overlap.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -182,8 +183,12 @@ dt_status dt_crd_update_bank_(dt_tensor *bank, const dt_tensor *idx, const dt_te
                        dt_shape_str(idx->shape, idx->ndim, b, sizeof b),
                        dt_shape_str(v->shape, v->ndim, c, sizeof c));
     int64_t n = bank->shape[0], d = bank->shape[1], count = idx->shape[0];
-    dt_tensor *vc = NULL, *ic = NULL;
-    dt_status st = dt_contiguous((dt_tensor *)v, &vc);
+    dt_tensor *vc = NULL, *ic = NULL, *vtmp = NULL;
+    /* embeddings that view the bank's own rows are read before any row is written */
+    dt_status st = dt_source_for_write(bank, v, &v, &vtmp);
+    if (st == DT_OK)
+        st = dt_contiguous((dt_tensor *)v, &vc);
+    dt_tensor_release(vtmp);   /* vc holds the copy when one was made */
     if (st == DT_OK)
         st = dt_contiguous((dt_tensor *)idx, &ic);
     if (st == DT_OK)

@@ -11,7 +11,11 @@ dt_status dt_arange(dt_dtype dtype, double start, double end, double step, dt_te
     if ((step > 0 && end < start) || (step < 0 && end > start))
         return dt_fail(DT_ERR_ARG, "arange: step %g goes away from the end %g (start %g)", step,
                        end, start);
-    int64_t n = (int64_t)ceil((end - start) / step);
+    double count = ceil((end - start) / step);
+    if (!(count <= 9.0e18))   /* converting a larger double to int64_t is undefined */
+        return dt_fail(DT_ERR_ARG, "arange from %g to %g by %g has too many elements (%g)",
+                       start, end, step, count);
+    int64_t n = (int64_t)count;
     dt_status st = dt_zeros(dtype, 1, &n, out);
     if (st)
         return st;

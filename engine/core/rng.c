@@ -108,9 +108,11 @@ dt_status dt_randint_(dt_tensor *t, dt_rng *g, int64_t low, int64_t high)
         return dt_fail(DT_ERR_ARG, "randint: high (%lld) must be greater than low (%lld)",
                        (long long)high, (long long)low);
     int64_t n = dt_numel(t);
+    /* in unsigned arithmetic: the range of [INT64_MIN, INT64_MAX) is 2^64 - 1 */
     uint64_t range = (uint64_t)high - (uint64_t)low, base = g->offset;
     for (int64_t i = 0; i < n; i++)
-        dt_set_flat_i64(t, i, low + (int64_t)below(dt_rng_word(g->seed, base + (uint64_t)i), range));
+        dt_set_flat_i64(t, i, (int64_t)((uint64_t)low +
+                                        below(dt_rng_word(g->seed, base + (uint64_t)i), range)));
     g->offset += (uint64_t)n;
     return DT_OK;
 }

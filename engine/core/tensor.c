@@ -1,6 +1,8 @@
 /* tensor.c - tensor headers, reference counts, element access, iteration. */
 #include "distill.h"
 #include "autograd/op.h"
+#include "core/overlap.h"
+#include "core/size.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,10 +100,39 @@ static dt_status check_shape(int ndim, const int64_t *shape)
     return DT_OK;
 }
 
+/* Every header satisfies what size.h promises: its sizes multiply to at
+ * most DT_MAX_NUMEL and every element it addresses lies in its storage.
+ * Views check their own arguments with clearer messages; this is the last
+ * line, so that no arithmetic slip can make a header that reads or writes
+ * outside its storage. */
+static dt_status check_geometry(const dt_storage *storage, dt_dtype dtype, int ndim,
+                                const int64_t *shape, const int64_t *stride, int64_t offset)
+{
+    int64_t numel;
+    dt_status st = check_shape(ndim, shape);
+    if (st == DT_OK)
+        st = dt_shape_numel("shape", ndim, shape, &numel);
+    if (st || numel == 0)
+        return st;
+    int64_t lo, hi, capacity = (int64_t)(storage->nbytes / dt_dtype_size(dtype));
+    if (!dt_extent(ndim, shape, stride, offset, &lo, &hi) || lo < 0 || hi >= capacity) {
+        char a[128], b[128];
+        return dt_fail(DT_ERR_INDEX, "a view of shape %s, strides %s and offset %lld reaches "
+                       "outside its storage of %lld elements",
+                       dt_shape_str(shape, ndim, a, sizeof a),
+                       dt_shape_str(stride, ndim, b, sizeof b), (long long)offset,
+                       (long long)capacity);
+    }
+    return DT_OK;
+}
+
 /* A header over `storage` (retained) with the given geometry. */
 static dt_status new_header(dt_storage *storage, dt_dtype dtype, int ndim, const int64_t *shape,
                             const int64_t *stride, int64_t offset, dt_tensor **out)
 {
+    dt_status st = check_geometry(storage, dtype, ndim, shape, stride, offset);
+    if (st)
+        return st;
     dt_tensor *t = calloc(1, sizeof *t);
     if (!t)
         return dt_fail(DT_ERR_NOMEM, "out of memory allocating a tensor header");
@@ -128,12 +159,10 @@ static dt_status new_contiguous(dt_dtype dtype, int ndim, const int64_t *shape, 
     dt_status st = check_shape(ndim, shape);
     if (st)
         return st;
-    int64_t numel = 1;
-    for (int d = 0; d < ndim; d++) {
-        if (shape[d] != 0 && numel > INT64_MAX / 16 / shape[d])
-            return dt_fail(DT_ERR_ARG, "tensor of that shape is too large");
-        numel *= shape[d];
-    }
+    int64_t numel;
+    st = dt_shape_numel("shape", ndim, shape, &numel);
+    if (st)
+        return st;
     dt_storage *s;
     size_t nbytes = (size_t)numel * dt_dtype_size(dtype);
     st = zero ? dt_storage_new(nbytes, &s) : dt_storage_new_uninit(nbytes, &s);
@@ -347,7 +376,6 @@ static dt_status infer_shape(int64_t numel, int ndim, const int64_t *shape, int6
     if (st)
         return st;
     int infer = -1;
-    int64_t known = 1;
     for (int d = 0; d < ndim; d++) {
         resolved[d] = shape[d];
         if (shape[d] == -1) {
@@ -356,10 +384,12 @@ static dt_status infer_shape(int64_t numel, int ndim, const int64_t *shape, int6
             infer = d;
         } else if (shape[d] < 0) {
             return dt_fail(DT_ERR_ARG, "invalid size %lld in dim %d", (long long)shape[d], d + 1);
-        } else {
-            known *= shape[d];
         }
     }
+    int64_t known;
+    st = dt_shape_numel("shape", ndim, shape, &known);
+    if (st)
+        return st;
     if (infer >= 0) {
         if (known == 0 || numel % known != 0)
             return dt_fail(DT_ERR_SHAPE, "cannot infer the -1 dim: %lld elements do not divide "
@@ -392,14 +422,18 @@ static bool view_strides(const dt_tensor *t, int ndim, const int64_t *shape, int
     int view_d = ndim - 1;
     int64_t chunk_base = t->stride[t->ndim - 1];
     int64_t tensor_numel = 1, view_numel = 1;
+    bool overflow = false;
     for (int td = t->ndim - 1; td >= 0; td--) {
         tensor_numel *= t->shape[td];
-        if (td == 0 || (t->shape[td - 1] != 1 && t->stride[td - 1] != tensor_numel * chunk_base)) {
+        if (td == 0 || (t->shape[td - 1] != 1 &&
+                        t->stride[td - 1] != dt_size_mul(tensor_numel, chunk_base, &overflow))) {
             while (view_d >= 0 && (view_numel < tensor_numel || shape[view_d] == 1)) {
-                stride[view_d] = view_numel * chunk_base;
+                stride[view_d] = dt_size_mul(view_numel, chunk_base, &overflow);
                 view_numel *= shape[view_d];
                 view_d--;
             }
+            if (overflow)
+                return false;
             if (view_numel != tensor_numel)
                 return false;
             if (td > 0) {
@@ -450,15 +484,15 @@ dt_status dt_narrow(dt_tensor *t, int dim, int64_t start, int64_t length, dt_ten
                                 : dt_normalize_dim(&dim, t->ndim);
     if (st)
         return st;
-    if (start < 0 || length < 0 || start + length > t->shape[dim])
+    if (start < 0 || length < 0 || start > t->shape[dim] || length > t->shape[dim] - start)
         return dt_fail(DT_ERR_INDEX, "narrow of %lld elements from position %lld is out of "
                        "range for dim %d of size %lld", (long long)length, (long long)start + 1,
                        dim + 1, (long long)t->shape[dim]);
-    st = new_header(t->storage, t->dtype, t->ndim, t->shape, t->stride,
-                    t->offset + start * t->stride[dim], out);
-    if (st == DT_OK)
-        (*out)->shape[dim] = length;
-    return st;
+    int64_t shape[DT_MAX_DIMS];
+    memcpy(shape, t->shape, sizeof shape);
+    shape[dim] = length;
+    return new_header(t->storage, t->dtype, t->ndim, shape, t->stride,
+                      t->offset + start * t->stride[dim], out);
 }
 
 dt_status dt_select(dt_tensor *t, int dim, int64_t index, dt_tensor **out)
@@ -671,14 +705,22 @@ dt_status dt_broadcast_shape(int na, const int64_t *sa, int nb, const int64_t *s
 
 dt_status dt_copy_(dt_tensor *dst, const dt_tensor *src)
 {
-    dt_tensor *src_b;
-    dt_status st = dt_expand((dt_tensor *)src, dst->ndim, dst->shape, &src_b);
+    dt_tensor *src_b, *tmp;
+    dt_status st = dt_check_writable(dst);
+    if (st == DT_OK && dt_same_view(dst, src))
+        return DT_OK;
+    if (st == DT_OK)
+        st = dt_source_for_write(dst, src, &src, &tmp);
+    if (st == DT_OK) {
+        st = dt_expand((dt_tensor *)src, dst->ndim, dst->shape, &src_b);
+        dt_tensor_release(tmp);   /* src_b keeps the copy's storage alive */
+    }
     if (st)
         return st;
     dt_iter it;
     const dt_tensor *ts[2] = {dst, src_b};
     dt_iter_init(&it, 2, ts);
-    switch (dst->dtype * DT_NUM_DTYPES + src->dtype) {
+    switch (dst->dtype * DT_NUM_DTYPES + src_b->dtype) {
     case DT_FLOAT32 * DT_NUM_DTYPES + DT_FLOAT32: COPY_RUN(float, float, AS_IS); break;
     case DT_FLOAT32 * DT_NUM_DTYPES + DT_INT64: COPY_RUN(float, int64_t, (float)); break;
     case DT_FLOAT32 * DT_NUM_DTYPES + DT_UINT8: COPY_RUN(float, uint8_t, (float)); break;

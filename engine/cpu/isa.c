@@ -96,7 +96,7 @@ const char *dt_cpu_model(void)
         return model;
 #if defined(DISTILL_X86_KERNELS)
     unsigned regs[12];
-    if (__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
+    if ((unsigned)__get_cpuid_max(0x80000000u, NULL) >= 0x80000004u) {
         for (unsigned leaf = 0; leaf < 3; leaf++)
             __get_cpuid(0x80000002u + leaf, &regs[4 * leaf], &regs[4 * leaf + 1],
                         &regs[4 * leaf + 2], &regs[4 * leaf + 3]);

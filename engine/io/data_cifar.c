@@ -4,24 +4,24 @@
  * class; CIFAR-100: coarse then fine class) followed by 3072 pixel bytes,
  * the R, G and B planes of a 32 x 32 image, row-major. */
 #include "distill.h"
+#include "file.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define RECORDS_PER_READ 1024
 
 /* Number of records in path, after checking its size. */
 static dt_status count_records(const char *path, size_t record, int64_t *n)
 {
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return dt_fail(DT_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode))
-        return dt_fail(DT_ERR_IO, "%s: not a regular file", path);
-    size_t size = (size_t)sb.st_size;
+    FILE *f;
+    uint64_t fsize;
+    dt_status st = dt_file_open_regular(path, &f, &fsize);
+    if (st)
+        return st;
+    fclose(f);
+    size_t size = (size_t)fsize;
     if (size == 0)
         return dt_fail(DT_ERR_FORMAT, "%s: empty file (expected records of %zu bytes)", path,
                        record);
@@ -48,10 +48,11 @@ static dt_status read_file(const char *path, int64_t n, int label_bytes, int lab
                            uint8_t *img, int64_t *lab, uint8_t *buf)
 {
     size_t record = (size_t)label_bytes + DT_CIFAR_PIXELS;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dt_fail(DT_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-    dt_status st = DT_OK;
+    FILE *f;
+    uint64_t size;
+    dt_status st = dt_file_open_regular(path, &f, &size);
+    if (st)
+        return st;
     for (int64_t done = 0; done < n && st == DT_OK;) {
         int64_t k = n - done < RECORDS_PER_READ ? n - done : RECORDS_PER_READ;
         if (fread(buf, record, (size_t)k, f) != (size_t)k) {

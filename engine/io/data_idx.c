@@ -5,11 +5,14 @@
  * row-major order. zlib's gzread reads plain files transparently, so one
  * path serves both; the data size must match the dims exactly. */
 #include "distill.h"
+#include "core/size.h"
+#include "io/file.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_MAX_DIMS 4
@@ -68,46 +71,80 @@ static dt_status read_header(gzFile f, const char *path, bool gz, int *ndim, int
     if (got < 4 * *ndim)
         return dt_fail(DT_ERR_FORMAT, "%s: truncated IDX header (%d dims announced, file ends "
                        "after %lld of their %d bytes)", path, *ndim, (long long)got, 4 * *ndim);
+    bool big = false;
     *total = 1;
     for (int d = 0; d < *ndim; d++) {
         dims[d] = be32(head + 4 + 4 * d);
-        *total *= dims[d];
-        if (*total > IDX_MAX_BYTES)
-            return dt_fail(DT_ERR_FORMAT, "%s: IDX dims are implausibly large (over %lld bytes)",
-                           path, (long long)IDX_MAX_BYTES);
+        *total = dt_size_mul(*total, dims[d], &big);
+    }
+    if (big || *total > IDX_MAX_BYTES) {
+        char buf[96];
+        return dt_fail(DT_ERR_FORMAT, "%s: IDX dims %s are implausibly large (over %lld bytes)",
+                       path, dt_shape_str(dims, *ndim, buf, sizeof buf),
+                       (long long)IDX_MAX_BYTES);
     }
     return DT_OK;
 }
 
-static bool is_gzip(const char *path)
+/* A gzip stream's dims are only a claim until its data arrives (a few
+ * hundred compressed bytes may announce gigabytes): the buffer grows with
+ * what the stream delivers, and the tensor is made once all of it came. */
+static dt_status read_gzip_data(gzFile f, const char *path, int ndim, const int64_t *dims,
+                                int64_t total, dt_tensor **out, int64_t *got)
 {
-    FILE *f = fopen(path, "rb");
-    uint8_t m[2] = {0, 0};
-    bool gz = f && fread(m, 1, 2, f) == 2 && m[0] == 0x1f && m[1] == 0x8b;
-    if (f)
-        fclose(f);
-    return gz;
+    uint8_t *buf = NULL;
+    int64_t cap = 0, n = 0;
+    dt_status st = DT_OK;
+    *got = 0;
+    while (st == DT_OK && *got < total) {
+        if (*got == cap) {
+            cap = cap < (1 << 16) ? (1 << 16) : 2 * cap;
+            cap = cap < total ? cap : total;
+            uint8_t *p = realloc(buf, (size_t)cap);
+            if (!p) {
+                st = dt_fail(DT_ERR_NOMEM, "%s: out of memory after %lld bytes", path,
+                             (long long)*got);
+                break;
+            }
+            buf = p;
+        }
+        st = read_exact(f, path, buf + *got, cap - *got, &n);
+        *got += n;
+        if (n < cap - (*got - n))
+            break;   /* the stream ended */
+    }
+    if (st == DT_OK && *got == total && (st = dt_empty(DT_UINT8, ndim, dims, out)) == DT_OK &&
+        total > 0)
+        memcpy(dt_u8(*out), buf, (size_t)total);
+    free(buf);
+    return st;
 }
 
 dt_status dt_read_idx(const char *path, dt_tensor **out)
 {
     *out = NULL;
-    FILE *probe = fopen(path, "rb");
-    if (!probe)
-        return dt_fail(DT_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-    fclose(probe);
-    bool gz = is_gzip(path);
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return dt_fail(DT_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
-    gzbuffer(f, 1u << 17);
+    int fd;
+    uint64_t size;
+    dt_status st = dt_file_open_regular_fd(path, &fd, &size);
+    if (st)
+        return st;
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return dt_fail(DT_ERR_NOMEM, "%s: cannot start reading (out of memory)", path);
+    }
+    /* large reads for the real files, but not 384 KiB of buffers for a small one */
+    gzbuffer(f, size < (1u << 17) ? 8192u : 1u << 17);
+    bool gz = !gzdirect(f);   /* zlib passes plain files through */
     int ndim = 0;
     int64_t dims[IDX_MAX_DIMS], total = 0, got = 0;
-    dt_status st = read_header(f, path, gz, &ndim, dims, &total);
-    if (st == DT_OK)
-        st = dt_empty(DT_UINT8, ndim, dims, out);
-    if (st == DT_OK)
+    st = read_header(f, path, gz, &ndim, dims, &total);
+    if (st == DT_OK && !gz && (uint64_t)total > size - (uint64_t)(4 + 4 * ndim))
+        got = (int64_t)(size - (uint64_t)(4 + 4 * ndim));   /* truncated: no need to read */
+    else if (st == DT_OK && !gz && (st = dt_empty(DT_UINT8, ndim, dims, out)) == DT_OK)
         st = read_exact(f, path, dt_u8(*out), total, &got);
+    else if (st == DT_OK)
+        st = read_gzip_data(f, path, ndim, dims, total, out, &got);
     if (st == DT_OK && got < total) {
         char buf[96];
         st = dt_fail(DT_ERR_FORMAT, "%s: truncated: dims %s need %lld data bytes, the file%s "
@@ -135,7 +172,7 @@ dt_status dt_read_idx(const char *path, dt_tensor **out)
 }
 
 dt_status dt_read_idx_pair(const char *images_path, const char *labels_path,
-                           dt_tensor **images, dt_tensor **labels)
+                           int64_t num_classes, dt_tensor **images, dt_tensor **labels)
 {
     *images = *labels = NULL;
     dt_tensor *img = NULL, *lab = NULL;
@@ -151,6 +188,11 @@ dt_status dt_read_idx_pair(const char *images_path, const char *labels_path,
     if (st == DT_OK && lab->shape[0] != img->shape[0])
         st = dt_fail(DT_ERR_FORMAT, "%s has %lld labels but %s has %lld images", labels_path,
                      (long long)lab->shape[0], images_path, (long long)img->shape[0]);
+    for (int64_t i = 0; st == DT_OK && num_classes > 0 && i < lab->shape[0]; i++)
+        if (dt_u8(lab)[i] >= num_classes)
+            st = dt_fail(DT_ERR_FORMAT, "%s: label %d of item %lld is out of range for %lld "
+                         "classes (labels are stored 0..%lld)", labels_path, dt_u8(lab)[i],
+                         (long long)i + 1, (long long)num_classes, (long long)num_classes - 1);
     if (st == DT_OK) {
         int64_t shape[4] = {img->shape[0], 1, img->shape[1], img->shape[2]};
         st = dt_view(img, 4, shape, images);

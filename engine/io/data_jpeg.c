@@ -38,6 +38,27 @@ void dt_jpeg_decoder_free(dt_jpeg_decoder *d)
     free(d);
 }
 
+/* After a failed call TurboJPEG's handle can stay in its error state: the
+ * next header read on it reports 0 x 0 pixels, so one damaged file would
+ * make the loader skip the good file after it. A failure therefore gets a
+ * fresh handle (the message is taken before). */
+static void renew(dt_jpeg_decoder *d)
+{
+    tjhandle fresh = tjInitDecompress();
+    if (fresh) {
+        tjDestroy(d->tj);
+        d->tj = fresh;
+    }
+}
+
+static dt_status fail_and_renew(dt_jpeg_decoder *d, const char *what)
+{
+    char why[256];
+    snprintf(why, sizeof why, "%s", tjGetErrorStr2(d->tj));
+    renew(d);
+    return dt_fail(DT_ERR_FORMAT, "%s (%s)", what, why);
+}
+
 static bool looks_like_jpeg(const uint8_t *buf, size_t len)
 {
     return len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF;
@@ -53,10 +74,16 @@ dt_status dt_jpeg_header(dt_jpeg_decoder *d, const uint8_t *buf, size_t len, int
     int width = 0, height = 0, subsamp = 0, colorspace = 0;
     if (tjDecompressHeader3(d->tj, buf, (unsigned long)len, &width, &height, &subsamp,
                             &colorspace) != 0)
-        return dt_fail(DT_ERR_FORMAT, "corrupt JPEG header (%s)", tjGetErrorStr2(d->tj));
-    if (width <= 0 || height <= 0)
+        return fail_and_renew(d, "corrupt JPEG header");
+    if (width <= 0 || height <= 0) {
+        renew(d);
         return dt_fail(DT_ERR_FORMAT, "corrupt JPEG header (image size %d x %d; truncated file?)", width,
                        height);
+    }
+    if ((int64_t)width * height > DT_JPEG_MAX_PIXELS)
+        return dt_fail(DT_ERR_FORMAT, "JPEG header claims %d x %d pixels, more than the %lld "
+                       "allowed (corrupt, or too large to decode)", width, height,
+                       (long long)DT_JPEG_MAX_PIXELS);
     *h = height;
     *w = width;
     return DT_OK;
@@ -102,10 +129,12 @@ dt_status dt_jpeg_decode_scaled(dt_jpeg_decoder *d, const uint8_t *buf, size_t l
         d->pixels = p;
         d->capacity = need;
     }
+    /* libjpeg-turbo reports truncated or corrupt entropy data as warnings
+     * and fills what is missing with grey: stop at a warning and refuse
+     * the image rather than hand out silently damaged pixels. */
     if (tjDecompress2(d->tj, buf, (unsigned long)len, d->pixels, sw, sw * 3, sh, TJPF_RGB,
-                      TJFLAG_FASTDCT) != 0 &&
-        tjGetErrorCode(d->tj) == TJERR_FATAL)
-        return dt_fail(DT_ERR_FORMAT, "corrupt JPEG data (%s)", tjGetErrorStr2(d->tj));
+                      TJFLAG_FASTDCT | TJFLAG_STOPONWARNING) != 0)
+        return fail_and_renew(d, "corrupt JPEG data");
     *pixels = d->pixels;
     *h = sh;
     *w = sw;

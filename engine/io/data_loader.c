@@ -8,6 +8,7 @@
  * batches do not depend on the number of workers or on scheduling. */
 #include "distill.h"
 #include "autograd/op.h"
+#include "core/size.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -320,8 +321,12 @@ static dt_status check_opts(const dt_loader_opts *o, int64_t n)
 {
     if (o->batch_size < 1)
         return dt_fail(DT_ERR_ARG, "batch_size must be >= 1, got %lld", (long long)o->batch_size);
-    if (o->workers < 0 || o->workers > 256)
-        return dt_fail(DT_ERR_ARG, "workers must be 0..256, got %d", o->workers);
+    if (o->workers < 0 || o->workers > DT_LOADER_MAX_WORKERS)
+        return dt_fail(DT_ERR_ARG, "workers must be 0..%d, got %d", DT_LOADER_MAX_WORKERS,
+                       o->workers);
+    if (o->prefetch < 0 || o->prefetch > DT_LOADER_MAX_PREFETCH)
+        return dt_fail(DT_ERR_ARG, "prefetch must be 0..%d batches, got %d",
+                       DT_LOADER_MAX_PREFETCH, o->prefetch);
     if (n < 0)
         return dt_fail(DT_ERR_ARG, "negative dataset size");
     if (o->shards < 0 || (o->shards > 1 && (o->shard < 0 || o->shard >= o->shards)))
@@ -341,14 +346,21 @@ static dt_status finish_new(dt_loader *l, dt_loader **out)
     pthread_cond_init(&l->work_cv, NULL);
     pthread_cond_init(&l->done_cv, NULL);
     l->sync_ready = true;
-    l->nbatches = o->drop_last ? l->n / o->batch_size : (l->n + o->batch_size - 1) / o->batch_size;
+    int64_t sample[3] = {l->c, l->out_h, l->out_w}, numel;
+    dt_status st = dt_shape_numel("loader: sample shape", 3, sample, &numel);
+    if (st) {
+        dt_loader_free(l);
+        return st;
+    }
+    l->nbatches = l->n / o->batch_size + (!o->drop_last && l->n % o->batch_size != 0);
     if (o->shards > 1 && l->nbatches > 0) {
         int64_t last = l->n - (l->nbatches - 1) * o->batch_size;
         bool mine = o->shard < last;   /* this process's share of it is not empty */
         if (last < o->shards && !(o->keep_short && mine))
             l->nbatches--;   /* a last batch too small to give every process a sample */
     }
-    l->sample_bytes = (size_t)(l->c * l->out_h * l->out_w) * (l->is_float ? 4 : 1);
+    l->sample_bytes = (size_t)numel * (l->is_float ? 4 : 1);
+    /* check_opts bounds workers and prefetch, so none of this overflows */
     l->nslots = o->prefetch > 0 ? o->prefetch : o->workers * 2 > 2 ? o->workers * 2 : 2;
     l->nthreads = o->workers;
     l->order = malloc(sizeof(int64_t) * (size_t)(l->n > 0 ? l->n : 1));

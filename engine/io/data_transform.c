@@ -61,11 +61,12 @@ dt_status dt_transform_validate(const dt_transform *tf)
         case DT_TF_RANDOM_CROP:
         case DT_TF_CENTER_CROP:
         case DT_TF_RANDOM_RESIZED_CROP:
-            if (op->h <= 0 || op->w <= 0)
-                return dt_fail(DT_ERR_ARG, "%s: size must be positive, got %lld x %lld", name,
-                               (long long)op->h, (long long)op->w);
-            if (op->padding < 0)
-                return dt_fail(DT_ERR_ARG, "%s: padding must be >= 0", name);
+            if (op->h <= 0 || op->w <= 0 || op->h > DT_TF_MAX_SIZE || op->w > DT_TF_MAX_SIZE)
+                return dt_fail(DT_ERR_ARG, "%s: size must be 1..%d, got %lld x %lld", name,
+                               DT_TF_MAX_SIZE, (long long)op->h, (long long)op->w);
+            if (op->padding < 0 || op->padding > DT_TF_MAX_SIZE)
+                return dt_fail(DT_ERR_ARG, "%s: padding must be 0..%d, got %lld", name,
+                               DT_TF_MAX_SIZE, (long long)op->padding);
             if (op->kind == DT_TF_RANDOM_RESIZED_CROP &&
                 !(op->scale[0] > 0 && op->scale[0] <= op->scale[1] && op->ratio[0] > 0 &&
                   op->ratio[0] <= op->ratio[1]))
@@ -73,8 +74,9 @@ dt_status dt_transform_validate(const dt_transform *tf)
                                "<= ratio[2]", name);
             break;
         case DT_TF_RESIZE:
-            if (op->h <= 0 || op->w < 0)
-                return dt_fail(DT_ERR_ARG, "resize: size must be positive");
+            if (op->h <= 0 || op->w < 0 || op->h > DT_TF_MAX_SIZE || op->w > DT_TF_MAX_SIZE)
+                return dt_fail(DT_ERR_ARG, "resize: size must be 1..%d, got %lld x %lld",
+                               DT_TF_MAX_SIZE, (long long)op->h, (long long)op->w);
             break;
         case DT_TF_HFLIP:
             if (!(op->p >= 0 && op->p <= 1))
@@ -99,6 +101,14 @@ dt_status dt_transform_validate(const dt_transform *tf)
     return DT_OK;
 }
 
+/* The longer side of a resize to a given shorter side, truncated; beyond
+ * DT_TF_MAX_SIZE it is only known to be too large (the plan refuses it). */
+static int64_t longer_side(int64_t shorter, int64_t a, int64_t b)
+{
+    double v = (double)shorter * (double)a / (double)b;
+    return v > (double)DT_TF_MAX_SIZE ? DT_TF_MAX_SIZE + 1 : (int64_t)v;
+}
+
 /* Output size of a resize op for an input of h x w. */
 static void resize_size(const dt_tf_op *op, int64_t h, int64_t w, int64_t *nh, int64_t *nw)
 {
@@ -107,10 +117,10 @@ static void resize_size(const dt_tf_op *op, int64_t h, int64_t w, int64_t *nh, i
         *nw = op->w;
     } else if (h <= w) {   /* shorter side becomes op->h; the longer is truncated */
         *nh = op->h;
-        *nw = (int64_t)((double)op->h * (double)w / (double)h);
+        *nw = longer_side(op->h, w, h);
     } else {
         *nw = op->h;
-        *nh = (int64_t)((double)op->h * (double)h / (double)w);
+        *nh = longer_side(op->h, h, w);
     }
 }
 
@@ -268,6 +278,10 @@ dt_status dt_transform_plan(const dt_transform *tf, int c, int64_t h, int64_t w,
             if (nh <= 0 || nw <= 0)
                 return dt_fail(DT_ERR_ARG, "resize: %lld x %lld image would become empty",
                                (long long)g.h, (long long)g.w);
+            if (nh > DT_TF_MAX_SIZE || nw > DT_TF_MAX_SIZE)
+                return dt_fail(DT_ERR_ARG, "resize: the shorter side of a %lld x %lld image to "
+                               "%lld makes the longer one over %d", (long long)g.h,
+                               (long long)g.w, (long long)op->h, DT_TF_MAX_SIZE);
             if (nh != g.h || nw != g.w)
                 compose_resample(&g, 0, 0, (double)g.h, (double)g.w, nh, nw);
             break;
@@ -514,7 +528,8 @@ dt_status dt_transform_batch(const dt_transform *tf, int64_t n, const dt_tensor 
         if (st == DT_OK && !batch) {
             int64_t shape[4] = {n, plan.c, plan.out_h, plan.out_w};
             st = dt_empty(plan.is_float ? DT_FLOAT32 : DT_UINT8, 4, shape, &batch);
-            sample_bytes = (size_t)(plan.c * plan.out_h * plan.out_w) * (plan.is_float ? 4 : 1);
+            if (st == DT_OK)   /* bounded now that the batch exists */
+                sample_bytes = (size_t)(plan.c * plan.out_h * plan.out_w) * (plan.is_float ? 4 : 1);
         }
         if (st == DT_OK && (plan.c != batch->shape[1] || plan.out_h != batch->shape[2] ||
                             plan.out_w != batch->shape[3]))

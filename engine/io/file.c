@@ -8,25 +8,41 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+dt_status dt_file_open_regular_fd(const char *path, int *fd, uint64_t *size)
+{
+    *fd = -1;
+    /* Non-blocking, so opening a FIFO without a writer returns at once. */
+    int d = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (d < 0)
+        return dt_fail(DT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(d, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(d);
+        return dt_fail(DT_ERR_IO, "%s: not a regular file", path);
+    }
+    int flags = fcntl(d, F_GETFL);
+    if (flags < 0 || fcntl(d, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int err = errno;
+        close(d);
+        return dt_fail(DT_ERR_IO, "%s: cannot open: %s", path, strerror(err));
+    }
+    *fd = d;
+    *size = (uint64_t)sb.st_size;
+    return DT_OK;
+}
+
 dt_status dt_file_open_regular(const char *path, FILE **f, uint64_t *size)
 {
     *f = NULL;
-    /* Non-blocking, so opening a FIFO without a writer returns at once. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return dt_fail(DT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return dt_fail(DT_ERR_IO, "%s: not a regular file", path);
-    }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 || !(*f = fdopen(fd, "rb"))) {
+    int fd;
+    dt_status st = dt_file_open_regular_fd(path, &fd, size);
+    if (st)
+        return st;
+    if (!(*f = fdopen(fd, "rb"))) {
         int err = errno;
         close(fd);
         return dt_fail(DT_ERR_IO, "%s: cannot open: %s", path, strerror(err));
     }
-    *size = (uint64_t)sb.st_size;
     return DT_OK;
 }
 

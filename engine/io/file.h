@@ -18,6 +18,8 @@
 /* Opens path for reading if it is a regular file (checked before any
  * blocking open); *size gets its size in bytes. */
 dt_status dt_file_open_regular(const char *path, FILE **f, uint64_t *size);
+/* The same as a file descriptor (for readers such as zlib's gzdopen). */
+dt_status dt_file_open_regular_fd(const char *path, int *fd, uint64_t *size);
 
 typedef struct dt_atomic_file {
     const char *path;   /* the target (borrowed) */

@@ -13,6 +13,7 @@
  */
 #include "distill.h"
 #include "autograd/op.h"
+#include "core/overlap.h"
 #include "elementwise_fused.h"
 #include "cpu/cpu.h"
 
@@ -159,26 +160,6 @@ static dt_status check_int_exponent(const dt_tensor *e)
     return DT_OK;
 }
 
-/* A tensor whose elements overlap (an expanded view) cannot be written in place. */
-static dt_status check_writable(const dt_tensor *t)
-{
-    for (int d = 0; d < t->ndim; d++)
-        if (t->stride[d] == 0 && t->shape[d] > 1)
-            return dt_fail(DT_ERR_ARG, "in-place operation on a tensor whose elements overlap "
-                           "(an expanded view); clone() it first");
-    return DT_OK;
-}
-
-static bool same_view(const dt_tensor *a, const dt_tensor *b)
-{
-    if (a->storage != b->storage || a->offset != b->offset || !dt_same_shape(a, b))
-        return false;
-    for (int d = 0; d < a->ndim; d++)
-        if (a->shape[d] > 1 && a->stride[d] != b->stride[d])
-            return false;
-    return true;
-}
-
 /* ----------------------------------------------------------- binary entry */
 
 /* out <- a op b, where out already has the broadcast shape and the result
@@ -285,7 +266,7 @@ dt_status dt_binary_(dt_binop op, dt_tensor *a, const dt_tensor *b)
     DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     dt_status st = check_binop(op);
     if (st == DT_OK)
-        st = check_writable(a);
+        st = dt_check_writable(a);
     int nd;
     int64_t shape[DT_MAX_DIMS];
     if (st == DT_OK)
@@ -313,13 +294,10 @@ dt_status dt_binary_(dt_binop op, dt_tensor *a, const dt_tensor *b)
     }
     /* An operand that views a's memory differently would be read after
      * parts of it were overwritten: work from a copy. */
-    dt_tensor *bsrc = (dt_tensor *)b;
-    if (b->storage == a->storage && !same_view(a, b)) {
-        st = dt_clone(b, &tmp);
-        if (st)
-            return st;
-        bsrc = tmp;
-    }
+    const dt_tensor *bsrc;
+    st = dt_source_for_write(a, b, &bsrc, &tmp);
+    if (st)
+        return st;
     st = binary_into(op, a, bsrc, a);
     dt_tensor_release(tmp);
     a->storage->version++;
@@ -398,7 +376,7 @@ dt_status dt_unary_(dt_unop op, dt_tensor *a)
     DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
     dt_status st = check_unop(op);
     if (st == DT_OK)
-        st = check_writable(a);
+        st = dt_check_writable(a);
     if (st)
         return st;
     if (unary_dtype(op, a->dtype) != a->dtype) {
@@ -461,7 +439,7 @@ dt_status dt_clamp(const dt_tensor *a, double lo, double hi, dt_tensor **out)
 dt_status dt_clamp_(dt_tensor *a, double lo, double hi)
 {
     DT_PROF_SCOPE(DT_PROF_ELEMENTWISE);
-    dt_status st = check_writable(a);
+    dt_status st = dt_check_writable(a);
     if (st == DT_OK)
         st = clamp_into(a, lo, hi, a);
     if (st == DT_OK)

@@ -281,11 +281,11 @@ static dt_status gemm_blocks(const dt_gemm_op *op, const b_matrix *bm)
     return DT_OK;
 }
 
-static dt_status check_op(const dt_gemm_op *op)
+/* The operands, checked only once there is a product to compute: an empty
+ * A or B (M, N or K zero) may come with no buffer and any leading
+ * dimension. */
+static dt_status check_operands(const dt_gemm_op *op)
 {
-    if (op->M < 0 || op->N < 0 || op->K < 0)
-        return dt_fail(DT_ERR_ARG, "gemm: negative size (M %lld, N %lld, K %lld)",
-                       (long long)op->M, (long long)op->N, (long long)op->K);
     int64_t a_cols = op->trans_a ? op->M : op->K, b_cols = op->trans_b ? op->K : op->N;
     if ((!op->packed_a && op->lda < (a_cols > 1 ? a_cols : 1)) ||
         op->ldb < (b_cols > 1 ? b_cols : 1) || op->ldc < (op->N > 1 ? op->N : 1))
@@ -298,13 +298,21 @@ static dt_status check_op(const dt_gemm_op *op)
 
 dt_status dt_gemm_run(const dt_gemm_op *op)
 {
-    dt_status st = check_op(op);
-    if (st || op->M == 0 || op->N == 0)
-        return st;
+    if (op->M < 0 || op->N < 0 || op->K < 0)
+        return dt_fail(DT_ERR_ARG, "gemm: negative size (M %lld, N %lld, K %lld)",
+                       (long long)op->M, (long long)op->N, (long long)op->K);
+    if (op->M == 0 || op->N == 0)
+        return DT_OK;
+    if (op->ldc < (op->N > 1 ? op->N : 1))
+        return dt_fail(DT_ERR_ARG, "gemm: leading dimension of C too small (ldc %lld for N %lld)",
+                       (long long)op->ldc, (long long)op->N);
     if (op->K == 0 || op->alpha == 0.0f) {
         scale_c(op->M, op->N, op->beta, op->C, op->ldc);
         return DT_OK;
     }
+    dt_status st = check_operands(op);
+    if (st)
+        return st;
     b_matrix bm = {op->B, op->ldb, op->trans_b};
     return gemm_blocks(op, &bm);
 }

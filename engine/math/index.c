@@ -6,6 +6,8 @@
  * and dt_data (never retained or released), which saves allocating a header
  * per slice in loops over indices. */
 #include "distill.h"
+#include "core/overlap.h"
+#include "core/size.h"
 
 #include <string.h>
 
@@ -217,6 +219,12 @@ dt_status dt_scatter_add_(dt_tensor *a, int dim, const dt_tensor *index, const d
         return st;
     if ((st = check_index_range(index, dim, a->ndim ? a->shape[dim] : 1)))
         return st;
+    dt_tensor *itmp = NULL, *stmp = NULL;
+    if ((st = dt_check_writable(a)) || (st = dt_source_for_write(a, index, &index, &itmp)) ||
+        (st = dt_source_for_write(a, src, &src, &stmp))) {
+        dt_tensor_release(itmp);
+        return st;
+    }
     /* Sequential loop: several entries may hit one slot, and a fixed order
      * keeps float sums reproducible. */
     dt_tensor av = base_view(a, dim, index);
@@ -232,6 +240,8 @@ dt_status dt_scatter_add_(dt_tensor *a, int dim, const dt_tensor *index, const d
     case DT_INT64: SCATTER_RUN(int64_t); break;
     case DT_UINT8: SCATTER_RUN(uint8_t); break;
     }
+    dt_tensor_release(itmp);
+    dt_tensor_release(stmp);
     a->storage->version++;
     return DT_OK;
 }
@@ -254,14 +264,22 @@ dt_status dt_masked_fill_(dt_tensor *a, const dt_tensor *mask, double value)
     if (mask->dtype != DT_UINT8)
         return dt_fail(DT_ERR_DTYPE, "mask must be a uint8 tensor (e.g. a comparison result), "
                        "got %s", dt_dtype_name(mask->dtype));
-    dt_tensor *m;
-    dt_status st = dt_expand((dt_tensor *)mask, a->ndim, a->shape, &m);
+    dt_tensor *m, *mtmp;
+    dt_status st = dt_check_writable(a);
+    if (st == DT_OK)
+        st = dt_source_for_write(a, mask, &mask, &mtmp);
+    if (st)
+        return st;
+    st = dt_expand((dt_tensor *)mask, a->ndim, a->shape, &m);
     if (st) {
         char sm[160], sa[160];
-        return dt_fail(DT_ERR_SHAPE, "mask of shape %s does not broadcast to the tensor's "
-                       "shape %s", dt_shape_str(mask->shape, mask->ndim, sm, sizeof sm),
-                       dt_shape_str(a->shape, a->ndim, sa, sizeof sa));
+        st = dt_fail(DT_ERR_SHAPE, "mask of shape %s does not broadcast to the tensor's shape "
+                     "%s", dt_shape_str(mask->shape, mask->ndim, sm, sizeof sm),
+                     dt_shape_str(a->shape, a->ndim, sa, sizeof sa));
     }
+    dt_tensor_release(mtmp);   /* m keeps a copy's storage alive */
+    if (st)
+        return st;
     /* Convert the value once, with dt_fill_'s rules, via a 0-d tensor. */
     dt_tensor *fill;
     if ((st = dt_scalar(a->dtype, value, &fill))) {
@@ -304,6 +322,7 @@ dt_status dt_cat(int n, const dt_tensor *const *ts, int dim, dt_tensor **out)
     if (st)
         return st;
     int64_t total = 0;
+    bool big = false;
     for (int i = 0; i < n; i++) {
         const dt_tensor *t = ts[i];
         if (i != ref && skipped_in_cat(t))
@@ -325,8 +344,11 @@ dt_status dt_cat(int n, const dt_tensor *const *ts, int dim, dt_tensor **out)
                                i + 1, dt_shape_str(t->shape, t->ndim, s1, sizeof s1), ref + 1,
                                dt_shape_str(r->shape, r->ndim, s2, sizeof s2), dim + 1, d + 1,
                                (long long)t->shape[d], (long long)r->shape[d]);
-        total += t->shape[dim];
+        total = dt_size_add(total, t->shape[dim], &big);
     }
+    if (big)
+        return dt_fail(DT_ERR_ARG, "the sizes of dim %d of the %d tensors add up past 2^63",
+                       dim + 1, n);
     int64_t shape[DT_MAX_DIMS];
     memcpy(shape, r->shape, sizeof shape);
     shape[dim] = total;
@@ -405,12 +427,16 @@ dt_status dt_split(dt_tensor *a, int dim, int n, const int64_t *sizes, dt_tensor
     if (st)
         return st;
     int64_t total = 0;
+    bool big = false;
     for (int i = 0; i < n; i++) {
         if (sizes[i] < 0)
             return dt_fail(DT_ERR_ARG, "split size %d is negative (%lld)", i + 1,
                            (long long)sizes[i]);
-        total += sizes[i];
+        total = dt_size_add(total, sizes[i], &big);
     }
+    if (big)
+        return dt_fail(DT_ERR_SHAPE, "split sizes add up past 2^63 but dim %d has size %lld",
+                       dim + 1, (long long)a->shape[dim]);
     if (total != a->shape[dim])
         return dt_fail(DT_ERR_SHAPE, "split sizes add up to %lld but dim %d has size %lld",
                        (long long)total, dim + 1, (long long)a->shape[dim]);
@@ -442,14 +468,22 @@ dt_status dt_repeat(const dt_tensor *a, int ndim, const int64_t *repeats, dt_ten
     int lead = ndim - a->ndim;
     src.ndim = ndim;
     int64_t shape[DT_MAX_DIMS];
+    bool big = false;
     for (int d = 0; d < ndim; d++) {
         if (repeats[d] < 0)
             return dt_fail(DT_ERR_ARG, "repeat count %d is negative (%lld)", d + 1,
                            (long long)repeats[d]);
         src.shape[d] = d < lead ? 1 : a->shape[d - lead];
         src.stride[d] = d < lead ? 0 : a->stride[d - lead];
-        shape[d] = src.shape[d] * repeats[d];
+        shape[d] = dt_size_mul(src.shape[d], repeats[d], &big);
     }
+    if (big) {
+        char s1[160], s2[160];
+        return dt_fail(DT_ERR_ARG, "repeating shape %s by %s overflows 64 bits",
+                       dt_shape_str(a->shape, a->ndim, s1, sizeof s1),
+                       dt_shape_str(repeats, ndim, s2, sizeof s2));
+    }
+    /* every block is a whole copy of a, so nblocks below is at most numel */
     dt_status st = dt_zeros(a->dtype, ndim, shape, out);
     if (st || dt_numel(*out) == 0)
         return st;

@@ -20,6 +20,7 @@
  * averaging. */
 #include "distill.h"
 #include "autograd/op.h"
+#include "core/overlap.h"
 
 #include "cpu/cpu.h"
 
@@ -513,6 +514,12 @@ dt_status dt_f_batch_norm(const dt_tensor *x, dt_tensor *running_mean, dt_tensor
     if (!training && !running_mean)
         return dt_fail(DT_ERR_ARG, "batch_norm: eval mode (training = false) needs "
                        "running_mean and running_var");
+    if (training && running_mean &&
+        ((st = dt_check_writable(running_mean)) || (st = dt_check_writable(running_var))))
+        return st;
+    if (training && running_mean && dt_share_memory(running_mean, running_var))
+        return dt_fail(DT_ERR_ARG, "batch_norm: running_mean and running_var share memory; "
+                       "the update needs separate tensors");
     if (training && g.N * g.S <= 1)
         return dt_fail(DT_ERR_SHAPE, "batch_norm: expected more than 1 value per channel when "
                        "training, got %lld", (long long)(g.N * g.S));

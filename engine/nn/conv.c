@@ -23,6 +23,21 @@ void dt_conv_bias_grad(const float *dy, int64_t N, int64_t C, int64_t plane, flo
     }
 }
 
+void dt_conv_add_bias(float *y, const float *bias, int64_t N, int64_t C, int64_t plane)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t q = 0; q < N * C; q++) {
+        float *row = y + q * plane, b = bias[q % C];
+        for (int64_t p = 0; p < plane; p++)
+            row[p] += b;
+    }
+}
+
+/* Whether a convolution has products to compute: with no images, no
+ * output channels or no input channels (a valid, empty convolution) the
+ * output is the bias alone and the gradients are zeros or empty. */
+static bool has_work(const dt_conv_geom *g) { return g->N > 0 && g->O > 0 && g->C > 0; }
+
 static dt_status conv_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
 {
     dt_tensor *xs, *ws, *x = NULL, *w = NULL, *dy = NULL;
@@ -42,13 +57,16 @@ static dt_status conv_backward(dt_node *node, const dt_tensor *grad_out, dt_tens
         st = dt_contiguous((dt_tensor *)grad_out, &dy);
     bool need_x = node->needs_grad[0], need_w = node->needs_grad[1];
     bool need_b = node->ninputs > 2 && node->needs_grad[2];
+    bool work = st == DT_OK && has_work(&g);
     if (st == DT_OK && need_x)
-        st = dt_empty(DT_FLOAT32, 4, xs->shape, &gi[0]);
+        st = work ? dt_empty(DT_FLOAT32, 4, xs->shape, &gi[0])
+                  : dt_zeros(DT_FLOAT32, 4, xs->shape, &gi[0]);
     if (st == DT_OK && need_w)
-        st = dt_empty(DT_FLOAT32, 4, ws->shape, &gi[1]);
+        st = work ? dt_empty(DT_FLOAT32, 4, ws->shape, &gi[1])
+                  : dt_zeros(DT_FLOAT32, 4, ws->shape, &gi[1]);
     if (st == DT_OK && need_b)
         st = dt_empty(DT_FLOAT32, 1, &g.O, &gi[2]);
-    if (st == DT_OK && (need_x || need_w)) {
+    if (st == DT_OK && work && (need_x || need_w)) {
         float *dx = need_x ? dt_f32(gi[0]) : NULL, *dw = need_w ? dt_f32(gi[1]) : NULL;
         if (g.depthwise) {
             DT_PROF_BEGIN(t0);
@@ -94,15 +112,18 @@ dt_status dt_f_conv2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *b
     if (st == DT_OK && bias)
         st = dt_contiguous((dt_tensor *)bias, &bc);
     int64_t shape[4] = {g.N, g.O, g.OH, g.OW};
+    bool work = has_work(&g);
     if (st == DT_OK)
-        st = dt_empty(DT_FLOAT32, 4, shape, &y);
+        st = work ? dt_empty(DT_FLOAT32, 4, shape, &y) : dt_zeros(DT_FLOAT32, 4, shape, &y);
     DT_PROF_BEGIN(t0);
-    if (st == DT_OK && g.N > 0 && g.P > 0) {
-        const float *bp = bc ? dt_f32(bc) : NULL;
+    const float *bp = bc ? dt_f32(bc) : NULL;
+    if (st == DT_OK && work) {
         if (g.depthwise)
             dt_conv_depthwise_forward(&g, dt_f32(xc), dt_f32(wc), bp, dt_f32(y));
         else
             st = dt_conv_forward_pass(&g, dt_f32(xc), dt_f32(wc), bp, dt_f32(y));
+    } else if (st == DT_OK && bp) {
+        dt_conv_add_bias(dt_f32(y), bp, g.N, g.O, g.P);
     }
     DT_PROF_END(DT_PROF_CONV_FWD, t0);
     dt_tensor_release(xc);

@@ -52,6 +52,8 @@ void dt_conv_valid_cols(const dt_conv_geom *g, int64_t j, int64_t *lo, int64_t *
 /* db[c] = the sum of dy's channel c (dy: N x C planes of `plane` values),
  * per image in float, images added in order in double. */
 void dt_conv_bias_grad(const float *dy, int64_t N, int64_t C, int64_t plane, float *db);
+/* y (N x C planes of `plane` values) += bias[c] on channel c's planes. */
+void dt_conv_add_bias(float *y, const float *bias, int64_t N, int64_t C, int64_t plane);
 
 /* ------------------------------------------------------------ conv_algo.c */
 

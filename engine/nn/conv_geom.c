@@ -2,6 +2,7 @@
  * with messages naming what is wrong, output sizes, and the windows of
  * valid input columns that im2col and the direct kernels walk. */
 #include "conv.h"
+#include "core/size.h"
 
 #include <string.h>
 
@@ -9,6 +10,30 @@
 static int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* The channels of all groups: the weight's channels per group (dim 1)
+ * times groups, which a user may make overflow. */
+static dt_status channels_of_groups(const dt_tensor *w, int64_t groups, const char *which,
+                                    int64_t *out)
+{
+    bool big = false;
+    *out = dt_size_mul(w->shape[1], groups, &big);
+    if (big)
+        return dt_fail(DT_ERR_ARG, "groups=%lld times the weight's %lld %s channels per group "
+                       "overflows 64 bits", (long long)groups, (long long)w->shape[1], which);
+    return DT_OK;
+}
+
+/* The im2col patch matrix (K x P floats per thread) must be addressable. */
+static dt_status check_patches(const dt_conv_geom *g)
+{
+    bool big = false;
+    int64_t n = dt_size_mul(g->K, g->P, &big);
+    if (big || n > DT_MAX_NUMEL)
+        return dt_fail(DT_ERR_ARG, "the patch matrix of %lld rows (channels x kernel) by %lld "
+                       "output positions is too large", (long long)g->K, (long long)g->P);
+    return DT_OK;
+}
 
 dt_status dt_conv_geom_of(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
                           const int64_t stride[2], const int64_t padding[2],
@@ -37,10 +62,13 @@ dt_status dt_conv_geom_of(const dt_tensor *x, const dt_tensor *w, const dt_tenso
                        (long long)g->ph, (long long)g->pw);
     if (groups <= 0)
         return dt_fail(DT_ERR_ARG, "groups must be positive, got %lld", (long long)groups);
-    if (w->shape[1] * groups != g->C)
+    int64_t expect_c;
+    dt_status st = channels_of_groups(w, groups, "input", &expect_c);
+    if (st)
+        return st;
+    if (expect_c != g->C)
         return dt_fail(DT_ERR_SHAPE, "input has %lld channels but weight expects %lld "
-                       "(groups=%lld)", (long long)g->C, (long long)(w->shape[1] * groups),
-                       (long long)groups);
+                       "(groups=%lld)", (long long)g->C, (long long)expect_c, (long long)groups);
     if (g->C % groups || g->O % groups)
         return dt_fail(DT_ERR_ARG, "input channels (%lld) and output channels (%lld) must both "
                        "be divisible by groups (%lld)", (long long)g->C, (long long)g->O,
@@ -49,20 +77,33 @@ dt_status dt_conv_geom_of(const dt_tensor *x, const dt_tensor *w, const dt_tenso
         return dt_fail(DT_ERR_SHAPE, "bias must be a 1-d tensor of %lld elements", (long long)g->O);
     if (g->kh <= 0 || g->kw <= 0)
         return dt_fail(DT_ERR_SHAPE, "kernel size must be positive");
-    int64_t ekh = g->dh * (g->kh - 1) + 1, ekw = g->dw * (g->kw - 1) + 1;
-    if (g->H + 2 * g->ph < ekh || g->W + 2 * g->pw < ekw)
+    bool big = false;
+    int64_t ekh = dt_size_add(dt_size_mul(g->dh, g->kh - 1, &big), 1, &big);
+    int64_t ekw = dt_size_add(dt_size_mul(g->dw, g->kw - 1, &big), 1, &big);
+    int64_t padded_h = dt_size_add(g->H, dt_size_mul(2, g->ph, &big), &big);
+    int64_t padded_w = dt_size_add(g->W, dt_size_mul(2, g->pw, &big), &big);
+    if (big)
+        return dt_fail(DT_ERR_ARG, "the geometry overflows 64 bits: input %lld x %lld, "
+                       "kernel %lld x %lld, padding (%lld, %lld), dilation (%lld, %lld)",
+                       (long long)g->H, (long long)g->W, (long long)g->kh, (long long)g->kw,
+                       (long long)g->ph, (long long)g->pw, (long long)g->dh, (long long)g->dw);
+    if (padded_h < ekh || padded_w < ekw)
         return dt_fail(DT_ERR_SHAPE, "kernel size (%lld x %lld, dilated) is bigger than the "
                        "padded input (%lld x %lld)", (long long)ekh, (long long)ekw,
-                       (long long)(g->H + 2 * g->ph), (long long)(g->W + 2 * g->pw));
-    g->OH = (g->H + 2 * g->ph - ekh) / g->sh + 1;
-    g->OW = (g->W + 2 * g->pw - ekw) / g->sw + 1;
+                       (long long)padded_h, (long long)padded_w);
+    g->OH = (padded_h - ekh) / g->sh + 1;
+    g->OW = (padded_w - ekw) / g->sw + 1;
     g->Cg = g->C / groups;
     g->Og = g->O / groups;
-    g->K = g->Cg * g->kh * g->kw;
+    g->K = g->Cg * g->kh * g->kw;   /* the weight's dims: bounded (size.h) */
+    int64_t out_shape[4] = {g->N, g->O, g->OH, g->OW}, out_numel;
+    st = dt_shape_numel("output shape", 4, out_shape, &out_numel);
+    if (st)
+        return st;
     g->P = g->OH * g->OW;
     g->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
     g->depthwise = groups == g->C && groups == g->O && groups > 1;
-    return DT_OK;
+    return check_patches(g);
 }
 
 /* Built directly (OH = H given, not derived), so output_padding rows that
@@ -108,7 +149,11 @@ dt_status dt_conv_transpose_geom_of(const dt_tensor *x, const dt_tensor *w, cons
                        (long long)cin, (long long)groups);
     if (w->shape[2] <= 0 || w->shape[3] <= 0)
         return dt_fail(DT_ERR_SHAPE, "kernel size must be positive");
-    int64_t cout = w->shape[1] * groups;
+    int64_t cout;
+    dt_status st = channels_of_groups(w, groups, "output", &cout);
+    if (st)
+        return st;
+    bool big = false;
     if (bias && (bias->ndim != 1 || bias->shape[0] != cout))
         return dt_fail(DT_ERR_SHAPE, "bias must be a 1-d tensor of %lld elements",
                        (long long)cout);
@@ -118,12 +163,32 @@ dt_status dt_conv_transpose_geom_of(const dt_tensor *x, const dt_tensor *w, cons
     g->sh = stride[0], g->sw = stride[1], g->ph = padding[0], g->pw = padding[1];
     g->dh = dilation[0], g->dw = dilation[1], g->groups = groups;
     g->OH = x->shape[2], g->OW = x->shape[3];
-    g->H = (g->OH - 1) * g->sh - 2 * g->ph + g->dh * (g->kh - 1) + output_padding[0] + 1;
-    g->W = (g->OW - 1) * g->sw - 2 * g->pw + g->dw * (g->kw - 1) + output_padding[1] + 1;
+    /* (OH - 1) * sh - 2 * ph + dh * (kh - 1) + output_padding + 1, in steps */
+    int64_t out_size[2];
+    for (int d = 0; d < 2; d++) {
+        int64_t in = x->shape[2 + d], k = w->shape[2 + d];
+        int64_t v = dt_size_mul(in - 1, stride[d], &big);
+        v = dt_size_add(v, dt_size_mul(-2, padding[d], &big), &big);
+        v = dt_size_add(v, dt_size_mul(dilation[d], k - 1, &big), &big);
+        out_size[d] = dt_size_add(v, output_padding[d] + 1, &big);
+    }
+    if (big)
+        return dt_fail(DT_ERR_ARG, "the geometry overflows 64 bits: input "
+                       "%lld x %lld, kernel %lld x %lld, stride (%lld, %lld), padding (%lld, "
+                       "%lld), dilation (%lld, %lld)", (long long)x->shape[2],
+                       (long long)x->shape[3], (long long)w->shape[2], (long long)w->shape[3],
+                       (long long)stride[0], (long long)stride[1], (long long)padding[0],
+                       (long long)padding[1], (long long)dilation[0], (long long)dilation[1]);
+    g->H = out_size[0];
+    g->W = out_size[1];
     if (g->OH <= 0 || g->OW <= 0 || g->H <= 0 || g->W <= 0)
         return dt_fail(DT_ERR_SHAPE, "input %lld x %lld gives a non-positive output size "
                        "%lld x %lld", (long long)g->OH, (long long)g->OW, (long long)g->H,
                        (long long)g->W);
+    int64_t out_shape[4] = {g->N, g->C, g->H, g->W}, out_numel;
+    st = dt_shape_numel("output shape", 4, out_shape, &out_numel);
+    if (st)
+        return st;
     g->Cg = g->C / groups;
     g->Og = g->O / groups;
     g->K = g->Cg * g->kh * g->kw;
@@ -131,7 +196,7 @@ dt_status dt_conv_transpose_geom_of(const dt_tensor *x, const dt_tensor *w, cons
     g->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
                 g->pw == 0 && g->H == g->OH && g->W == g->OW;
     g->depthwise = false;   /* the general paths handle every grouping */
-    return DT_OK;
+    return check_patches(g);
 }
 
 void dt_conv_valid_cols(const dt_conv_geom *g, int64_t j, int64_t *lo, int64_t *hi)

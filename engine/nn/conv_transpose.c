@@ -84,16 +84,8 @@ dt_status dt_f_conv_transpose2d(const dt_tensor *x, const dt_tensor *w, const dt
         float *yp = dt_f32(y);
         if (g.O > 0)
             st = dt_conv_input_grad_pass(&g, dt_f32(wc), dt_f32(xc), yp);
-        if (st == DT_OK && bc) {
-            const float *bp = dt_f32(bc);
-            int64_t hw = g.H * g.W, planes = g.N * g.C;
-            #pragma omp parallel for schedule(static)
-            for (int64_t q = 0; q < planes; q++) {
-                float *row = yp + q * hw, bv = bp[q % g.C];
-                for (int64_t p = 0; p < hw; p++)
-                    row[p] += bv;
-            }
-        }
+        if (st == DT_OK && bc)
+            dt_conv_add_bias(yp, dt_f32(bc), g.N, g.C, g.H * g.W);
     }
     DT_PROF_END(DT_PROF_CONV_FWD, t0);
     dt_tensor_release(xc);

@@ -8,6 +8,7 @@
  * flat position inside its plane, int64) for backward. */
 #include "distill.h"
 #include "autograd/op.h"
+#include "core/size.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,16 +21,29 @@ typedef struct pool_geom {
     bool adaptive;           /* windows from PyTorch's adaptive rule, not k/s/p */
 } pool_geom;
 
+/* For 0 <= 2p <= k (checked first), so that no step leaves int64_t even
+ * for kernels, strides and paddings near 2^63. */
 static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, bool ceil_mode)
 {
-    int64_t span = in + 2 * p - k;
+    int64_t span = in - (k - 2 * p);
     if (span < 0)
         return 0;
-    int64_t n = (span + (ceil_mode ? s - 1 : 0)) / s + 1;
-    /* the last window must start inside the input or the left padding */
-    if (ceil_mode && (n - 1) * s >= in + p)
-        n--;
+    int64_t n = span / s + 1;
+    if (ceil_mode && span % s != 0) {
+        /* the last window must start inside the input or the left padding */
+        bool big = false;
+        int64_t start = dt_size_mul(n, s, &big);
+        if (!big && start < in + p)
+            n++;
+    }
     return n;
+}
+
+/* The end of a window starting at `start` (>= -p) of size k, clipped to
+ * `limit`, computed without forming start + k. */
+static int64_t window_end(int64_t start, int64_t k, int64_t limit)
+{
+    return k >= limit - start ? limit : start + k;
 }
 
 static dt_status check_input(const dt_tensor *x, const char *what)
@@ -69,7 +83,7 @@ static dt_status window_geom(const dt_tensor *x, const int64_t *kernel, const in
     if (g->sh <= 0 || g->sw <= 0)
         return dt_fail(DT_ERR_ARG, "%s: stride must be positive, got (%lld, %lld)", what,
                        (long long)g->sh, (long long)g->sw);
-    if (g->ph < 0 || g->pw < 0 || 2 * g->ph > g->kh || 2 * g->pw > g->kw)
+    if (g->ph < 0 || g->pw < 0 || g->ph > g->kh / 2 || g->pw > g->kw / 2)
         return dt_fail(DT_ERR_ARG, "%s: padding must be between 0 and half the kernel size, "
                        "got padding (%lld, %lld) for kernel (%lld, %lld)", what,
                        (long long)g->ph, (long long)g->pw, (long long)g->kh, (long long)g->kw);
@@ -77,8 +91,9 @@ static dt_status window_geom(const dt_tensor *x, const int64_t *kernel, const in
     g->OW = out_size(g->W, g->kw, g->sw, g->pw, ceil_mode);
     if (g->OH <= 0 || g->OW <= 0)
         return dt_fail(DT_ERR_SHAPE, "%s: kernel (%lld x %lld) is bigger than the padded input "
-                       "(%lld x %lld)", what, (long long)g->kh, (long long)g->kw,
-                       (long long)(g->H + 2 * g->ph), (long long)(g->W + 2 * g->pw));
+                       "(%lld x %lld plus padding (%lld, %lld) on each side)", what,
+                       (long long)g->kh, (long long)g->kw, (long long)g->H, (long long)g->W,
+                       (long long)g->ph, (long long)g->pw);
     return DT_OK;
 }
 
@@ -125,11 +140,11 @@ static dt_status grad_input(const dt_node *node, dt_tensor **gx)
 static void max_plane(const pool_geom *g, const float *x, float *y, int64_t *idx)
 {
     for (int64_t oh = 0; oh < g->OH; oh++) {
-        int64_t h0 = oh * g->sh - g->ph, h1 = h0 + g->kh;
-        h0 = h0 < 0 ? 0 : h0, h1 = h1 > g->H ? g->H : h1;
+        int64_t h0 = oh * g->sh - g->ph, h1 = window_end(h0, g->kh, g->H);
+        h0 = h0 < 0 ? 0 : h0;
         for (int64_t ow = 0; ow < g->OW; ow++) {
-            int64_t w0 = ow * g->sw - g->pw, w1 = w0 + g->kw;
-            w0 = w0 < 0 ? 0 : w0, w1 = w1 > g->W ? g->W : w1;
+            int64_t w0 = ow * g->sw - g->pw, w1 = window_end(w0, g->kw, g->W);
+            w0 = w0 < 0 ? 0 : w0;
             float best = -INFINITY;
             int64_t at = h0 * g->W + w0;
             for (int64_t h = h0; h < h1; h++)
@@ -222,22 +237,22 @@ static void avg_window(const pool_geom *g, int64_t oh, int64_t ow, int64_t *h0, 
                        int64_t *w0, int64_t *w1, float *divisor)
 {
     if (g->adaptive) {
-        *h0 = oh * g->H / g->OH, *h1 = ((oh + 1) * g->H + g->OH - 1) / g->OH;
-        *w0 = ow * g->W / g->OW, *w1 = ((ow + 1) * g->W + g->OW - 1) / g->OW;
-        *divisor = (float)((*h1 - *h0) * (*w1 - *w0));
+        /* in 128 bits: an output and an input size may each be near 2^59 */
+        typedef __int128 i128;
+        *h0 = (int64_t)((i128)oh * g->H / g->OH);
+        *h1 = (int64_t)(((i128)(oh + 1) * g->H + g->OH - 1) / g->OH);
+        *w0 = (int64_t)((i128)ow * g->W / g->OW);
+        *w1 = (int64_t)(((i128)(ow + 1) * g->W + g->OW - 1) / g->OW);
+        *divisor = (float)((double)(*h1 - *h0) * (double)(*w1 - *w0));
         return;
     }
     int64_t hs = oh * g->sh - g->ph, ws = ow * g->sw - g->pw;
-    int64_t he = hs + g->kh, we = ws + g->kw;
     /* the padded extent counts for count_include_pad, but not past it */
-    if (he > g->H + g->ph)
-        he = g->H + g->ph;
-    if (we > g->W + g->pw)
-        we = g->W + g->pw;
-    int64_t padded = (he - hs) * (we - ws);
+    int64_t he = window_end(hs, g->kh, g->H + g->ph), we = window_end(ws, g->kw, g->W + g->pw);
+    double padded = (double)(he - hs) * (double)(we - ws);
     *h0 = hs < 0 ? 0 : hs, *w0 = ws < 0 ? 0 : ws;
     *h1 = he > g->H ? g->H : he, *w1 = we > g->W ? g->W : we;
-    *divisor = (float)(g->count_include_pad ? padded : (*h1 - *h0) * (*w1 - *w0));
+    *divisor = (float)(g->count_include_pad ? padded : (double)(*h1 - *h0) * (double)(*w1 - *w0));
 }
 
 static void avg_plane(const pool_geom *g, const float *x, float *y)

@@ -7,6 +7,7 @@
  * writing the updated ones back. */
 #include "distill.h"
 #include "autograd/op.h"
+#include "core/overlap.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -33,6 +34,19 @@ static dt_status check_operand(const char *what, const dt_tensor *t,
             if (t->shape[d] > 1 && t->stride[d] == 0)
                 return dt_fail(DT_ERR_ARG, "%s is an expanded view (several elements share "
                                "memory) and cannot be updated in place", what);
+    return DT_OK;
+}
+
+/* The operands of one step must be separate tensors: the step reads and
+ * writes them element by element, so a buffer that shares memory with
+ * another (even exactly) would be read after it was updated. */
+static dt_status check_disjoint(int n, dt_tensor *const *ts, const char *const *names)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (ts[i] && ts[j] && dt_share_memory(ts[i], ts[j]))
+                return dt_fail(DT_ERR_ARG, "%s and %s share memory; an optimizer step needs "
+                               "separate tensors", names[i], names[j]);
     return DT_OK;
 }
 
@@ -122,6 +136,8 @@ dt_status dt_sgd_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *momen
         return dt_fail(DT_ERR_ARG, "nesterov momentum requires a momentum and zero "
                        "dampening");
     dt_tensor *ts[3] = {param, (dt_tensor *)grad, o->momentum != 0 ? momentum_buf : NULL};
+    if ((st = check_disjoint(3, ts, (const char *const[]){"param", "grad", "momentum_buffer"})))
+        return st;
     packed p;
     if ((st = pack(&p, 3, ts, (const bool[]){true, false, true})))
         return st;
@@ -196,6 +212,9 @@ dt_status dt_adam_step_(dt_tensor *param, const dt_tensor *grad, dt_tensor *exp_
                        o->beta2);
     dt_tensor *ts[5] = {param, (dt_tensor *)grad, exp_avg, exp_avg_sq,
                         o->amsgrad ? max_exp_avg_sq : NULL};
+    if ((st = check_disjoint(5, ts, (const char *const[]){"param", "grad", "exp_avg",
+                                                           "exp_avg_sq", "max_exp_avg_sq"})))
+        return st;
     packed p;
     if ((st = pack(&p, 5, ts, (const bool[]){true, false, true, true, true})))
         return st;
