@@ -4,6 +4,8 @@
 --   distill distill CONFIG [...]              (the same, with a teacher)
 --   distill eval CHECKPOINT --data NAME [--split test] [--root DIR] [--batch-size N] [--limit N]
 --   distill plot RUN_DIR [RUN_DIR ...] [-o out.svg]
+--   distill sweep SPEC [--jobs N] [--dry-run] [--emit commands|slurm] [--only k=v]
+--   distill table RUN_OR_SWEEP_DIR... [--rows method] [--cols pair] [--metric best_top1]
 --   distill repl | distill | distill SCRIPT.lua [ARGS]
 --   distill --version
 --
@@ -18,6 +20,8 @@ commands:
   distill CONFIG    train a student from a teacher checkpoint with the config's method
   eval CHECKPOINT   top-1/top-5 and loss of a checkpoint on a dataset split
   plot RUN_DIR...   draw the curves of one or more runs in one figure
+  sweep SPEC        run a grid of runs (configs x methods x seeds x settings)
+  table RUNS...     mean +- std over seeds of run directories, Markdown or CSV
   repl              a Lua 5.4 REPL with distill loaded (also: distill with no arguments)
   FILE.lua [ARGS]   run a Lua script with distill on the path
   --version         the version, the CPU and the kernels in use
@@ -73,6 +77,10 @@ Reads from a pipe too: echo 'print(distill.randn{2})' | distill repl]],
 HELP.distill = HELP.train:gsub("^usage: distill train", "usage: distill distill"):gsub(
   "Trains the config's model %(its `student`, or `model`%) with its method\n%(default \"ce\"%)",
   "Distils the config's teacher (teacher.model, teacher.checkpoint) into its\nstudent with the method `method` (--set method=kd|fsecd|...)")
+
+local sweep_command = require "distill.sweep.command"
+local table_command = require "distill.results.command"
+HELP.sweep, HELP.table = sweep_command.HELP, table_command.HELP
 
 cli.USAGE, cli.HELP = USAGE, HELP
 
@@ -316,6 +324,12 @@ local commands = {
   eval = cmd_eval,
   plot = cmd_plot,
   repl = cmd_repl,
+  sweep = function(args, out)
+    return sweep_command.main(args, out, { parse = parse, usage_error = usage_error })
+  end,
+  table = function(args, out)
+    return table_command.main(args, out, { parse = parse, usage_error = usage_error })
+  end,
 }
 
 --- Runs the command line `args` (a list of strings). Returns the exit code.
