@@ -128,6 +128,7 @@ return {
       assert.are.equal(0.001, cfg.methods.ofd[2].weight)
       assert.are.equal(0.8, cfg.methods.crd[2].weight)
       assert.are.equal("instance", cfg.methods.fsecd[2].policy)
+      assert.are.equal("class", cfg.methods.fsecd_class[2].policy)
       config.validate(cfg, "distill")
     end
     for _, t in ipairs { "resnet56", "resnet110", "resnet32x4", "wrn_40_2", "vgg13", "ResNet50" } do

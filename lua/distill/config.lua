@@ -465,6 +465,19 @@ function config.paper_methods(opts)
   }
 end
 
+-- methods plus `fsecd_class`: FSECD with the class policy (the paper's
+-- Table 2), every other option as FSECD's.
+local function with_fsecd_class(methods)
+  local terms = deep_copy(methods.fsecd)
+  for _, term in ipairs(terms) do
+    if term.distiller == "fsecd" then
+      term.policy = "class"
+    end
+  end
+  methods.fsecd_class = terms
+  return methods
+end
+
 -- The data of the CIFAR-100 presets; the statistics are written into the
 -- config so that run directories and checkpoints record them.
 local function cifar100_data()
@@ -480,7 +493,8 @@ local DKD_BETA = { resnet56 = 2, resnet110 = 2, wrn_40_2 = 6, vgg13 = 6 }
 -- momentum 0.9, batch 64, 240 epochs, lr 0.05 (0.01 for MobileNetV2 and
 -- ShuffleNet students) /10 at 150, 180, 210, weight decay 5e-4,
 -- RandomCrop(32, 4) + flip. The teacher checkpoint defaults to the run of
--- its teacher config (runs/cifar100_<teacher>/best.safetensors).
+-- its teacher config (runs/cifar100_<teacher>/best.safetensors). Methods:
+-- paper_methods and fsecd_class (FSECD's class policy, for Table 2).
 function config.cifar100_pair(opts)
   local teacher, student = opts.teacher, opts.student
   return {
@@ -491,7 +505,7 @@ function config.cifar100_pair(opts)
                 checkpoint = opts.checkpoint or ("runs/cifar100_%s/best.safetensors"):format(teacher) },
     student = { model = student },
     data = cifar100_data(),
-    methods = config.paper_methods{ dkd_beta = DKD_BETA[teacher] or 8 },
+    methods = with_fsecd_class(config.paper_methods{ dkd_beta = DKD_BETA[teacher] or 8 }),
     optimizer = { name = "SGD", lr = SMALL_LR_STUDENTS[student] and 0.01 or 0.05, momentum = 0.9,
                   weight_decay = 5e-4 },
     schedule = { name = "MultiStepLR", milestones = { 150, 180, 210 }, gamma = 0.1 },
@@ -574,14 +588,7 @@ function config.fmnist_study(opts)
   if math.type(epochs) ~= "integer" or epochs < 1 then
     error("config.fmnist_study: epochs must be a positive integer, got " .. tostring(epochs), 2)
   end
-  local methods = config.paper_methods()
-  local class_terms = deep_copy(methods.fsecd)
-  for _, term in ipairs(class_terms) do
-    if term.distiller == "fsecd" then
-      term.policy = "class"
-    end
-  end
-  methods.fsecd_class = class_terms
+  local methods = with_fsecd_class(config.paper_methods())
   for _, term in ipairs(methods.dkd) do
     if term.distiller == "dkd" then
       term.warmup = math.max(1, math.floor(term.warmup * epochs / 240 + 0.5))
