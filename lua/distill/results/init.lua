@@ -204,8 +204,9 @@ end
 
 local METHOD_RANK, PAIR_RANK = rank_table(results.METHOD_ORDER), rank_table(results.PAIR_ORDER)
 
--- a before b among values of key: the paper's order, numbers by value, text.
-local function before(key, a, b)
+--- Does value a of key come before b in tables: the paper's order of
+-- methods and pairs, numbers by value, then text.
+function results.before(key, a, b)
   local rank = key == "method" and METHOD_RANK or key == "pair" and PAIR_RANK or nil
   if rank then
     local ra, rb = rank[a] or math.huge, rank[b] or math.huge
@@ -366,7 +367,7 @@ function results.aggregate(runs, opts)
           if x == nil or y == nil then
             return y == nil
           end
-          return before(key, x, y)
+          return results.before(key, x, y)
         end
       end
       return false

@@ -118,10 +118,14 @@ function runner.run(spec, runs, opts)
       queue[#queue + 1] = { run = run, state = st }
     end
   end
-  out:write(("sweep %s: %d runs, %d to run, %d finished before%s; %d at a time, %d thread%s each\n")
-    :format(spec.name, #runs, #queue, tally.skipped, #tally.failures > 0
-      and (", " .. #tally.failures .. " in conflict") or "", math.min(jobs, math.max(#queue, 1)),
-      threads, threads == 1 and "" or "s"))
+  local resuming = 0
+  for _, item in ipairs(queue) do
+    resuming = resuming + (item.state.status == "resume" and 1 or 0)
+  end
+  out:write(("sweep %s: %d run%s: %d new, %d to resume, %d finished before%s; %d at a time, "
+    .. "%d thread%s each\n"):format(spec.name, #runs, #runs == 1 and "" or "s", #queue - resuming,
+      resuming, tally.skipped, #tally.failures > 0 and (", " .. #tally.failures .. " in conflict") or "",
+      math.min(jobs, math.max(#queue, 1)), threads, threads == 1 and "" or "s"))
   if opts.dry_run then
     for _, run in ipairs(runs) do
       local st = state.of(run)
