@@ -4,7 +4,7 @@
 --   local sweep = require "distill.sweep"
 --   local spec = sweep.load("scripts/sweeps/fmnist_table2.lua")
 --   local runs = sweep.expand(spec, {root = "runs", set = {"epochs=1"}})
---     --> {{index =, name =, dir =, config_path =, mode =, values = {method =, seed =, ...},
+--     --> {{index =, of = #runs, name =, dir =, config_path =, mode =, values = {method =, seed =, ...},
 --          overrides = {"method=kd", "seed=2", ..., "run_dir=runs/x/kd-seed2"}, cfg =}, ...}
 --   runs = sweep.select(runs, {"method=kd,ce", "seed=1"})
 --
@@ -473,6 +473,25 @@ local function settle(spec, run, keys, opts)
   return run
 end
 
+-- Config labels without the words all of them start with
+-- (cifar100_resnet56_resnet20 -> resnet56_resnet20 among cifar100_ pairs).
+local function short_labels(labels)
+  local names = sorted_keys(labels)
+  local short = {}
+  local prefix = names[1] or ""
+  for _, name in ipairs(names) do
+    while name:sub(1, #prefix) ~= prefix do
+      prefix = prefix:sub(1, -2)
+    end
+  end
+  prefix = #names > 1 and (prefix:match("^(.*_)") or "") or ""
+  for _, name in ipairs(names) do
+    local rest = name:sub(#prefix + 1)
+    short[name] = rest ~= "" and rest or name
+  end
+  return short
+end
+
 -- Names from the keys whose values differ between runs.
 local function assign_names(spec, runs, keys, root)
   local varying = {}
@@ -498,12 +517,14 @@ local function assign_names(spec, runs, keys, root)
     end
     labels[label] = run.config_path
   end
+  local short = short_labels(labels)
   local by_dir = {}
   for _, run in ipairs(runs) do
+    run.config_short = short[config_label(run.config_path)]
     local parts = {}
     for _, key in ipairs(keys) do
       if varying[key] and run.values[key] ~= nil then
-        local value = key == "config" and config_label(run.values[key]) or run.values[key]
+        local value = key == "config" and short[config_label(run.values[key])] or run.values[key]
         parts[#parts + 1] = name_part(label_of(spec, key), value)
       end
     end
@@ -554,7 +575,7 @@ function sweep.expand(spec, opts)
   end
   assign_names(spec, runs, keys, opts.root or spec.root)
   for i, run in ipairs(runs) do
-    run.index = i
+    run.index, run.of = i, #runs
   end
   return runs
 end
@@ -583,7 +604,7 @@ function sweep.select(runs, only)
     if f.key == "name" then
       return accepts(f, run.name)
     elseif f.key == "config" then
-      return accepts(f, config_label(run.config_path))
+      return accepts(f, config_label(run.config_path), run.config_short)
     end
     local value = run.values[f.key]
     return accepts(f, type(value) == "table" and sweep.value_text(value) or value)

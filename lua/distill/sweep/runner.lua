@@ -94,10 +94,7 @@ function runner.run(spec, runs, opts)
   if not os.getenv("OMP_WAIT_POLICY") then
     env.OMP_WAIT_POLICY = "passive"   -- several runs share the cores: idle threads must sleep
   end
-  local total = 0
-  for _, run in ipairs(runs) do
-    total = math.max(total, run.index)
-  end
+  local total = runs[1] and runs[1].of or 0
   local width = #tostring(total)
   local function say(run, word, text)
     out:write(("[%" .. width .. "d/%d] %-8s %s%s\n"):format(run.index, total, word,
@@ -132,8 +129,7 @@ function runner.run(spec, runs, opts)
       local note = st.status
       if st.status ~= "done" and st.status ~= "conflict" then
         local missing = state.missing_teacher(run, spec)
-        note = missing and ("blocked: " .. missing) or note
-        say(run, note:match("^%S+"), "\n    " .. state.shell_line(state.command(run, st, launch)))
+        say(run, missing and "blocked" or note, "\n    " .. state.shell_line(state.command(run, st, launch)))
         if missing then
           out:write("    ", missing, "\n")
         end
