@@ -265,7 +265,11 @@ end
 local function datablock(lines, name, rows)
   lines[#lines + 1] = "$" .. name .. " << EOD"
   for _, row in ipairs(rows) do
-    lines[#lines + 1] = table.concat(row, ",")
+    local fields = {}
+    for i, v in ipairs(row) do
+      fields[i] = type(v) == "number" and ("%.12g"):format(v) or tostring(v)
+    end
+    lines[#lines + 1] = table.concat(fields, ",")
   end
   lines[#lines + 1] = "EOD"
 end
