@@ -5,7 +5,6 @@ local plot = require "distill.plot"
 local plots = require "distill.results.plots"
 local config = require "distill.config"
 local json = require "distill.json"
-local process = require("distill.core").process
 local h = require "support.helpers"
 
 local tmp = h.tmpdir()
@@ -35,19 +34,6 @@ for _, method in ipairs { "ce", "fsecd" } do
         (method == "ce" and 60 or 64) - b / 256 + seed)
     end
   end
-end
-
-local function run_distill(args)
-  local out = os.tmpname()
-  local argv = { "lua5.4", "scripts/distill" }
-  for _, a in ipairs(args) do
-    argv[#argv + 1] = a
-  end
-  local pid = process.spawn(argv, { output = out })
-  local _, _, code = process.wait({ pid }, 120)
-  local text = h.read(out)
-  os.remove(out)
-  return code, text
 end
 
 describe("distill.plot", function()
@@ -122,12 +108,12 @@ describe("distill.results.plots and distill plot over a sweep", function()
     assert.is_nil(ok)
     assert.truthy(err:find("expected opts.vs", 1, true))
 
-    local code, out = run_distill({ "plot", SWEEP, "-o", tmp .. "/cli.svg" })
+    local code, out = h.run_distill({ "plot", SWEEP, "-o", tmp .. "/cli.svg" })
     assert.are.equal(0, code, out)
     assert.truthy(out:find("wrote " .. tmp .. "/cli.svg", 1, true))
-    code, out = run_distill({ "plot", SWEEP, "--vs", "batch_size", "--metric", "last_top1", "-o", tmp .. "/cli_vs" })
+    code, out = h.run_distill({ "plot", SWEEP, "--vs", "batch_size", "--metric", "last_top1", "-o", tmp .. "/cli_vs" })
     assert.are.equal(0, code, out)
     assert.truthy(out:find("cli_vs.svg, " .. tmp .. "/cli_vs.png", 1, true), out)
-    assert.are.equal(2, (run_distill({ "plot", SWEEP, "--metric", "last_top1" })), "--metric needs --vs")
+    assert.are.equal(2, (h.run_distill({ "plot", SWEEP, "--metric", "last_top1" })), "--metric needs --vs")
   end)
 end)

@@ -5,7 +5,6 @@ local results = require "distill.results"
 local filters = require "distill.filters"
 local config = require "distill.config"
 local json = require "distill.json"
-local process = require("distill.core").process
 local h = require "support.helpers"
 
 local tmp = h.tmpdir()
@@ -46,19 +45,6 @@ end
 fabricate(SWEEP .. "/unfinished/resnet56_resnet20-kd-seed4", "resnet56_resnet20", { "method=kd", "seed=4" },
   { best_top1 = 10, epochs = 240, epochs_done = 100 })
 fabricate(SWEEP .. "/unfinished/vgg13_vgg8-ce-seed4", "vgg13_vgg8", { "method=ce", "seed=4" }, nil)
-
-local function run_distill(args)
-  local out = os.tmpname()
-  local argv = { "lua5.4", "scripts/distill" }
-  for _, a in ipairs(args) do
-    argv[#argv + 1] = a
-  end
-  local pid = process.spawn(argv, { output = out })
-  local _, _, code = process.wait({ pid }, 120)
-  local text = h.read(out)
-  os.remove(out)
-  return code, text
-end
 
 describe("distill.results", function()
   it("finds run directories under sweep directories and reads them", function()
@@ -173,19 +159,19 @@ describe("distill.results", function()
   end)
 
   it("distill table prints Markdown or CSV, to stdout or a file, and exits 2 on usage errors", function()
-    local code, out = run_distill({ "table", SWEEP })
+    local code, out = h.run_distill({ "table", SWEEP })
     assert.are.equal(0, code, out)
     assert.truthy(out:find("| FSECD | 71.50 ± 0.50 (n=3) | 74.25 ± 0.35 (n=2) |", 1, true), out)
     local file = tmp .. "/t.csv"
-    code, out = run_distill({ "table", SWEEP, "-o", file, "--where", "pair=VGG13->VGG8" })
+    code, out = h.run_distill({ "table", SWEEP, "-o", file, "--where", "pair=VGG13->VGG8" })
     assert.are.equal(0, code, out)
     assert.truthy(h.read(file):find("^method,VGG13%->VGG8 mean,"))
-    code, out = run_distill({ "table", SWEEP, "--rows", "seed", "--cols", "method", "--format", "md" })
+    code, out = h.run_distill({ "table", SWEEP, "--rows", "seed", "--cols", "method", "--format", "md" })
     assert.are.equal(0, code)
     assert.truthy(out:find("warning: cells mix runs that differ in", 1, true), out)
-    assert.are.equal(2, (run_distill({ "table" })))
-    assert.are.equal(2, (run_distill({ "table", SWEEP, "--format", "xls" })))
-    code, out = run_distill({ "table", tmp .. "/none" })
+    assert.are.equal(2, (h.run_distill({ "table" })))
+    assert.are.equal(2, (h.run_distill({ "table", SWEEP, "--format", "xls" })))
+    code, out = h.run_distill({ "table", tmp .. "/none" })
     assert.are.equal(1, code)
     assert.truthy(out:find("is not a directory", 1, true))
   end)

@@ -48,32 +48,13 @@ local function names_of(runs)
   return names
 end
 
--- Runs `distill ARGS` (a list) as a child; returns its pid and output file.
-local function start_distill(args, out)
-  local argv = { "lua5.4", "scripts/distill" }
-  for _, a in ipairs(args) do
-    argv[#argv + 1] = a
-  end
-  return process.spawn(argv, { output = out, env = { OMP_WAIT_POLICY = "passive" } })
-end
-
--- Waits up to `seconds` for pid; returns its exit code (nil on timeout).
+-- Waits up to `seconds` for pid; returns its exit code (nil on timeout or a signal).
 local function wait_exit(pid, seconds)
   local _, how, code = process.wait({ pid }, seconds)
   if how == "exit" then
     return code
   end
   return nil, how, code
-end
-
-local function run_distill(args, seconds)
-  local out = os.tmpname()
-  os.remove(out)
-  local pid = start_distill(args, out)
-  local code = wait_exit(pid, seconds or 120)
-  local text = h.read(out)
-  os.remove(out)
-  return code, text
 end
 
 local function read_or_empty(path)
@@ -333,7 +314,7 @@ describe("distill sweep: running", function()
   configs = { %q }, methods = { "ce", "ce_half" }, root = %q,
   runs = { { config = %q, method = "ce", set = { ["data.dataset"] = "image_folder" } } },
 ]]):format(CONFIG_A, root, CONFIG_A))
-    local code, out = run_distill({ "sweep", path, "--jobs", "2" })
+    local code, out = h.run_distill({ "sweep", path, "--jobs", "2" })
     assert.are.equal(1, code, out)
     assert.truthy(out:find("sweep three: 3 runs: 3 new, 0 to resume, 0 finished before; 2 at a time", 1, true), out)
     for _, name in ipairs { "ce", "ce_half" } do
@@ -352,10 +333,10 @@ describe("distill sweep: running", function()
     assert.truthy(out:find("    | distill: data: image_folder needs data.root", 1, true), "the tail of its log")
 
     -- again: the finished runs are skipped, the failed one tried again
-    code, out = run_distill({ "sweep", path, "--jobs", "2", "--only", "method=ce_half,ce" })
+    code, out = h.run_distill({ "sweep", path, "--jobs", "2", "--only", "method=ce_half,ce" })
     assert.are.equal(1, code)
     assert.truthy(out:find("3 runs: 1 new, 0 to resume, 2 finished before", 1, true), out)
-    code, out = run_distill({ "sweep", path, "--only", "name=ce,ce_half" })
+    code, out = h.run_distill({ "sweep", path, "--only", "name=ce,ce_half" })
     assert.are.equal(0, code)
     assert.truthy(out:find("sweep three: 0 done, 0 failed, 2 skipped (finished before)", 1, true), out)
   end)
@@ -368,7 +349,7 @@ describe("distill sweep: running", function()
 ]]):format(CONFIG_A, root))
     local dir = root .. "/killed/tiny_a"
     local out = tmp .. "/killed.out"
-    local pid = start_distill({ "sweep", path }, out)
+    local pid = h.start_distill({ "sweep", path }, out)
     assert.is_true(wait_until(function()
       return read_or_empty(dir .. "/console.log"):find("epoch 2/4 batch", 1, true) ~= nil
     end, 60), read_or_empty(out))
@@ -380,7 +361,7 @@ describe("distill sweep: running", function()
     assert.truthy(text:find("FAILED   killed/tiny_a  killed by signal KILL", 1, true), text)
     assert.are.equal("resume", state.of(sweep.expand(sweep.load(path))[1]).status)
 
-    local code, again = run_distill({ "sweep", path })
+    local code, again = h.run_distill({ "sweep", path })
     assert.are.equal(0, code, again)
     assert.truthy(again:find("1 run: 0 new, 1 to resume", 1, true), again)
     assert.truthy(again:find("start    killed/tiny_a (resuming)", 1, true), again)
@@ -396,7 +377,7 @@ describe("distill sweep: running", function()
   set = { epochs = 6, ["data.synthetic_size"] = 1024, log_every = 20 },
 ]]):format(CONFIG_A, root))
     local out = tmp .. "/sigint.out"
-    local pid = start_distill({ "sweep", path, "--jobs", "2" }, out)
+    local pid = h.start_distill({ "sweep", path, "--jobs", "2" }, out)
     assert.is_true(wait_until(function()
       return read_or_empty(root .. "/sigint/seed1/console.log"):find("epoch 2/6 batch", 1, true) ~= nil
         and read_or_empty(root .. "/sigint/seed2/console.log"):find("epoch 2/6 batch", 1, true) ~= nil
@@ -416,7 +397,7 @@ describe("distill sweep: running", function()
     end
     assert.is_nil(io.open(root .. "/sigint/seed3/run.json"), "seed 3 never started")
 
-    local code, again = run_distill({ "sweep", path, "--jobs", "2" })
+    local code, again = h.run_distill({ "sweep", path, "--jobs", "2" })
     assert.are.equal(0, code, again)
     assert.truthy(again:find("3 runs: 1 new, 2 to resume, 0 finished before", 1, true), again)
     assert.truthy(again:find("sweep sigint: 3 done, 0 failed, 0 skipped", 1, true), again)
@@ -425,7 +406,7 @@ describe("distill sweep: running", function()
 
   it("fails a pair whose teacher is missing at its start and runs the rest", function()
     local folder = tmp .. "/pair"
-    local code, out = run_distill({ "sweep", tmp .. "/pairs.lua", "--jobs", "2" })
+    local code, out = h.run_distill({ "sweep", tmp .. "/pairs.lua", "--jobs", "2" })
     assert.are.equal(1, code, out)
     assert.truthy(out:find("FAILED   pairs/kd: teacher checkpoint " .. folder .. "/runs/tt/best.safetensors "
       .. "is missing; train the teacher first: distill sweep teachers.lua", 1, true), out)
@@ -433,16 +414,16 @@ describe("distill sweep: running", function()
   end)
 
   it("dry-runs, and exits 2 on usage errors", function()
-    local code, out = run_distill({ "sweep", tmp .. "/grid.lua", "--dry-run", "--only", "seed=1",
+    local code, out = h.run_distill({ "sweep", tmp .. "/grid.lua", "--dry-run", "--only", "seed=1",
       "--only", "config=tiny_a", "--only", "method=ce" })
     assert.are.equal(0, code, out)
     assert.truthy(out:find("[ 1/16] new      grid/a-ce-bs16-seed1\n    lua5.4 scripts/distill train "
       .. CONFIG_A .. " --set method=ce", 1, true), out)
     for _, args in ipairs { { "sweep" }, { "sweep", "x.lua", "--jobs", "0" }, { "sweep", "x.lua", "--emit", "pdf" },
       { "sweep", "x.lua", "-o", "y" } } do
-      assert.are.equal(2, (run_distill(args)), table.concat(args, " "))
+      assert.are.equal(2, (h.run_distill(args)), table.concat(args, " "))
     end
-    code, out = run_distill({ "sweep", tmp .. "/grid.lua", "--only", "seed=9" })
+    code, out = h.run_distill({ "sweep", tmp .. "/grid.lua", "--only", "seed=9" })
     assert.are.equal(1, code)
     assert.truthy(out:find("--only matches no run", 1, true), out)
   end)
