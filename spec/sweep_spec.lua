@@ -389,7 +389,8 @@ describe("distill sweep: running", function()
     assert.truthy(text:find("stopped  sigint/seed1", 1, true), text)
     assert.truthy(text:find("stopped  sigint/seed2", 1, true), text)
     assert.truthy(text:find("2 stopped, 1 not started", 1, true), text)
-    assert.truthy(text:find("sweep: stopped; 3 runs left. Run the same command again to continue.", 1, true), text)
+    assert.truthy(text:find("sweep: stopped; 3 runs left: seed1, seed2, seed3. Run the same command again "
+      .. "to continue.", 1, true) or text:find("sweep: stopped; 3 runs left: seed2, seed1, seed3.", 1, true), text)
     assert.are.same({}, processes_with(root), "no child outlives the sweep")
     for _, seed in ipairs { "seed1", "seed2" } do
       assert.truthy(io.open(root .. "/sigint/" .. seed .. "/last.safetensors"), "a checkpoint to resume from")

@@ -12,7 +12,8 @@
 -- the sweep waits for them, says what is left and returns 130. Rerunning
 -- the same command continues.
 -- Returns the exit code (0 all done, 1 a run failed, 130 stopped) and the
--- tally {done =, failed =, skipped =, stopped =, not_started =, failures = {...}}.
+-- tally {done =, failed =, skipped =, stopped =, not_started =, failures = {...},
+-- left = {names of the runs a stop left}}.
 local distill = require "distill"
 local state = require "distill.sweep.state"
 local log = require "distill.log"
@@ -88,12 +89,7 @@ function runner.run(spec, runs, opts)
   local jobs = check_options(opts)
   local out = opts.out or io.stdout
   local ranks = opts.ranks or 1
-  local threads = opts.threads or runner.threads_per_run(jobs, ranks)
   local launch = { program = opts.program, prefix = ranks > 1 and { "mpirun", "-np", tostring(ranks) } or nil }
-  local env = { OMP_NUM_THREADS = tostring(threads) }
-  if not os.getenv("OMP_WAIT_POLICY") then
-    env.OMP_WAIT_POLICY = "passive"   -- several runs share the cores: idle threads must sleep
-  end
   local total = runs[1] and runs[1].of or 0
   local width = #tostring(total)
   local function say(run, word, text)
@@ -102,7 +98,7 @@ function runner.run(spec, runs, opts)
     out:flush()
   end
 
-  local tally = { done = 0, failed = 0, skipped = 0, stopped = 0, not_started = 0, failures = {} }
+  local tally = { done = 0, failed = 0, skipped = 0, stopped = 0, not_started = 0, failures = {}, left = {} }
   local queue = {}
   for _, run in ipairs(runs) do
     local st = state.of(run)
@@ -118,6 +114,12 @@ function runner.run(spec, runs, opts)
   local resuming = 0
   for _, item in ipairs(queue) do
     resuming = resuming + (item.state.status == "resume" and 1 or 0)
+  end
+  -- fewer runs than jobs: the cores go to the runs there are
+  local threads = opts.threads or runner.threads_per_run(math.min(jobs, math.max(#queue, 1)), ranks)
+  local env = { OMP_NUM_THREADS = tostring(threads) }
+  if not os.getenv("OMP_WAIT_POLICY") then
+    env.OMP_WAIT_POLICY = "passive"   -- several runs share the cores: idle threads must sleep
   end
   out:write(("sweep %s: %d run%s: %d new, %d to resume, %d finished before%s; %d at a time, "
     .. "%d thread%s each\n"):format(spec.name, #runs, #runs == 1 and "" or "s", #queue - resuming,
@@ -189,6 +191,7 @@ function runner.run(spec, runs, opts)
         tostring(math.tointeger(s.best_epoch) or s.best_epoch or "?"), s.last_top1 or 0, elapsed))
     elseif stopping then
       tally.stopped = tally.stopped + 1
+      tally.left[#tally.left + 1] = run.name
       say(run, "stopped", ("  after %s; resumable"):format(elapsed))
     else
       local reason = how == "exit" and (code == 0 and "ended without finishing its epochs"
@@ -270,8 +273,13 @@ function runner.run(spec, runs, opts)
     end
   end
   if stopping then
-    out:write(("sweep: stopped; %d run%s left. Run the same command again to continue.\n"):format(
-      tally.stopped + tally.not_started, tally.stopped + tally.not_started == 1 and "" or "s"))
+    for i = next_item, #queue do
+      tally.left[#tally.left + 1] = queue[i].run.name
+    end
+    local shown = { table.unpack(tally.left, 1, math.min(#tally.left, 12)) }
+    out:write(("sweep: stopped; %d run%s left: %s%s. Run the same command again to continue.\n"):format(
+      #tally.left, #tally.left == 1 and "" or "s", table.concat(shown, ", "),
+      #tally.left > #shown and (" and %d more"):format(#tally.left - #shown) or ""))
     return 130, tally
   end
   return tally.failed > 0 and 1 or 0, tally
