@@ -19,7 +19,8 @@ local function fabricate(dir, method, batch_size, seed, start)
   h.write(dir .. "/config.lua", config.serialize(cfg))
   local lines = { "epoch,lr,train_loss,train_ce,train_top1,test_loss,test_top1" }
   for e = 1, 3 do
-    lines[#lines + 1] = ("%d,0.05,%g,%g,%g,%g,%g"):format(e, 2 / e, 1.5 / e, start + 4 * e, 1 / e, start + 5 * e)
+    lines[#lines + 1] = ("%d,0.05,%g,%g,%g,%g,%g"):format(e, 2 / e, 1.5 / e, start + 4 * e, 1 / e,
+      start + 5 * e)
   end
   h.write(dir .. "/metrics.csv", table.concat(lines, "\n") .. "\n")
   h.write(dir .. "/summary.json", json.encode({ best_top1 = start + 15, last_top1 = start + 15, epochs = 3,
@@ -42,7 +43,8 @@ describe("distill.plot", function()
       return pending("gnuplot is not installed")
     end
     local dirs = { SWEEP .. "/ce-bs128-seed1", SWEEP .. "/ce-bs128-seed2", SWEEP .. "/fsecd-bs128-seed1" }
-    local files = assert(plot.overlay(dirs, tmp .. "/groups.svg", { groups = { "CE", "CE", "FSECD" }, mean = true }))
+    local files = assert(plot.overlay(dirs, tmp .. "/groups.svg",
+      { groups = { "CE", "CE", "FSECD" }, mean = true }))
     assert.are.same({ tmp .. "/groups.svg" }, files)
     local svg = h.read(tmp .. "/groups.svg")
     assert.truthy(svg:find("CE (mean of 2)", 1, true))
@@ -66,18 +68,20 @@ describe("distill.plot", function()
       return pending("gnuplot is not installed")
     end
     local series = {
-      { label = "CE", points = { { x = 128, mean = 71, std = 0.5 }, { x = 512, mean = 69 }, { x = 1024, mean = 68, std = 1 } } },
+      { label = "CE", points = { { x = 128, mean = 71, std = 0.5 }, { x = 512, mean = 69 },
+                                 { x = 1024, mean = 68, std = 1 } } },
       { label = "FSECD", points = { { x = 128, mean = 74, std = 0.2 }, { x = 1024, mean = 73 } } },
     }
-    local files = assert(plot.metric_vs(series, tmp .. "/vs.svg", { xlabel = "batch_size", ylabel = "best_top1" }))
+    local files = assert(plot.metric_vs(series, tmp .. "/vs.svg",
+      { xlabel = "batch_size", ylabel = "best_top1" }))
     assert.are.same({ tmp .. "/vs.svg" }, files)
     local script = h.read(tmp .. "/vs.gp")
     assert.truthy(script:find("set logscale x 2", 1, true))
     assert.truthy(script:find("$series_1 << EOD\n128,71,0.5\n512,69,0\n1024,68,1\nEOD", 1, true), script)
     assert.truthy(script:find("with yerrorlines", 1, true))
     assert.truthy(h.read(tmp .. "/vs.svg"):find("FSECD", 1, true))
-    files = assert(plot.metric_vs({ { label = "a", points = { { x = "class", mean = 1 }, { x = "instance", mean = 2 } } } },
-      tmp .. "/names.png"))
+    local named = { { label = "a", points = { { x = "class", mean = 1 }, { x = "instance", mean = 2 } } } }
+    files = assert(plot.metric_vs(named, tmp .. "/names.png"))
     assert.are.same({ tmp .. "/names.png" }, files)
     assert.truthy(h.read(tmp .. "/names.gp"):find('set xtics ("class" 1, "instance" 2)', 1, true))
     local ok, err = plot.metric_vs({}, tmp .. "/x.svg")
@@ -111,7 +115,8 @@ describe("distill.results.plots and distill plot over a sweep", function()
     local code, out = h.run_distill({ "plot", SWEEP, "-o", tmp .. "/cli.svg" })
     assert.are.equal(0, code, out)
     assert.truthy(out:find("wrote " .. tmp .. "/cli.svg", 1, true))
-    code, out = h.run_distill({ "plot", SWEEP, "--vs", "batch_size", "--metric", "last_top1", "-o", tmp .. "/cli_vs" })
+    code, out = h.run_distill({ "plot", SWEEP, "--vs", "batch_size", "--metric", "last_top1",
+      "-o", tmp .. "/cli_vs" })
     assert.are.equal(0, code, out)
     assert.truthy(out:find("cli_vs.svg, " .. tmp .. "/cli_vs.png", 1, true), out)
     assert.are.equal(2, (h.run_distill({ "plot", SWEEP, "--metric", "last_top1" })), "--metric needs --vs")

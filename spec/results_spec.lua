@@ -28,7 +28,8 @@ end
 -- Table 3 in small: two pairs, three methods, three seeds, with one run
 -- missing (fsecd on vgg13 seed 3) and one unfinished (kd on wrn seed 3).
 local VALUES = {
-  ["resnet56_resnet20"] = { ce = { 69.0, 69.5, 70.0 }, kd = { 70.5, 71.0, 70.0 }, fsecd = { 71.5, 71.0, 72.0 } },
+  ["resnet56_resnet20"] = { ce = { 69.0, 69.5, 70.0 }, kd = { 70.5, 71.0, 70.0 },
+                            fsecd = { 71.5, 71.0, 72.0 } },
   ["vgg13_vgg8"] = { ce = { 70.0, 70.2, 70.4 }, kd = { 73.0, 72.0, 74.0 }, fsecd = { 74.0, 74.5 } },
 }
 local SWEEP = tmp .. "/table3"
@@ -83,7 +84,8 @@ describe("distill.results", function()
 
   it("aggregates methods x pairs in the paper's order, marking short and unfinished cells", function()
     local t = results.aggregate(results.load({ SWEEP }), { rows = { "method" }, cols = { "pair" } })
-    assert.are.same({ "CE", "KD", "FSECD" }, { t.rows[1].labels[1], t.rows[2].labels[1], t.rows[3].labels[1] })
+    assert.are.same({ "CE", "KD", "FSECD" },
+      { t.rows[1].labels[1], t.rows[2].labels[1], t.rows[3].labels[1] })
     assert.are.same({ "ResNet56->ResNet20", "VGG13->VGG8" }, { t.cols[1].labels[1], t.cols[2].labels[1] })
     assert.are.equal(4, t.expected)
     local kd = t.cells[2][1]
@@ -106,7 +108,8 @@ describe("distill.results", function()
       lines[#lines + 1] = line
     end
     assert.are.equal("method,ResNet56->ResNet20 mean,ResNet56->ResNet20 std,ResNet56->ResNet20 n,"
-      .. "ResNet56->ResNet20 unfinished,VGG13->VGG8 mean,VGG13->VGG8 std,VGG13->VGG8 n,VGG13->VGG8 unfinished",
+      .. "ResNet56->ResNet20 unfinished,VGG13->VGG8 mean,VGG13->VGG8 std,VGG13->VGG8 n,"
+      .. "VGG13->VGG8 unfinished",
       lines[1])
     assert.are.equal("FSECD,71.5,0.5,3,0,74.25,0.353553,2,0", lines[4])
     assert.are.equal(4, #lines)
@@ -134,10 +137,12 @@ describe("distill.results", function()
     for _, b in ipairs { 128, 512 } do
       for seed, v in ipairs { 70, 72 } do
         fabricate(("%s/ce-bs%d-seed%d"):format(dir, b, seed), "wrn_40_2_wrn_40_1",
-          { "method=ce", "batch_size=" .. b, "optimizer.lr=" .. lr[b], "seed=" .. seed }, finished(v - b / 128))
+          { "method=ce", "batch_size=" .. b, "optimizer.lr=" .. lr[b], "seed=" .. seed },
+          finished(v - b / 128))
       end
     end
-    local t = results.aggregate(results.load({ dir }), { rows = { "method", "pair" }, cols = { "batch_size" } })
+    local t = results.aggregate(results.load({ dir }),
+      { rows = { "method", "pair" }, cols = { "batch_size" } })
     assert.are.same({}, t.mixed, "lr follows the batch size: no mixing")
     local md = results.markdown(t)
     assert.truthy(md:find("| Method | Teacher -> Student | B=128 | B=512 |\n|---|---|---|---|\n"

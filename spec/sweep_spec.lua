@@ -144,7 +144,7 @@ describe("distill.sweep: sweep files and their runs", function()
     assert.are.same({ "run_dir=runs/one/tiny_a" }, one[1].overrides)
   end)
 
-  it("takes explicit runs, exclusions, labels and --set overrides; configs' common prefix is dropped", function()
+  it("takes explicit runs, exclusions, labels, --set overrides; drops the configs' common start", function()
     local path = spec_file("extra", ([[
   configs = { %q, %q },
   methods = { "ce", "ce_half" },
@@ -269,7 +269,8 @@ describe("distill.sweep: run directories", function()
     assert.are.equal("conflict", state.of(runs[1]).status)
     assert.are.same({ "lua5.4", "scripts/distill", "train", "--resume", dir, "--progress", "lines" },
       state.command(runs[1], { status = "resume" }, { program = { "lua5.4", "scripts/distill" } }))
-    local argv = state.command(runs[2], { status = "new" }, { program = { "distill" }, prefix = { "mpirun", "-np", "2" } })
+    local argv = state.command(runs[2], { status = "new" },
+      { program = { "distill" }, prefix = { "mpirun", "-np", "2" } })
     assert.are.same({ "mpirun", "-np", "2", "distill", "train", CONFIG_A, "--set", "seed=2" },
       { table.unpack(argv, 1, 8) })
     assert.are.equal("'a b'", state.shell_word("a b"))
@@ -279,7 +280,8 @@ describe("distill.sweep: run directories", function()
     local folder = tmp .. "/pair"
     os.execute("mkdir -p " .. h.sh_quote(folder))
     write(folder .. "/teacher.lua", [[
-return { name = "tt", student = { model = { family = "fmnist", name = "FashionResNet", widths = { 4, 4, 8, 8 } } },
+return { name = "tt",
+  student = { model = { family = "fmnist", name = "FashionResNet", widths = { 4, 4, 8, 8 } } },
   data = { dataset = "synthetic", num_classes = 10, synthetic_size = 64, synthetic_test_size = 32,
            synthetic_shape = { 1, 12, 12 } },
   epochs = 1, batch_size = 32, workers = 1, plot = false, run_dir = "]] .. folder .. [[/runs/tt" }
@@ -316,11 +318,13 @@ describe("distill sweep: running", function()
 ]]):format(CONFIG_A, root, CONFIG_A))
     local code, out = h.run_distill({ "sweep", path, "--jobs", "2" })
     assert.are.equal(1, code, out)
-    assert.truthy(out:find("sweep three: 3 runs: 3 new, 0 to resume, 0 finished before; 2 at a time", 1, true), out)
+    assert.truthy(out:find("sweep three: 3 runs: 3 new, 0 to resume, 0 finished before; 2 at a time", 1,
+      true), out)
     for _, name in ipairs { "ce", "ce_half" } do
       local dir = root .. "/three/" .. name
       assert.truthy(out:find("start    three/" .. name .. " (new)", 1, true), out)
-      assert.truthy(out:match("done     three/" .. name:gsub("%p", "%%%0") .. "  best top%-1 %d+%.%d%d%% %(epoch 1%)"), out)
+      assert.truthy(out:match("done     three/" .. name:gsub("%p", "%%%0")
+        .. "  best top%-1 %d+%.%d%d%% %(epoch 1%)"), out)
       local summary = json.read(dir .. "/summary.json")
       assert.are.equal(1, summary.epochs_done)
       assert.truthy(h.read(dir .. "/console.log"):find("== ", 1, true), "the sweep's header line")
@@ -330,7 +334,8 @@ describe("distill sweep: running", function()
     assert.truthy(out:find("FAILED   three/ce-dataset_image_folder  exit code 1", 1, true), out)
     assert.truthy(out:find("sweep three: 2 done, 1 failed, 0 skipped (finished before); wall ", 1, true), out)
     assert.truthy(out:find("failed: " .. bad .. ": exit code 1\n    | ", 1, true), out)
-    assert.truthy(out:find("    | distill: data: image_folder needs data.root", 1, true), "the tail of its log")
+    assert.truthy(out:find("    | distill: data: image_folder needs data.root", 1, true),
+      "the tail of its log")
 
     -- again: the finished runs are skipped, the failed one tried again
     code, out = h.run_distill({ "sweep", path, "--jobs", "2", "--only", "method=ce_half,ce" })
@@ -370,7 +375,7 @@ describe("distill sweep: running", function()
     assert.are.equal(4, json.read(dir .. "/summary.json").epochs_done)
   end)
 
-  it("stops cleanly on SIGINT (exit 130, resumable runs, no children left) and continues when rerun", function()
+  it("stops on SIGINT (exit 130, resumable runs, no children left) and continues when rerun", function()
     local root = tmp .. "/sigint"
     local path = spec_file("sigint", ([[
   configs = { %q }, seeds = { 1, 2, 3 }, root = %q,
@@ -390,7 +395,8 @@ describe("distill sweep: running", function()
     assert.truthy(text:find("stopped  sigint/seed2", 1, true), text)
     assert.truthy(text:find("2 stopped, 1 not started", 1, true), text)
     assert.truthy(text:find("sweep: stopped; 3 runs left: seed1, seed2, seed3. Run the same command again "
-      .. "to continue.", 1, true) or text:find("sweep: stopped; 3 runs left: seed2, seed1, seed3.", 1, true), text)
+      .. "to continue.", 1, true) or text:find("sweep: stopped; 3 runs left: seed2, seed1, seed3.", 1, true),
+      text)
     assert.are.same({}, processes_with(root), "no child outlives the sweep")
     for _, seed in ipairs { "seed1", "seed2" } do
       assert.truthy(io.open(root .. "/sigint/" .. seed .. "/last.safetensors"), "a checkpoint to resume from")
@@ -420,7 +426,8 @@ describe("distill sweep: running", function()
     assert.are.equal(0, code, out)
     assert.truthy(out:find("[ 1/16] new      grid/a-ce-bs16-seed1\n    lua5.4 scripts/distill train "
       .. CONFIG_A .. " --set method=ce", 1, true), out)
-    for _, args in ipairs { { "sweep" }, { "sweep", "x.lua", "--jobs", "0" }, { "sweep", "x.lua", "--emit", "pdf" },
+    for _, args in ipairs { { "sweep" }, { "sweep", "x.lua", "--jobs", "0" },
+      { "sweep", "x.lua", "--emit", "pdf" },
       { "sweep", "x.lua", "-o", "y" } } do
       assert.are.equal(2, (h.run_distill(args)), table.concat(args, " "))
     end
@@ -433,7 +440,12 @@ end)
 describe("distill sweep --emit", function()
   local function sink()
     local parts = {}
-    return { write = function(self, ...) for _, p in ipairs { ... } do parts[#parts + 1] = p end return self end,
+    return { write = function(self, ...)
+               for _, p in ipairs { ... } do
+                 parts[#parts + 1] = p
+               end
+               return self
+             end,
              text = function() return table.concat(parts) end }
   end
 
@@ -447,8 +459,9 @@ describe("distill sweep --emit", function()
       lines[#lines + 1] = line
     end
     assert.are.equal(4, #lines)
-    assert.are.equal("scripts/distill train " .. CONFIG_A .. " --set method=ce --set batch_size=16 --set seed=1 "
-      .. "--set epochs=2 --set optimizer.lr=0.0125 --set run_dir=" .. runs[1].dir .. " --progress lines", lines[1])
+    assert.are.equal("scripts/distill train " .. CONFIG_A .. " --set method=ce --set batch_size=16 "
+      .. "--set seed=1 --set epochs=2 --set optimizer.lr=0.0125 --set run_dir=" .. runs[1].dir
+      .. " --progress lines", lines[1])
   end)
 
   it("writes a Slurm job array: one index per pending run, its command, mpirun with --ranks", function()
@@ -475,7 +488,8 @@ describe("distill sweep --emit", function()
     last = tonumber(script:match("#SBATCH %-%-array=0%-(%d+)\n"))
     assert.are.equal(#runs - 1, last)
     local cases = {}
-    for index, dir, mode, args in script:gmatch("\n  (%d+)%) dir=(%S+); mode=(%a+)\n     args=%(([^\n]*)%) ;;") do
+    local case_pattern = "\n  (%d+)%) dir=(%S+); mode=(%a+)\n     args=%(([^\n]*)%) ;;"
+    for index, dir, mode, args in script:gmatch(case_pattern) do
       cases[#cases + 1] = { index = tonumber(index), dir = dir, mode = mode, args = args }
     end
     assert.are.equal(#runs, #cases)
@@ -522,8 +536,10 @@ describe("distill.core.process", function()
     process.signal(pid, "TERM")
     got, how, code = process.wait({ pid }, 30)
     assert.are.same({ pid, "signal", "TERM" }, { got, how, code })
-    h.fails("process.spawn: cannot start 'no-such-program-x'", process.spawn, { "no-such-program-x" }, { output = out })
-    h.fails("process.spawn: argv[2]: expected a string, got number", process.spawn, { "ls", 3 }, { output = out })
+    h.fails("process.spawn: cannot start 'no-such-program-x'", process.spawn, { "no-such-program-x" },
+      { output = out })
+    h.fails("process.spawn: argv[2]: expected a string, got number", process.spawn, { "ls", 3 },
+      { output = out })
     h.fails("process.spawn: options.output: expected a file path", process.spawn, { "ls" }, {})
     h.fails("process.spawn: argv is empty", process.spawn, {}, { output = out })
     h.fails("process.wait: process 1 is not a child of this process", process.wait, { 1 }, 0)

@@ -269,7 +269,8 @@ end
 local function only_runs(paths)
   local lfs = require "lfs"
   for _, path in ipairs(paths) do
-    if lfs.attributes(path .. "/metrics.csv", "mode") == nil and lfs.attributes(path, "mode") == "directory" then
+    if lfs.attributes(path .. "/metrics.csv", "mode") == nil
+      and lfs.attributes(path, "mode") == "directory" then
       return false
     end
   end

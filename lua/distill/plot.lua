@@ -468,7 +468,8 @@ function plot.metric_vs(series, out, opts)
     lines[#lines + 1] = "set title " .. gp_quote(opts.title or "") .. " noenhanced"
     local items = {}
     for k, s in ipairs(series) do
-      items[#items + 1] = ("$series_%d using 1:2:3 with yerrorlines lc rgb '%s' lw 2 pt 7 title %s noenhanced")
+      items[#items + 1] = ("$series_%d using 1:2:3 with yerrorlines lc rgb '%s' lw 2 pt 7 "
+        .. "title %s noenhanced")
         :format(k, color(k), gp_quote(tostring(s.label)))
     end
     lines[#lines + 1] = "plot " .. table.concat(items, ", \\\n  ")

@@ -98,7 +98,8 @@ function emit.slurm(spec, runs, opts, out, err)
   lines[#lines + 1] = 'mkdir -p "$dir"'
   lines[#lines + 1] = 'if [ -f "$dir/summary.json" ]; then echo "$dir: finished already"; exit 0; fi'
   lines[#lines + 1] = 'if [ -f "$dir/run.json" ]; then args=(--resume "$dir"); fi'
-  lines[#lines + 1] = 'echo "== $(date -u +%FT%TZ) slurm job ${SLURM_ARRAY_JOB_ID:-?}_${SLURM_ARRAY_TASK_ID}" '
+  lines[#lines + 1] = 'echo "== $(date -u +%FT%TZ) slurm job '
+    .. '${SLURM_ARRAY_JOB_ID:-?}_${SLURM_ARRAY_TASK_ID}" '
     .. '>> "$dir/console.log"'
   local prefix = {}
   for _, part in ipairs(launch.prefix or {}) do

@@ -89,7 +89,8 @@ function runner.run(spec, runs, opts)
   local jobs = check_options(opts)
   local out = opts.out or io.stdout
   local ranks = opts.ranks or 1
-  local launch = { program = opts.program, prefix = ranks > 1 and { "mpirun", "-np", tostring(ranks) } or nil }
+  local launch = { program = opts.program,
+                   prefix = ranks > 1 and { "mpirun", "-np", tostring(ranks) } or nil }
   local total = runs[1] and runs[1].of or 0
   local width = #tostring(total)
   local function say(run, word, text)
