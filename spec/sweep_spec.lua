@@ -273,6 +273,9 @@ describe("distill.sweep: run directories", function()
       { program = { "distill" }, prefix = { "mpirun", "-np", "2" } })
     assert.are.same({ "mpirun", "-np", "2", "distill", "train", CONFIG_A, "--set", "seed=2" },
       { table.unpack(argv, 1, 8) })
+    h.fails("state.command: expected (run of sweep.expand", state.command, runs[1], { status = "new" }, {})
+    h.fails("state.missing_teacher: expected a run of sweep.expand", state.missing_teacher, {})
+    h.fails("state.of: expected a run of sweep.expand", state.of, nil)
     assert.are.equal("'a b'", state.shell_word("a b"))
     assert.are.equal("run_dir=x/y", state.shell_word("run_dir=x/y"))
 

@@ -154,6 +154,9 @@ end
 --- The value of key for a run (a number or a string), nil when the config
 -- has no such key.
 function results.value(run, key)
+  if type(run) ~= "table" or type(run.config) ~= "table" or type(key) ~= "string" then
+    error("results.value: expected (a run of results.read, a key)", 2)
+  end
   local cfg = run.config
   if key == "pair" then
     local student = model_name(cfg.student)
@@ -253,6 +256,9 @@ end
 
 --- n, mean and sample standard deviation (n - 1; nil for n < 2) of a list.
 function results.stats(values)
+  if type(values) ~= "table" then
+    error("results.stats: expected a list of numbers, got " .. type(values), 2)
+  end
   local n = #values
   if n == 0 then
     return 0, nil, nil
@@ -470,8 +476,15 @@ local function col_title(t, col)
   return table.concat(parts, " ")
 end
 
+local function check_table(fn, t)
+  if type(t) ~= "table" or type(t.rows) ~= "table" or type(t.cells) ~= "table" then
+    error(("results.%s: expected a table of results.aggregate"):format(fn), 3)
+  end
+end
+
 --- The table as Markdown; opts.digits (default 2).
 function results.markdown(t, opts)
+  check_table("markdown", t)
   opts = opts or {}
   local digits = opts.digits or 2
   local header, rule = {}, {}
@@ -517,6 +530,7 @@ end
 
 --- The table as CSV: the row keys, then mean, std, n and unfinished per column.
 function results.csv(t)
+  check_table("csv", t)
   local header = {}
   for _, key in ipairs(t.row_keys) do
     header[#header + 1] = csv_field(key)

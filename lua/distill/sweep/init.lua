@@ -618,7 +618,4 @@ function sweep.select(runs, only)
   return filters.select(runs, list, matches)
 end
 
-sweep.config_label = config_label
-sweep.SPEC_KEYS = SPEC_KEYS
-
 return sweep

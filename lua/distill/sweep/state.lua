@@ -107,6 +107,9 @@ end
 --- nil when the run has its teacher (or needs none); else the message that
 -- says which checkpoint is missing and what trains it.
 function state.missing_teacher(run, spec)
+  if type(run) ~= "table" or type(run.cfg) ~= "table" then
+    error("state.missing_teacher: expected a run of sweep.expand", 2)
+  end
   if run.mode ~= "distill" then
     return nil
   end
@@ -131,6 +134,10 @@ end
 -- launch.program: the distill command as a list ({"scripts/distill"});
 -- launch.prefix: what goes before it ({"mpirun", "-np", "4"}).
 function state.command(run, st, launch)
+  if type(run) ~= "table" or type(run.dir) ~= "string" or type(st) ~= "table"
+    or type(launch) ~= "table" or type(launch.program) ~= "table" then
+    error("state.command: expected (run of sweep.expand, its state, {program = {...}})", 2)
+  end
   local argv = {}
   for _, part in ipairs(launch.prefix or {}) do
     argv[#argv + 1] = part
