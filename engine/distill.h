@@ -902,6 +902,38 @@ const char *dt_prof_kind_name(dt_prof_kind kind);
 void dt_storage_cache_trim(void);
 void dt_storage_cache_stats(size_t *cached_bytes, size_t *hits, size_t *misses, size_t *limit);
 
+/* ------------------------------------------------------- tools: processes */
+
+/* Child processes for the sweep runner (tools/process.c). spawn starts
+ * argv[0] (searched on PATH) with argv, the current environment with the
+ * "KEY=value" entries of env_set (NULL-terminated, may be NULL) replacing
+ * or adding variables, stdin from /dev/null and stdout and stderr appended
+ * to output_path; the child leads a process group of its own and starts
+ * with default SIGINT/SIGTERM/SIGPIPE handling. */
+dt_status dt_process_spawn(const char *const *argv, const char *const *env_set,
+                           const char *output_path, int *pid_out);
+/* How a child ended: pid 0 when none of the awaited ones did. exited: it
+ * called exit (code: its status); else killed by signal `code`. */
+typedef struct dt_process_end {
+    int pid;
+    bool exited;
+    int code;
+} dt_process_end;
+/* Waits up to timeout seconds for one of the n children pids to end and
+ * reaps it; returns early, with end->pid 0, when a watched stop signal
+ * arrives. */
+dt_status dt_process_wait(const int *pids, int n, double timeout, dt_process_end *end);
+/* Sends sig to the process group led by pid (a spawned child), else to the
+ * process pid; a process that has already ended is not an error. */
+dt_status dt_process_signal(int pid, int sig);
+/* on: SIGINT and SIGTERM only count (dt_stop_signal_count) instead of
+ * their previous handling; off: the previous handlers return. */
+dt_status dt_stop_signals_watch(bool on);
+/* How many watched signals arrived since watching began; the last one. */
+int dt_stop_signal_count(int *last_signal);
+/* The CPUs this process may run on (its affinity mask). */
+int dt_cpu_count(void);
+
 /* --------------------------------------------------- tools: text and time */
 
 /* CLOCK_MONOTONIC seconds. */

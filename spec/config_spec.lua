@@ -182,6 +182,7 @@ return {
       assert.are.equal(0.001, cfg.methods.ofd[2].weight)
       assert.are.equal(0.8, cfg.methods.crd[2].weight)
       assert.are.equal("instance", cfg.methods.fsecd[2].policy)
+      assert.are.equal("class", cfg.methods.fsecd_class[2].policy)
       config.validate(cfg, "distill")
     end
     for _, t in ipairs { "resnet56", "resnet110", "resnet32x4", "wrn_40_2", "vgg13", "ResNet50" } do
@@ -198,5 +199,39 @@ return {
       assert.are.equal(m, cfg.method)
       config.validate(cfg, "distill")
     end
+  end)
+
+  it("ships the Fashion-MNIST study config: every paper method plus FSECD with the class policy", function()
+    local cfg = config.load("scripts/configs/fmnist_study.lua")
+    assert.are.equal(0, cfg.data.train_limit, "all 60000 training images")
+    assert.are.equal("crop_flip", cfg.data.augment)
+    assert.are.equal(2, cfg.data.crop_padding)
+    assert.are.equal("scripts/assets/fmnist_teacher.safetensors", cfg.teacher.checkpoint)
+    assert.are.equal("fmnist_resnet_s", cfg.student.model.name)
+    assert.are.equal(10, cfg.epochs)
+    assert.are.equal(64, cfg.batch_size)
+    assert.are.same({ 6, 8, 9 }, cfg.schedule.milestones)
+    assert.are.equal(0.1, cfg.schedule.gamma)
+    assert.are.same({ 0.05, 0.9, 5e-4 }, { cfg.optimizer.lr, cfg.optimizer.momentum,
+      cfg.optimizer.weight_decay })
+    for name in pairs(config.paper_methods()) do
+      assert.is_table(cfg.methods[name], name)
+    end
+    assert.are.equal("class", cfg.methods.fsecd_class[2].policy)
+    assert.are.equal("instance", cfg.methods.fsecd[2].policy)
+    assert.are.equal(cfg.methods.fsecd[2].tau, cfg.methods.fsecd_class[2].tau)
+    assert.are.equal(1, cfg.methods.dkd[2].warmup, "20 of 240 epochs, scaled to 10")
+    for name in pairs(cfg.methods) do
+      cfg.method = name
+      config.validate(cfg, "distill")
+    end
+    local long = config.fmnist_study{ epochs = 240, method = "kd", seed = 3 }
+    assert.are.same({ 150, 180, 210 }, long.schedule.milestones)
+    assert.are.equal(20, long.methods.dkd[2].warmup)
+    assert.are.equal("kd", long.method)
+    assert.are.equal(3, long.seed)
+    assert.has_error(function() config.fmnist_study{ epochs = 0 } end,
+      "config.fmnist_study: epochs must be a positive integer, got 0")
+    assert.has_error(function() config.fmnist_study("x") end)
   end)
 end)

@@ -112,4 +112,23 @@ describe("luarocks make", function()
     assert.is_true(ok, out)
     assert.are.equal("hi\t2.0", out:match("^%s*(.-)%s*$"))
   end)
+
+  it("runs a sweep whose runs are children of the installed command", function()
+    local f = assert(io.open(tree .. "/tiny.lua", "w"))
+    f:write([[return { name = "tiny", epochs = 1, batch_size = 32, workers = 1, plot = false,
+      student = { model = { family = "fmnist", name = "FashionResNet", widths = { 4, 4, 8, 8 } } },
+      data = { dataset = "synthetic", num_classes = 10, synthetic_size = 64, synthetic_test_size = 32,
+               synthetic_shape = { 1, 12, 12 } } }]])
+    f:close()
+    f = assert(io.open(tree .. "/grid.lua", "w"))
+    f:write('return { configs = { "tiny.lua" }, seeds = { 1, 2 } }')
+    f:close()
+    local out, ok = in_tree("cd " .. sh_quote(tree) .. " && OMP_WAIT_POLICY=passive "
+      .. sh_quote(tree .. "/bin/distill") .. " sweep grid.lua --jobs 2")
+    assert.is_true(ok, out)
+    assert.truthy(out:find("sweep grid: 2 done, 0 failed", 1, true), out)
+    local log = assert(io.open(tree .. "/runs/grid/seed2/console.log")):read("a")
+    local child = tree .. "/lib/luarocks/rocks-5.4/distill/scm-1/bin/distill train tiny.lua"
+    assert.truthy(log:find(child, 1, true), log)
+  end)
 end)

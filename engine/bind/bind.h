@@ -122,5 +122,6 @@ void lt_open_profile(lua_State *L, int mod_idx);  /* per-op-kind timers */
 void lt_open_gemm(lua_State *L, int mod_idx);     /* gemm_f32: the internal GEMM, for specs */
 void lt_open_cpu(lua_State *L, int mod_idx);      /* isa, set_isa, cpu_info */
 void lt_open_dist(lua_State *L, int mod_idx);     /* MPI collectives, DDP */
+void lt_open_process(lua_State *L, int mod_idx);  /* child processes, stop signals */
 
 #endif /* DISTILL_BIND_H */

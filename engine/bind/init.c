@@ -23,6 +23,7 @@ static const lt_opener openers[] = {
     lt_open_gemm,       /* gemm_f32: the internal GEMM, for specs */
     lt_open_cpu,        /* isa, set_isa, cpu_info */
     lt_open_dist,       /* MPI collectives, DDP */
+    lt_open_process,    /* child processes, stop signals (the sweep runner) */
 };
 
 int luaopen_distill_core(lua_State *L)

@@ -5,6 +5,8 @@
 --   distill eval CHECKPOINT [--data NAME] [--split test] [--root DIR] [--batch-size N] [--limit N]
 --   distill plot RUN_DIR [RUN_DIR ...] [-o out.svg]
 --   distill configs
+--   distill sweep SPEC [--jobs N] [--dry-run] [--emit commands|slurm] [--only k=v]
+--   distill table RUN_OR_SWEEP_DIR... [--rows method] [--cols pair] [--metric best_top1]
 --   distill repl | distill | distill SCRIPT.lua [ARGS]
 --   distill --version
 --
@@ -20,6 +22,8 @@ commands:
   eval CHECKPOINT   top-1/top-5 and loss of a checkpoint on a dataset split
   plot RUN_DIR...   draw the curves of one or more runs in one figure
   configs           list the shipped configs (CIFAR-100 pairs and teachers, Fashion-MNIST)
+  sweep SPEC        run a grid of runs (configs x methods x seeds x settings)
+  table RUNS...     mean +- std over seeds of run directories, Markdown or CSV
   repl              a Lua 5.4 REPL with distill loaded (also: distill with no arguments)
   FILE.lua [ARGS]   run a Lua script with distill on the path
   --version         the version, the CPU and the kernels in use
@@ -60,13 +64,26 @@ options:
   --limit N         only the first N samples of the split]],
   plot = [[
 usage: distill plot RUN_DIR [RUN_DIR ...] [-o out.svg]
+       distill plot SWEEP_DIR... [--by method] [--mean] [-o out]
+       distill plot SWEEP_DIR... --vs batch_size [--metric best_top1] [-o out]
 
 Draws every loss term and train/test top-1 accuracy per epoch of the given
 runs in one figure (gnuplot). One run without -o redraws RUN_DIR/curves.svg
 and curves.png; several runs default to comparison.svg.
 
+A sweep's directory (or --by, --mean, --where) draws the train loss and
+test top-1 of all its runs with one colour per method (the same colour for
+every seed); --mean adds each method's mean curve (comparison.svg/.png).
+--vs KEY draws a metric against a config key instead, one line per method
+with error bars over the seeds (<metric>_vs_<key>.svg/.png).
+
 options:
-  -o, --output FILE   output file (.svg or .png; no extension: both)]],
+  -o, --output FILE   output file (.svg or .png; no extension: both)
+  --by KEY            the colour (or line) of a run: a config key (default method)
+  --mean              with the curves: the mean over each colour's runs
+  --vs KEY            the x axis: a config key (batch_size, optimizer.lr, ...)
+  --metric NAME       with --vs: a summary.json field (default best_top1)
+  --where key=v[,v]   only the runs whose key has one of the values]],
   repl = [[
 usage: distill repl   (or just: distill)
 
@@ -83,6 +100,9 @@ usage: distill configs
 Lists the configs shipped with distill (from a checkout: scripts/configs;
 from the rock: the folder it installed them in), with the first line of
 each, and the shipped sweeps.]]
+local sweep_command = require "distill.sweep.command"
+local table_command = require "distill.results.command"
+HELP.sweep, HELP.table = sweep_command.HELP, table_command.HELP
 
 cli.USAGE, cli.HELP = USAGE, HELP
 
@@ -262,8 +282,22 @@ local function cmd_eval(args, out)
   return 0, result
 end
 
+-- Is every path a run directory (or something plot reports as missing)?
+local function only_runs(paths)
+  local lfs = require "lfs"
+  for _, path in ipairs(paths) do
+    if lfs.attributes(path .. "/metrics.csv", "mode") == nil
+      and lfs.attributes(path, "mode") == "directory" then
+      return false
+    end
+  end
+  return true
+end
+
 local function cmd_plot(args, out)
-  local options, positional = parse("plot", args, { ["-o"] = "value", ["--output"] = "value" })
+  local options, positional = parse("plot", args, { ["-o"] = "value", ["--output"] = "value",
+    ["--by"] = "value", ["--mean"] = "flag", ["--vs"] = "value", ["--metric"] = "value",
+    ["--where"] = "list" })
   if options.help then
     out:write(HELP.plot, "\n")
     return 0
@@ -271,10 +305,19 @@ local function cmd_plot(args, out)
   if #positional == 0 then
     usage_error("distill plot: expected at least one RUN_DIR\n" .. HELP.plot)
   end
+  if options.metric and not options.vs then
+    usage_error("distill plot: --metric goes with --vs KEY")
+  end
   local plot = require "distill.plot"
   local output = options.o or options.output
   local files, err
-  if #positional == 1 and not output then
+  local grouped = options.by or options.mean or options.vs or options.where or not only_runs(positional)
+  if grouped then
+    local plots = require "distill.results.plots"
+    local opts = { by = options.by, mean = options.mean, where = options.where, output = output,
+      vs = options.vs, metric = options.metric }
+    files, err = (options.vs and plots.versus or plots.curves)(positional, opts)
+  elseif #positional == 1 and not output then
     files, err = plot.curves(positional[1])
   else
     files, err = plot.overlay(positional, output or "comparison.svg")
@@ -358,6 +401,12 @@ local commands = {
   plot = cmd_plot,
   repl = cmd_repl,
   configs = cmd_configs,
+  sweep = function(args, out)
+    return sweep_command.main(args, out, { parse = parse, usage_error = usage_error })
+  end,
+  table = function(args, out)
+    return table_command.main(args, out, { parse = parse, usage_error = usage_error })
+  end,
 }
 
 --- Runs the command line `args` (a list of strings). Returns the exit code.

@@ -2,6 +2,8 @@
 --
 --   plot.curves(run_dir)                      -- run_dir/curves.svg + curves.png
 --   plot.overlay({dir1, dir2, ...}, "cmp.svg") -- several runs in one figure
+--   plot.overlay(dirs, "cmp", {groups = {"kd", "kd", "ce"}, mean = true})  -- a colour per group
+--   plot.metric_vs({{label = "CE", points = {{x = 128, mean = 71.2, std = 0.3}}}}, "top1_vs_bs")
 --
 -- Both read each run's metrics.csv. The left panel shows every loss term
 -- per epoch, the right panel train/test top-1 accuracy. Without gnuplot
@@ -104,6 +106,17 @@ local function loss_columns(header)
   return list
 end
 
+-- The gnuplot terminal line of an output format.
+local function terminal(format, width, height)
+  if format == "svg" then
+    return ("set terminal svg size %d,%d dynamic enhanced font 'sans,11' background rgb 'white'")
+      :format(width, height)
+  elseif has_terminal("pngcairo") then
+    return ("set terminal pngcairo size %d,%d font 'sans,10'"):format(width, height)
+  end
+  return ("set terminal png size %d,%d"):format(width, height)
+end
+
 -- runs = {{dir =, label =, header =}, ...}; writes script text.
 local function script_for(runs, out_base, formats, title)
   local lines = { "set datafile separator ','", "set key outside bottom center horizontal",
@@ -120,15 +133,7 @@ local function script_for(runs, out_base, formats, title)
   end
   local outputs = {}
   for _, format in ipairs(formats) do
-    local term
-    if format == "svg" then
-      term = "set terminal svg size 1100,480 dynamic enhanced font 'sans,11' background rgb 'white'"
-    elseif has_terminal("pngcairo") then
-      term = "set terminal pngcairo size 1100,480 font 'sans,10'"
-    else
-      term = "set terminal png size 1100,480"
-    end
-    lines[#lines + 1] = term
+    lines[#lines + 1] = terminal(format, 1100, 480)
     lines[#lines + 1] = "set output " .. gp_quote(out_base .. "." .. format)
     outputs[#outputs + 1] = out_base .. "." .. format
     lines[#lines + 1] = "set multiplot layout 1,2 title " .. gp_quote(title)
@@ -226,31 +231,251 @@ function plot.curves(run_dir, opts)
   return outputs
 end
 
+-- The base name and formats of an output path: x.svg, x.png, or x (both).
+local function outputs_of(out)
+  local base, ext = out:match("^(.*)%.(%w+)$")
+  if ext == "svg" or ext == "png" then
+    return base, { ext }
+  end
+  return out, { "svg", "png" }
+end
+
+-- One colour per group, in the order groups first appear.
+local PALETTE = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+  "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#843c39", "#7b4173" }
+
+local function color(i)
+  return PALETTE[(i - 1) % #PALETTE + 1]
+end
+
+-- The distinct groups in order of first appearance, and each run's index.
+local function group_order(groups)
+  local order, index = {}, {}
+  for _, g in ipairs(groups) do
+    g = tostring(g)
+    if not index[g] then
+      order[#order + 1] = g
+      index[g] = #order
+    end
+  end
+  return order, index
+end
+
+-- A gnuplot datablock named name holding comma-separated rows.
+local function datablock(lines, name, rows)
+  lines[#lines + 1] = "$" .. name .. " << EOD"
+  for _, row in ipairs(rows) do
+    local fields = {}
+    for i, v in ipairs(row) do
+      fields[i] = type(v) == "number" and ("%.12g"):format(v) or tostring(v)
+    end
+    lines[#lines + 1] = table.concat(fields, ",")
+  end
+  lines[#lines + 1] = "EOD"
+end
+
+-- Per-epoch means of column col over the runs of one group.
+local function mean_rows(runs, members, col)
+  local sums, counts, epochs = {}, {}, {}
+  for _, i in ipairs(members) do
+    local run = runs[i]
+    local e_col, v_col = column_index(run.header, "epoch"), column_index(run.header, col)
+    for _, row in ipairs(e_col and v_col and run.data or {}) do
+      local e, v = tonumber(row[e_col]), tonumber(row[v_col])
+      if e and v then
+        if not sums[e] then
+          epochs[#epochs + 1] = e
+          sums[e], counts[e] = 0, 0
+        end
+        sums[e], counts[e] = sums[e] + v, counts[e] + 1
+      end
+    end
+  end
+  table.sort(epochs)
+  local rows = {}
+  for _, e in ipairs(epochs) do
+    rows[#rows + 1] = { e, sums[e] / counts[e] }
+  end
+  return rows
+end
+
+-- The grouped overlay: per panel (train loss, test top-1) every run as a
+-- thin line in its group's colour, with the group's mean as a thick one.
+local function grouped_script(runs, groups, base, formats, title, with_mean)
+  local order, index = group_order(groups)
+  local members = {}
+  for i, g in ipairs(groups) do
+    local k = index[tostring(g)]
+    members[k] = members[k] or {}
+    table.insert(members[k], i)
+  end
+  local panels = { { col = "train_loss", title = "train loss", ylabel = "loss", log = true },
+                   { col = "test_top1", title = "test top-1 accuracy (%)", ylabel = "accuracy (%)" } }
+  local lines = { "set datafile separator ','", "set key outside bottom center horizontal", "set grid",
+    "set xlabel 'epoch'", "set format x '%g'" }
+  if with_mean then
+    for k in ipairs(order) do
+      for p, panel in ipairs(panels) do
+        datablock(lines, ("mean_%d_%d"):format(k, p), mean_rows(runs, members[k], panel.col))
+      end
+    end
+  end
+  local outputs = {}
+  for _, format in ipairs(formats) do
+    lines[#lines + 1] = terminal(format, 1100, 520)
+    lines[#lines + 1] = "set output " .. gp_quote(base .. "." .. format)
+    outputs[#outputs + 1] = base .. "." .. format
+    lines[#lines + 1] = "set multiplot layout 1,2 title " .. gp_quote(title) .. " noenhanced"
+    for p, panel in ipairs(panels) do
+      local items = {}
+      local titled = {}
+      for i, run in ipairs(runs) do
+        local k = index[tostring(groups[i])]
+        local label = "notitle"
+        if not titled[k] and not with_mean then
+          titled[k] = true
+          label = "title " .. gp_quote(order[k]) .. " noenhanced"
+        end
+        items[#items + 1] = ("%s using (column('epoch')):(column(%s)) with lines lc rgb '%s' lw %s %s")
+          :format(gp_quote(run.csv), gp_quote(panel.col), color(k), with_mean and "0.8 dt 2" or "1.5", label)
+      end
+      if with_mean then
+        for k, name in ipairs(order) do
+          items[#items + 1] = ("$mean_%d_%d using 1:2 with linespoints lc rgb '%s' lw 2.5 pt 7 ps 0.6 "
+            .. "title %s noenhanced"):format(k, p, color(k), gp_quote(("%s (mean of %d)"):format(name,
+            #members[k])))
+        end
+      end
+      lines[#lines + 1] = "set title " .. gp_quote(panel.title)
+      lines[#lines + 1] = "set ylabel " .. gp_quote(panel.ylabel)
+      lines[#lines + 1] = panel.log and "set logscale y" or "unset logscale y"
+      lines[#lines + 1] = "plot " .. table.concat(items, ", \\\n  ")
+    end
+    lines[#lines + 1] = "unset multiplot"
+    lines[#lines + 1] = "set output"
+  end
+  return table.concat(lines, "\n") .. "\n", outputs
+end
+
 --- Overlays several runs. out: a .svg or .png path (default
 -- "comparison.svg"); both formats are written when out has no extension.
+-- opts.groups: a group name per run (e.g. its method): one colour per
+-- group, the train loss and test top-1 of every run; opts.mean: the
+-- group's mean curve over its runs (the seeds) drawn thick.
 function plot.overlay(run_dirs, out, opts)
   opts = opts or {}
   if type(run_dirs) ~= "table" or #run_dirs == 0 then
     return nil, "plot.overlay: expected a list of run directories"
   end
+  if opts.groups ~= nil and (type(opts.groups) ~= "table" or #opts.groups ~= #run_dirs) then
+    return nil, "plot.overlay: opts.groups must name a group for every run"
+  end
   local runs, err = load_runs(run_dirs)
   if not runs then
     return nil, err
   end
-  out = out or "comparison.svg"
-  local base, ext = out:match("^(.*)%.(%w+)$")
-  local formats
-  if ext == "svg" or ext == "png" then
-    formats = { ext }
+  local base, formats = outputs_of(out or "comparison.svg")
+  local script, outputs
+  if opts.groups then
+    for _, run in ipairs(runs) do
+      local _, rows = plot.read_csv(run.csv)
+      run.data = rows
+    end
+    script, outputs = grouped_script(runs, opts.groups, base, formats, opts.title or "", opts.mean)
   else
-    base, formats = out, { "svg", "png" }
+    local labels = {}
+    for i, run in ipairs(runs) do
+      labels[i] = run.label
+    end
+    script, outputs = script_for(runs, base, formats, opts.title or table.concat(labels, " vs "))
   end
-  local labels = {}
-  for i, run in ipairs(runs) do
-    labels[i] = run.label
-  end
-  local script, outputs = script_for(runs, base, formats, opts.title or table.concat(labels, " vs "))
   local ok, msg = run_gnuplot(script, base .. ".gp")
+  if not ok then
+    return nil, msg
+  end
+  return outputs
+end
+
+--- A metric against an axis, one line per series with error bars:
+-- series = {{label =, points = {{x =, mean =, std =}, ...}}, ...}; x
+-- numbers (a log2 axis when they span a factor of 4 or more) or names.
+-- opts: xlabel, ylabel, title. Writes out (.svg, .png, or both without an
+-- extension); returns the files, or nil and a message.
+function plot.metric_vs(series, out, opts)
+  opts = opts or {}
+  if type(series) ~= "table" or #series == 0 then
+    return nil, "plot.metric_vs: expected a non-empty list of series {label =, points =}"
+  end
+  if type(out) ~= "string" or out == "" then
+    return nil, "plot.metric_vs: expected an output path"
+  end
+  local xs, seen, numeric = {}, {}, true
+  for _, s in ipairs(series) do
+    if type(s.points) ~= "table" then
+      return nil, "plot.metric_vs: every series needs points {{x =, mean =, std =}, ...}"
+    end
+    for _, pt in ipairs(s.points) do
+      if type(pt.mean) ~= "number" then
+        return nil, "plot.metric_vs: a point without a mean in series " .. tostring(s.label)
+      end
+      if not seen[pt.x] then
+        seen[pt.x] = true
+        xs[#xs + 1] = pt.x
+      end
+      numeric = numeric and type(pt.x) == "number"
+    end
+  end
+  table.sort(xs, function(a, b)
+    if numeric then
+      return a < b
+    end
+    return tostring(a) < tostring(b)
+  end)
+  local position = {}
+  for i, x in ipairs(xs) do
+    position[x] = numeric and x or i
+  end
+  local lines = { "set datafile separator ','", "set key outside bottom center horizontal", "set grid",
+    "set xlabel " .. gp_quote(opts.xlabel or "x") .. " noenhanced",
+    "set ylabel " .. gp_quote(opts.ylabel or "value") .. " noenhanced" }
+  local tics = {}
+  for _, x in ipairs(xs) do
+    tics[#tics + 1] = ("%s %s"):format(gp_quote(tostring(x):gsub("_", " ")), tostring(position[x]))
+  end
+  lines[#lines + 1] = "set xtics (" .. table.concat(tics, ", ") .. ")"
+  if numeric and xs[1] > 0 and xs[#xs] / xs[1] >= 4 then
+    lines[#lines + 1] = "set logscale x 2"
+    lines[#lines + 1] = ("set xrange [%g:%g]"):format(xs[1] / 1.3, xs[#xs] * 1.3)
+  elseif #xs > 0 then
+    local lo, hi = position[xs[1]], position[xs[#xs]]
+    local pad = math.max((hi - lo) * 0.08, 0.5)
+    lines[#lines + 1] = ("set xrange [%g:%g]"):format(lo - pad, hi + pad)
+  end
+  for k, s in ipairs(series) do
+    local rows = {}
+    for _, pt in ipairs(s.points) do
+      rows[#rows + 1] = { position[pt.x], pt.mean, pt.std or 0 }
+    end
+    table.sort(rows, function(a, b) return a[1] < b[1] end)
+    datablock(lines, "series_" .. k, rows)
+  end
+  local base, formats = outputs_of(out)
+  local outputs = {}
+  for _, format in ipairs(formats) do
+    lines[#lines + 1] = terminal(format, 800, 520)
+    lines[#lines + 1] = "set output " .. gp_quote(base .. "." .. format)
+    outputs[#outputs + 1] = base .. "." .. format
+    lines[#lines + 1] = "set title " .. gp_quote(opts.title or "") .. " noenhanced"
+    local items = {}
+    for k, s in ipairs(series) do
+      items[#items + 1] = ("$series_%d using 1:2:3 with yerrorlines lc rgb '%s' lw 2 pt 7 "
+        .. "title %s noenhanced")
+        :format(k, color(k), gp_quote(tostring(s.label)))
+    end
+    lines[#lines + 1] = "plot " .. table.concat(items, ", \\\n  ")
+    lines[#lines + 1] = "set output"
+  end
+  local ok, msg = run_gnuplot(table.concat(lines, "\n") .. "\n", base .. ".gp")
   if not ok then
     return nil, msg
   end

@@ -195,6 +195,28 @@ function h.sh_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+--- Starts `lua5.4 scripts/distill ARGS` (a list of words) as a child
+-- process, idle OpenMP threads sleeping, its output going to `out`;
+-- returns its process id.
+function h.start_distill(args, out)
+  local argv = { "lua5.4", "scripts/distill" }
+  for _, a in ipairs(args) do
+    argv[#argv + 1] = a
+  end
+  return distill.core.process.spawn(argv, { output = out, env = { OMP_WAIT_POLICY = "passive" } })
+end
+
+--- Runs `distill ARGS` to its end; returns its exit code (nil when it was
+-- killed or outlasted `seconds`, default 300) and its output.
+function h.run_distill(args, seconds)
+  local out = os.tmpname()
+  local pid = h.start_distill(args, out)
+  local _, how, code = distill.core.process.wait({ pid }, seconds or 300)
+  local text = h.read(out)
+  os.remove(out)
+  return how == "exit" and code or nil, text
+end
+
 --- Runs a shell command; returns its output (stdout and stderr) and
 -- whether it exited with 0.
 function h.sh(cmd)
