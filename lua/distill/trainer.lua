@@ -22,6 +22,7 @@ local config = require "distill.config"
 local log = require "distill.log"
 local run_dir = require "distill.run_dir"
 local teacher_base = require "distill.distillers.base"
+local stages = require "distill.stages"
 
 local trainer = {}
 
@@ -156,7 +157,7 @@ function trainer.setup(cfg, mode)
   distill.manual_seed(cfg.seed)
   local student = trainer.build_model(cfg.student, data.num_classes)
   local teacher
-  if mode == "distill" and require("distill.distillers").needs(cfg.methods[cfg.method]).teacher then
+  if mode == "distill" and stages.needs(cfg.methods[cfg.method]).teacher then
     teacher = trainer.build_model(cfg.teacher, data.num_classes)
     local state = trainer.load_model_state(cfg.teacher.checkpoint)
     teacher:load_state_dict(state)
@@ -172,9 +173,12 @@ function trainer.setup(cfg, mode)
   end
   local optimizer = trainer.build_optimizer(cfg, params)
   local scheduler = trainer.build_schedule(cfg, optimizer)
+  local staged = stages.build(cfg, objective, { student = student, teacher = teacher,
+    input_shape = data.input_shape, dataset_size = #data.train }, trainer.build_optimizer)
   return {
     cfg = cfg, data = data, student = student, teacher = teacher, objective = objective,
-    optimizer = optimizer, scheduler = scheduler, preact = objective:needs_preact(),
+    optimizer = optimizer, scheduler = scheduler, preact = objective:needs_preact(), stages = staged,
+    teacher_preact = require("distill.distillers").needs(objective.terms).teacher_preact,
     -- the frozen teacher's forward: a batch-norm-folded copy while it is in eval mode
     teacher_run = teacher and teacher_base.frozen_teacher(teacher) or nil,
   }
@@ -185,7 +189,7 @@ local function train_epoch(run, epoch, logger, on_batch)
   local student, teacher, objective, optimizer = run.student, run.teacher, run.objective, run.optimizer
   local loader = run.data.train_loader
   local preact = run.preact
-  student:train()
+  student:train(run.train_student ~= false)
   objective:train(true)
   if teacher then
     teacher:eval()
@@ -197,13 +201,14 @@ local function train_epoch(run, epoch, logger, on_batch)
   local t0 = distill.wallclock()
   local i = 0
   local forward_opts = { features = true, preact = preact }
+  local teacher_opts = { features = true, preact = preact or run.teacher_preact }
   for batch in loader:epoch(epoch) do
     i = i + 1
     local x, y = batch.input, batch.target
     local b = y:size(1)
     local t_out
     if teacher then
-      t_out = run.teacher_run(x, forward_opts)
+      t_out = run.teacher_run(x, teacher_opts)
     end
     local s_out = student:forward(x, forward_opts)
     local total, parts = objective:loss(s_out, t_out, y, batch, epoch)
@@ -280,6 +285,7 @@ function trainer.run(opts)
       #run.data.train, #run.data.test, cfg.epochs, dir))
   end
 
+  stages.run(run, session, logger, { train_epoch = train_epoch, best = best, on_batch = opts.on_batch })
   local started = distill.wallclock()
   local last
   for epoch = session.start_epoch, cfg.epochs do
