@@ -81,11 +81,11 @@ describe("distillers", function()
   end)
 
   it("lists and creates every method, and rejects unknown ones", function()
-    assert.are.same({ "at", "ce", "crd", "dkd", "fitnet", "fsecd", "kd", "ofd", "rkd" },
-      distillers.names())
+    assert.are.same({ "ab", "at", "ce", "crd", "dkd", "fitnet", "fsecd", "ft", "kd", "ofd", "reviewkd",
+      "rkd" }, distillers.names())
     local ok, err = pcall(distillers.create, "hint")
     assert.is_false(ok)
-    assert.truthy(err:find("unknown distiller 'hint' (known: at, ce, crd", 1, true))
+    assert.truthy(err:find("unknown distiller 'hint' (known: ab, at, ce, crd", 1, true))
     ok, err = pcall(distillers.create, "kd", { temperature = 4 })
     assert.is_false(ok)
     assert.truthy(err:find("distillers.kd: unknown option 'temperature' (valid: T)", 1, true))
@@ -553,6 +553,8 @@ describe("distillers built from declarations and a build context", function()
       fsecd = { teacher = true, probe = true },
       crd = { teacher = true, probe = true, dataset_size = true },
       ofd = { teacher = true, probe = true, preact = true, teacher_bns = true },
+      ab = { teacher = true, probe = true, preact = true }, ft = { teacher = true, probe = true },
+      reviewkd = { teacher = true, probe = true, teacher_preact = true },
     }
     for _, name in ipairs(distillers.names()) do
       local needs = distillers.class(name).needs
@@ -616,7 +618,8 @@ describe("distillers built from declarations and a build context", function()
     h.fails("distillers.build: kd needs a teacher", distillers.build, "kd", {}, {})
     h.fails("distillers: context.input_shape must be {C, H, W}", distillers.objective, { { "fitnet" } },
       { student = Tiny(4, 5), teacher = Tiny(8, 5) })
-    h.fails("distillers.class: X: unknown need 'gpu' (valid: dataset_size, preact, probe, teacher, teacher_bns)",
+    h.fails("distillers.class: X: unknown need 'gpu' (valid: dataset_size, preact, probe, teacher, teacher_bns, "
+      .. "teacher_preact)",
       base.class, "X", { gpu = true })
     h.fails("distillers.objective: term 1 must be a table, got string", distillers.objective, { "kd" })
   end)

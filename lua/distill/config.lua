@@ -246,6 +246,38 @@ local function check_schedule(s, epochs)
   end
 end
 
+--- Checks a list of terms (a method's, or a stage's): each names a known
+-- distiller and has a number or function weight. `where` names the list in
+-- errors ("methods.kd").
+function config.check_terms(where, terms)
+  local distillers = require "distill.distillers"
+  local known = {}
+  for _, name in ipairs(distillers.names()) do
+    known[name] = true
+  end
+  if #terms == 0 then
+    fail(("%s: needs at least one term {distiller = NAME, weight = W}"):format(where), 2)
+  end
+  for i, term in ipairs(terms) do
+    if type(term) ~= "table" then
+      fail(("%s[%d]: a term must be a table {distiller = NAME, weight = W, ...}, got %s")
+        :format(where, i, type(term)), 2)
+    end
+    local name = term.distiller or term[1]
+    if type(name) ~= "string" then
+      fail(("%s[%d]: 'distiller' must be a distiller name"):format(where, i), 2)
+    elseif not known[name] then
+      fail(("%s[%d]: unknown distiller '%s' (known: %s)"):format(where, i, name,
+        table.concat(distillers.names(), ", ")), 2)
+    end
+    local w = term.weight or term[2] or 1
+    if not is_finite(w) and type(w) ~= "function" then
+      fail(("%s[%d]: 'weight' must be a finite number or a function of epoch, got %s")
+        :format(where, i, tostring(w)), 2)
+    end
+  end
+end
+
 --- Checks what training needs; `mode` is "train" or "distill".
 function config.validate(cfg, mode)
   if type(cfg.student) ~= "table" or cfg.student.model == nil then
@@ -260,28 +292,12 @@ function config.validate(cfg, mode)
     fail(("method '%s' is not defined by this config (defined: %s)"):format(
       tostring(cfg.method), table.concat(sorted_keys(cfg.methods), ", ")), 2)
   end
-  local distillers = require "distill.distillers"
-  local known = {}
-  for _, name in ipairs(distillers.names()) do
-    known[name] = true
-  end
-  for i, term in ipairs(terms) do
-    local name = term.distiller or term[1]
-    if type(name) ~= "string" then
-      fail(("methods.%s[%d]: 'distiller' must be a distiller name"):format(cfg.method, i), 2)
-    elseif not known[name] then
-      fail(("methods.%s[%d]: unknown distiller '%s' (known: %s)"):format(cfg.method, i, name,
-        table.concat(distillers.names(), ", ")), 2)
-    end
-    local w = term.weight or term[2] or 1
-    if not is_finite(w) and type(w) ~= "function" then
-      fail(("methods.%s[%d]: 'weight' must be a finite number or a function of epoch, got %s")
-        :format(cfg.method, i, tostring(w)), 2)
-    end
-  end
+  config.check_terms("methods." .. cfg.method, terms)
+  local stages = require "distill.stages"
+  stages.validate(cfg)
   -- each distiller declares whether it needs a teacher (a CE baseline
   -- through `distill distill` needs none: the teacher is unused)
-  local needs_teacher = distillers.needs(terms).teacher
+  local needs_teacher = stages.needs(terms).teacher
   if mode == "distill" then
     if needs_teacher and (type(cfg.teacher) ~= "table" or not cfg.teacher.model) then
       fail(("method '%s' needs a teacher = {model =, checkpoint =}"):format(cfg.method), 2)
@@ -420,6 +436,9 @@ function config.apply_overrides(cfg, overrides)
       -- a brand-new key only inside option tables of a term or a model spec
       local open = where:match("^methods%.[^.]+%.%d+%.$") or where:match("^student%.$")
         or where:match("^teacher%.$")
+        -- and in a stage's terms and optimizer (distill.stages)
+        or where:match("^methods%.[^.]+%.stages%.%d+%.terms%.%d+%.$")
+        or where:match("^methods%.[^.]+%.stages%.%d+%.optimizer%.$")
       if not open then
         fail(("--set %s: unknown key '%s%s' (valid: %s)"):format(path, where, tostring(last),
           table.concat(sorted_keys(node), ", ")), 2)
@@ -606,7 +625,7 @@ end
 -- the teacher (8; 2 for ResNet56/110 teachers; 6 for WRN-40-2 and VGG13).
 function config.paper_methods(opts)
   opts = opts or {}
-  return {
+  local methods = {
     ce = { { distiller = "ce", weight = 1 } },
     kd = { { distiller = "ce", weight = 0.1 }, { distiller = "kd", weight = 0.9, T = 4 } },
     fitnet = { { distiller = "ce", weight = 1 }, { distiller = "fitnet", weight = 100 } },
@@ -620,6 +639,33 @@ function config.paper_methods(opts)
             { distiller = "dkd", weight = 1, alpha = 1, beta = opts.dkd_beta or 8, T = 4, warmup = 20 } },
     fsecd = { { distiller = "ce", weight = 1 },
               { distiller = "fsecd", weight = 1, policy = "instance", tau = 0.1 } },
+  }
+  for name, entry in pairs(config.staged_methods(opts)) do
+    methods[name] = entry
+  end
+  return methods
+end
+
+--- Issue 18's AB and FT, with their pre-training stages (distill.stages),
+-- and ReviewKD, as the CRD and mdistiller code bases publish them. AB: 30
+-- epochs of the AB loss training the student and its connectors, then CE
+-- alone. FT: 30 epochs training the paraphraser (lr opts.ft_stage_lr, the
+-- reference's 0.01 for ResNet and WRN students; default: the config's),
+-- then CE + 200 FT. ReviewKD: CE + 5 HCL with a 20-epoch warm-up.
+-- opts.stage_epochs and opts.reviewkd_warmup scale them for short runs.
+function config.staged_methods(opts)
+  opts = opts or {}
+  local epochs = opts.stage_epochs or 30
+  return {
+    ab = { stages = { { name = "ab_init", epochs = epochs, train = "student+distillers", optimizer = {},
+                        terms = { { distiller = "ab", weight = 1, margin = 1.0 } } } },
+           { distiller = "ce", weight = 1 } },
+    ft = { stages = { { name = "ft_paraphraser", epochs = epochs, train = "distillers",
+                        optimizer = { lr = opts.ft_stage_lr }, terms = { { distiller = "ft", weight = 1 } } } },
+           { distiller = "ce", weight = 1 },
+           { distiller = "ft", weight = 200, rate = 0.5, p1 = 2, p2 = 1 } },
+    reviewkd = { { distiller = "ce", weight = 1 },
+                 { distiller = "reviewkd", weight = 5, warmup = opts.reviewkd_warmup or 20 } },
   }
 end
 
@@ -645,6 +691,12 @@ local function cifar100_data()
 end
 
 local SMALL_LR_STUDENTS = { MobileNetV2 = true, ShuffleV1 = true, ShuffleV2 = true }
+
+-- The CRD code base trains FT's paraphraser at lr 0.01 for its ResNet and
+-- WRN students, at the student's lr otherwise.
+local function ft_stage_lr(student, lr)
+  return (student:match("^resnet") or student:match("^wrn")) and 0.01 or lr
+end
 local DKD_BETA = { resnet56 = 2, resnet110 = 2, wrn_40_2 = 6, vgg13 = 6 }
 
 --- A CIFAR-100 teacher/student pair under the published protocol: SGD
@@ -655,6 +707,7 @@ local DKD_BETA = { resnet56 = 2, resnet110 = 2, wrn_40_2 = 6, vgg13 = 6 }
 -- paper_methods and fsecd_class (FSECD's class policy, for Table 2).
 function config.cifar100_pair(opts)
   local teacher, student = opts.teacher, opts.student
+  local lr = SMALL_LR_STUDENTS[student] and 0.01 or 0.05
   return {
     name = ("cifar100_%s_%s"):format(teacher, student),
     description = ("CIFAR-100 %s -> %s (FSECD paper protocol)"):format(teacher, student),
@@ -663,9 +716,9 @@ function config.cifar100_pair(opts)
                 checkpoint = opts.checkpoint or ("runs/cifar100_%s/best.safetensors"):format(teacher) },
     student = { model = student },
     data = cifar100_data(),
-    methods = with_fsecd_class(config.paper_methods{ dkd_beta = DKD_BETA[teacher] or 8 }),
-    optimizer = { name = "SGD", lr = SMALL_LR_STUDENTS[student] and 0.01 or 0.05, momentum = 0.9,
-                  weight_decay = 5e-4 },
+    methods = with_fsecd_class(config.paper_methods{ dkd_beta = DKD_BETA[teacher] or 8,
+                                                     ft_stage_lr = ft_stage_lr(student, lr) }),
+    optimizer = { name = "SGD", lr = lr, momentum = 0.9, weight_decay = 5e-4 },
     schedule = { name = "MultiStepLR", milestones = { 150, 180, 210 }, gamma = 0.1 },
     epochs = 240, batch_size = 64, seed = opts.seed or 1, workers = 2,
   }
@@ -715,6 +768,8 @@ end
 function config.fmnist_student(opts)
   opts = opts or {}
   local methods = config.paper_methods()
+  -- the staged methods on the short budget: one stage epoch, no warm-up
+  local staged = config.staged_methods{ stage_epochs = 1, ft_stage_lr = 0.01, reviewkd_warmup = 0 }
   return fmnist_preset{
     name = "fmnist_student",
     description = "Fashion-MNIST student FashionResNet 8/8/16/32, short budget",
@@ -722,7 +777,8 @@ function config.fmnist_student(opts)
     train_limit = opts.train_limit or 10000,
     methods = { ce = methods.ce, kd = methods.kd, fsecd = methods.fsecd, dkd = methods.dkd,
                 crd = { { distiller = "ce", weight = 1 },
-                        { distiller = "crd", weight = 0.8, nce_k = 4096 } } },
+                        { distiller = "crd", weight = 0.8, nce_k = 4096 } },
+                ab = staged.ab, ft = staged.ft, reviewkd = staged.reviewkd },
     schedule = { name = "MultiStepLR", milestones = { 2 }, gamma = 0.1 },
     epochs = opts.epochs or 3, seed = 1,
     run_dir = "runs/fmnist_student-" .. (opts.method or "fsecd"),

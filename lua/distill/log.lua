@@ -105,7 +105,9 @@ local function csv_value(v)
 end
 
 --- log.new(run_dir, {progress = "auto"|"bar"|"lines"|"none", out = file,
----                    term_names = {...}, plot = true, lines_per_epoch = 10})
+---                    term_names = {...}, plot = true, lines_per_epoch = 10,
+---                    label = "stage x"})
+-- label: a prefix of the progress and epoch lines (a pre-training stage's).
 function log.new(run_dir, opts)
   opts = opts or {}
   local mode = opts.progress or "auto"
@@ -121,6 +123,7 @@ function log.new(run_dir, opts)
     lines_per_epoch = opts.lines_per_epoch or 10,
     records = {},
     plot_warned = false,
+    prefix = opts.label and (opts.label .. " ") or "",
   }, Logger)
   if run_dir then
     files.mkdir(run_dir)
@@ -168,8 +171,8 @@ function Logger:batch(i, stats)
     local filled = n > 0 and math.floor(width * i / n) or 0
     local bar = string.rep("=", filled) .. (filled < width and ">" or "") ..
       string.rep(" ", math.max(0, width - filled - 1))
-    self.out:write(("\r\27[Kepoch %d/%d [%s] %d/%d loss %.4f acc %5.2f%% %6.0f img/s ETA %s"):format(
-      self.epoch, self.epochs, bar, i, n, stats.loss, stats.acc, stats.images_per_s or 0,
+    self.out:write(("\r\27[K%sepoch %d/%d [%s] %d/%d loss %.4f acc %5.2f%% %6.0f img/s ETA %s"):format(
+      self.prefix, self.epoch, self.epochs, bar, i, n, stats.loss, stats.acc, stats.images_per_s or 0,
       format_duration(eta)))
     self.out:flush()
     self.bar_open = true
@@ -180,8 +183,8 @@ function Logger:batch(i, stats)
   else
     local every = math.max(1, n // math.max(1, self.lines_per_epoch))
     if i % every == 0 or i == n then
-      self.out:write(("epoch %d/%d batch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %s\n"):format(
-        self.epoch, self.epochs, i, n, stats.loss, stats.acc, stats.images_per_s or 0,
+      self.out:write(("%sepoch %d/%d batch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %s\n"):format(
+        self.prefix, self.epoch, self.epochs, i, n, stats.loss, stats.acc, stats.images_per_s or 0,
         format_duration(eta)))
       self.out:flush()
     end
@@ -242,7 +245,7 @@ end
 function Logger:epoch_end(record)
   self.records[#self.records + 1] = record
   self:write_metrics()
-  local parts = { ("epoch %d/%d"):format(record.epoch, self.epochs or record.epoch),
+  local parts = { ("%sepoch %d/%d"):format(self.prefix, record.epoch, self.epochs or record.epoch),
     ("loss %.4f"):format(record.train_loss) }
   for _, name in ipairs(self.term_names) do
     local v = record["train_" .. name]

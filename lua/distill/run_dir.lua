@@ -23,7 +23,7 @@ local json = require "distill.json"
 
 -- What a fresh run writes; --overwrite removes them first.
 local RUN_FILES = { "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv",
-  "summary.json", "curves.svg", "curves.png" }
+  "summary.json", "curves.svg", "curves.png", "stages.jsonl" }
 
 local run_dir = {}
 
@@ -176,12 +176,16 @@ local function checkpoint_object(session, run, epoch, best, record)
 end
 
 --- Saves last.safetensors after an epoch, and best.safetensors when the
--- test accuracy improved.
-function run_dir.save_epoch(session, run, epoch, best, record, improved)
+-- test accuracy improved; `extra` entries are added to the checkpoint (a
+-- pre-training stage's state, distill.stages).
+function run_dir.save_epoch(session, run, epoch, best, record, improved, extra)
   if not dist.is_main() then
     return
   end
   local ck = checkpoint_object(session, run, epoch, best, record)
+  for key, value in pairs(extra or {}) do
+    ck[key] = value
+  end
   checkpoint.save(session.dir .. "/last.safetensors", ck)
   if improved then
     checkpoint.save(session.dir .. "/best.safetensors", ck)

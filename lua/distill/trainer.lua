@@ -30,6 +30,7 @@ local dist = require "distill.dist"
 local log = require "distill.log"
 local run_dir = require "distill.run_dir"
 local teacher_base = require "distill.distillers.base"
+local stages = require "distill.stages"
 
 local trainer = {}
 
@@ -227,6 +228,17 @@ function trainer.check_teacher_checkpoint(cfg)
     .. "teacher.checkpoint=FILE at one"):format(path, require("lfs").currentdir(), train), 0)
 end
 
+--- The parameters an optimizer steps (what data parallel averages).
+function trainer.trained_parameters(optimizer)
+  local list = {}
+  for _, group in ipairs(optimizer.param_groups) do
+    for _, p in ipairs(group.params) do
+      list[#list + 1] = p
+    end
+  end
+  return list
+end
+
 --- Everything a run needs, built in a fixed order after manual_seed.
 function trainer.setup(cfg, mode)
   config.validate(cfg, mode)
@@ -238,7 +250,7 @@ function trainer.setup(cfg, mode)
     require("distill.nn").convert_sync_batchnorm(student)
   end
   local teacher
-  if mode == "distill" and require("distill.distillers").needs(cfg.methods[cfg.method]).teacher then
+  if mode == "distill" and stages.needs(cfg.methods[cfg.method]).teacher then
     teacher = trainer.build_model(cfg.teacher, data.num_classes)
     trainer.check_teacher_checkpoint(cfg)
     local state = trainer.load_model_state(cfg.teacher.checkpoint)
@@ -255,21 +267,23 @@ function trainer.setup(cfg, mode)
   end
   local optimizer = trainer.build_optimizer(cfg, params)
   local scheduler = trainer.build_schedule(cfg, optimizer)
+  local staged = stages.build(cfg, objective, { student = student, teacher = teacher,
+    input_shape = data.input_shape, dataset_size = #data.train }, trainer.build_optimizer)
   local ddp
   if dist.size() > 1 then
     dist.broadcast_module(student)
     dist.broadcast_module(objective)
-    local trainable = {}
-    for _, group in ipairs(optimizer.param_groups) do
-      for _, p in ipairs(group.params) do
-        trainable[#trainable + 1] = p
-      end
+    ddp = dist.DistributedDataParallel(trainer.trained_parameters(optimizer))
+    for _, stage in ipairs(staged) do
+      dist.broadcast_module(stage.objective)
+      stage.ddp = dist.DistributedDataParallel(trainer.trained_parameters(stage.optimizer))
     end
-    ddp = dist.DistributedDataParallel(trainable)
   end
   return {
     cfg = cfg, data = data, student = student, teacher = teacher, objective = objective,
     optimizer = optimizer, scheduler = scheduler, preact = objective:needs_preact(), ddp = ddp,
+    stages = staged,
+    teacher_preact = require("distill.distillers").needs(objective.terms).teacher_preact,
     -- the frozen teacher's forward: a batch-norm-folded copy while it is in eval mode
     teacher_run = teacher and teacher_base.frozen_teacher(teacher) or nil,
   }
@@ -298,7 +312,7 @@ local function train_epoch(run, epoch, logger, on_batch)
   local student, teacher, objective, optimizer = run.student, run.teacher, run.objective, run.optimizer
   local loader = run.data.train_loader
   local preact = run.preact
-  student:train()
+  student:train(run.train_student ~= false)
   objective:train(true)
   if teacher then
     teacher:eval()
@@ -315,6 +329,7 @@ local function train_epoch(run, epoch, logger, on_batch)
   -- whole batch's; a term computed over the gathered batch is not.
   local ranks, n_train, global_batch = dist.size(), #run.data.train, run.cfg.batch_size
   local loss_opts = {}
+  local teacher_opts = { features = true, preact = preact or run.teacher_preact }
   for batch in loader:epoch(epoch) do
     i = i + 1
     local x, y = batch.input, batch.target
@@ -323,7 +338,7 @@ local function train_epoch(run, epoch, logger, on_batch)
       or nil
     local t_out
     if teacher then
-      t_out = run.teacher_run(x, forward_opts)
+      t_out = run.teacher_run(x, teacher_opts)
     end
     local s_out = student:forward(x, forward_opts)
     local total, parts, weights = objective:loss(s_out, t_out, y, batch, epoch, loss_opts)
@@ -454,6 +469,7 @@ run_session = function(opts)
     logger:print(describe(run, cfg, mode, dir))
   end
 
+  stages.run(run, session, logger, { train_epoch = train_epoch, best = best, on_batch = opts.on_batch })
   local started = distill.wallclock()
   local last
   for epoch = session.start_epoch, cfg.epochs do

@@ -5,6 +5,7 @@
     /usr/bin/python3 spec/oracle/oracle.py ops OUTDIR              op-level cases (ops.safetensors)
     /usr/bin/python3 spec/oracle/oracle.py sgd OUTDIR              SGD steps (sgd.safetensors)
     /usr/bin/python3 spec/oracle/oracle.py distillers OUTDIR       distiller losses (distillers.safetensors)
+    /usr/bin/python3 spec/oracle/oracle.py zoo_staged OUTDIR       AB, FT, ReviewKD (zoo_staged.py)
     /usr/bin/python3 spec/oracle/oracle.py train_resnet32x4 OUTDIR PyTorch-trained resnet32x4 .pth + logits
     /usr/bin/python3 spec/oracle/oracle.py check_export PTH REF    torch.load + load_state_dict + logits
 
@@ -552,6 +553,10 @@ def main(argv):
         os.makedirs(rest[0], exist_ok=True)
         {"ops": gen_ops, "sgd": gen_sgd, "distillers": gen_distillers,
          "train_resnet32x4": train_resnet32x4}[cmd](rest[0])
+    elif cmd == "zoo_staged":
+        import zoo_staged
+        os.makedirs(rest[0], exist_ok=True)
+        zoo_staged.generate(rest[0])
     elif cmd == "check_export":
         check_export(rest[0], rest[1])
     else:

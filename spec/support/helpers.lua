@@ -173,6 +173,15 @@ function h.tmpdir()
   return path
 end
 
+--- Metrics records without their timings (time, epoch_time,
+-- images_per_s), for comparing runs; changes and returns the list.
+function h.without_times(records)
+  for _, r in ipairs(records) do
+    r.time, r.epoch_time, r.images_per_s = nil, nil, nil
+  end
+  return records
+end
+
 --- Writes bytes to path (binary).
 function h.write(path, bytes)
   local f = assert(io.open(path, "wb"))

@@ -19,12 +19,13 @@ base.NEEDS = {
   preact = "pre-ReLU block features, in the probe and in training",
   teacher_bns = "the teacher's batch norms before each block ReLU (teacher:get_bn_before_relu())",
   dataset_size = "the number of training samples",
+  teacher_preact = "the teacher's pre-ReLU block features in training (the student's stay as they are)",
 }
 
 --- A distiller class. `needs` declares what it takes from the build
 -- context when it is built by name (distillers.build, distillers.objective),
--- each key true or false: teacher, probe, preact, teacher_bns, dataset_size
--- (base.NEEDS says what each is); the default is {teacher = true}. Its
+-- each key true or false: teacher, probe, preact, teacher_bns, dataset_size,
+-- teacher_preact (base.NEEDS says what each is); the default is {teacher = true}. Its
 -- init(self, opts, given) receives in `given` what it declared: given.probe,
 -- given.teacher_bns, given.dataset_size.
 function base.class(name, needs)

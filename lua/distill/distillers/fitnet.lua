@@ -5,12 +5,9 @@
 local nn = require "distill.nn"
 local F = require "distill.functional"
 local base = require "distill.distillers.base"
+local regressor = require "distill.distillers.regressor"
 
 local FitNet = base.class("FitNet", { teacher = true, probe = true })
-
-local function shape_text(shape)
-  return "{" .. table.concat(shape, ", ") .. "}"
-end
 
 --- fitnet{probe = {student =, teacher =}, hint_layer = 3}
 function FitNet:init(opts, given)
@@ -22,25 +19,10 @@ function FitNet:init(opts, given)
     error(("distillers.fitnet: hint_layer %s must select a 4-d feature of both models")
       :format(tostring(layer)), 2)
   end
-  local s, t = s_feat:shape(), t_feat:shape()
-  local conv
-  if s[3] == 2 * t[3] then
-    conv = nn.Conv2d(s[2], t[2], 3, { stride = 2, padding = 1 })
-  elseif s[3] * 2 == t[3] then
-    -- half the teacher's resolution: a transposed convolution, as the CRD
-    -- code base does
-    conv = nn.ConvTranspose2d(s[2], t[2], 4, { stride = 2, padding = 1 })
-  elseif s[3] >= t[3] then
-    conv = nn.Conv2d(s[2], t[2], { 1 + s[3] - t[3], 1 + s[4] - t[4] })
-  else
-    -- Only the half-resolution case has a regressor (as in the CRD code
-    -- base); say so rather than train something else.
-    error(("distillers.fitnet: student hint %s is smaller than the teacher's %s and not half "
-      .. "its size; only a student hint of half the teacher's resolution gets a "
-      .. "transposed-convolution regressor (choose another hint_layer)")
-      :format(shape_text(s), shape_text(t)), 2)
-  end
-  self.regressor = nn.Sequential(conv, nn.BatchNorm2d(t[2]), nn.ReLU())
+  local t_channels = t_feat:size(2)
+  local conv = regressor.conv("fitnet", s_feat:shape(), t_feat:shape(), "hint",
+    "choose another hint_layer")
+  self.regressor = nn.Sequential(conv, nn.BatchNorm2d(t_channels), nn.ReLU())
 end
 
 function FitNet:loss(student_out, teacher_out)

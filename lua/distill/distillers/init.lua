@@ -27,6 +27,11 @@ local known = registry.new("distillers", "distiller")
 for _, name in ipairs { "ce", "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd" } do
   known:add(name, "distill.distillers." .. name)
 end
+-- issue 18, the staged methods and ReviewKD (AB and FT have pre-training
+-- stages, see distill.stages)
+for _, name in ipairs { "ab", "ft", "reviewkd" } do
+  known:add(name, "distill.distillers." .. name)
+end
 
 --- Sorted names of the available distillers.
 function distillers.names()
@@ -64,6 +69,13 @@ local function parse_term(fn, i, term)
     end
   end
   return { distiller = term.distiller or term[1], weight = weight, name = term.name, options = options }
+end
+
+--- The parts of a term as a config writes it ({distiller = NAME, weight =
+-- W, name =, ...options} or {NAME, W, ...}): {distiller =, weight =
+-- (default 1), name = (nil unless given), options = {the other keys}}.
+function distillers.parse_term(term)
+  return parse_term("distillers.parse_term", 1, term)
 end
 
 -- What a term's distiller declares it needs ({} for a class that says nothing).
@@ -245,6 +257,15 @@ function distillers.objective(terms, context)
     self.terms[i] = { name = name, distiller = d, weight = weight }
   end
   return self
+end
+
+--- The terms' names, in order (the metrics' train_<name> columns).
+function Objective:names()
+  local names = {}
+  for i, term in ipairs(self.terms) do
+    names[i] = term.name
+  end
+  return names
 end
 
 --- True when some term needs pre-ReLU features (OFD).
