@@ -210,7 +210,7 @@ describe("distill.stages", function()
       function(m) m.stages[1].terms = {} end)
     rejects("config: methods.ab.stages[1].terms[1]: unknown distiller 'abound' (known: ab, at",
       function(m) m.stages[1].terms[1].distiller = "abound" end)
-    rejects("config: methods.ab.stages[1].terms[1]: 'weight' must be a number or a function of epoch",
+    rejects("config: methods.ab.stages[1].terms[1]: 'weight' must be a finite number or a function of epoch",
       function(m) m.stages[1].terms[1].weight = "1" end)
     rejects("config: methods.ab.stages[1].terms[1]: term 'ce' is a kd but the main term of that name is a ce",
       function(m) m.stages[1].terms[1] = { distiller = "kd", name = "ce" } end)

@@ -185,7 +185,7 @@ local function check_statistics(where, value)
 end
 
 local function check_top_level(cfg)
-  check_integer("epochs", cfg.epochs, 1)
+  check_integer("epochs", cfg.epochs, 0)   -- 0: only a method's pre-training stages
   check_integer("batch_size", cfg.batch_size, 1)
   check_integer("seed", cfg.seed, 0)
   check_integer("workers", cfg.workers, 0, 256)
@@ -295,6 +295,10 @@ function config.validate(cfg, mode)
   config.check_terms("methods." .. cfg.method, terms)
   local stages = require "distill.stages"
   stages.validate(cfg)
+  if cfg.epochs == 0 and #stages.list(terms) == 0 then
+    fail(("'epochs' must be at least 1 (0 runs only a method's pre-training stages, and method "
+      .. "'%s' has none)"):format(cfg.method), 2)
+  end
   -- each distiller declares whether it needs a teacher (a CE baseline
   -- through `distill distill` needs none: the teacher is unused)
   local needs_teacher = stages.needs(terms).teacher
@@ -411,7 +415,7 @@ function config.apply_overrides(cfg, overrides)
     end
     local node, where = cfg, ""
     for i = 1, #parts - 1 do
-      if type(parts[i]) == "string" and where:match("^methods%.[^.]+%.$") then
+      if type(parts[i]) == "string" and where:match("^methods%.[^.]+%.$") and node[parts[i]] == nil then
         local position, names = term_position(node, parts[i])
         if not position then
           fail(("--set %s: method '%s' has no term '%s' (terms: %s; or use their positions 1, 2, ...)")
