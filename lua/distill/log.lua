@@ -18,6 +18,22 @@ local log = {}
 local Logger = {}
 Logger.__index = Logger
 
+-- Loggers whose progress bar line is open (not ended by a newline yet).
+local open_bars = setmetatable({}, { __mode = "k" })
+
+--- Ends every open progress bar line, so that what is printed next (an
+-- error, the interrupt line) starts on a line of its own.
+function log.end_progress_lines()
+  for logger in pairs(open_bars) do
+    if logger.bar_open then
+      logger.out:write("\n")
+      logger.out:flush()
+      logger.bar_open = false
+    end
+  end
+  open_bars = setmetatable({}, { __mode = "k" })
+end
+
 --- Is standard output a terminal? (os.execute inherits our stdout; a
 -- popen'd `test -t 1` would test its own pipe.)
 function log.stdout_is_tty()
@@ -149,11 +165,13 @@ end
 
 function Logger:epoch_begin(epoch, epochs, num_batches)
   self.epoch, self.epochs, self.num_batches = epoch, epochs, num_batches
+  self.batch_index = 0
   self.last_draw = nil
 end
 
 -- stats = {loss =, acc =, images_per_s =, elapsed =}
 function Logger:batch(i, stats)
+  self.batch_index = i
   if self.mode == "none" then
     return
   end
@@ -176,6 +194,7 @@ function Logger:batch(i, stats)
       format_duration(eta)))
     self.out:flush()
     self.bar_open = true
+    open_bars[self] = true
     if i == n then
       self.out:write("\n")
       self.bar_open = false
@@ -261,6 +280,12 @@ function Logger:epoch_end(record)
   parts[#parts + 1] = ("%.0f img/s"):format(record.images_per_s)
   parts[#parts + 1] = format_duration(record.epoch_time)
   self:print(table.concat(parts, "  "))
+  self:draw_curves()
+end
+
+--- Redraws the run directory's curves (when plotting is on); a failure is
+-- said once.
+function Logger:draw_curves()
   if self.plot and self.run_dir then
     local ok, err = plot.curves(self.run_dir)
     if not ok and not self.plot_warned then
