@@ -22,7 +22,7 @@ local ACCEPTS_ANY = {
   ["distill.interrupt.clear"] = "no arguments", ["distill.interrupt.is_interrupt"] = "any error value",
   ["distill.interrupt.is_stopped"] = "any error value", ["distill.errors.capture"] = "any error value",
   ["distill.errors.display"] = "any error value", ["distill.errors.traceback_of"] = "any error value",
-  ["distill.log.end_progress_lines"] = "no arguments", ["distill.log.stdout_is_tty"] = "no arguments",
+  ["distill.log.end_progress_lines"] = "no arguments", ["distill.log.terminal_width"] = "no arguments", ["distill.log.stdout_is_tty"] = "no arguments",
   ["distill.nn.is_module"] = "any value", ["distill.distillers.names"] = "no arguments",
   ["distill.models.families"] = "no arguments", ["distill.stages.list"] = "no arguments",
   ["distill.help.text"] = "any value (says it has no documentation)",
