@@ -207,7 +207,7 @@ return {
     assert.are.equal(0, cfg.data.train_limit, "all 60000 training images")
     assert.are.equal("crop_flip", cfg.data.augment)
     assert.are.equal(2, cfg.data.crop_padding)
-    assert.truthy(cfg.teacher.checkpoint:find("/scripts/assets/fmnist_teacher.safetensors$"), cfg.teacher.checkpoint)
+    assert.truthy(cfg.teacher.checkpoint:find("/scripts/assets/fmnist_study_teacher.safetensors$"), cfg.teacher.checkpoint)
     assert.are.equal("fmnist_resnet_s", cfg.student.model.name)
     assert.are.equal(10, cfg.epochs)
     assert.are.equal(64, cfg.batch_size)

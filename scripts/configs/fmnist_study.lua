@@ -1,5 +1,6 @@
 -- The Fashion-MNIST study (issue 16; results in docs/study.md): the shipped teacher
--- scripts/assets/fmnist_teacher.safetensors (FashionResNet 16/16/32/64) distilled into
+-- scripts/assets/fmnist_study_teacher.safetensors (FashionResNet 16/16/32/64 trained for 30
+-- epochs by scripts/configs/fmnist_study_teacher.lua) distilled into
 -- FashionResNet 8/8/16/32 on all 60000 training images, 10 epochs, batch 64, SGD lr 0.05
 -- momentum 0.9 wd 5e-4, /10 at epochs 6, 8, 9, RandomCrop(28, 2) + flip.
 -- `method`: ce | kd | fitnet | at | rkd | ofd | crd | dkd | fsecd | fsecd_class (and any

@@ -20,6 +20,6 @@ return {
     ["optimizer.lr"] = function(run) return 0.05 * run.batch_size / 64 end,
     ["schedule.warmup_epochs"] = 1,
   },
-  teachers = "distill sweep scripts/sweeps/fmnist_teacher.lua, then copy "
-    .. "runs/fmnist_teacher/best.safetensors to scripts/assets/fmnist_teacher.safetensors",
+  teachers = "distill train scripts/configs/fmnist_study_teacher.lua, then copy "
+    .. "runs/fmnist_study_teacher/best.safetensors to scripts/assets/fmnist_study_teacher.safetensors",
 }
