@@ -643,6 +643,13 @@ function config.paper_methods(opts)
             { distiller = "dkd", weight = 1, alpha = 1, beta = opts.dkd_beta or 8, T = 4, warmup = 20 } },
     fsecd = { { distiller = "ce", weight = 1 },
               { distiller = "fsecd", weight = 1, policy = "instance", tau = 0.1 } },
+    -- SP, CC, PKT, NST, FSP, VID (issue 18) at the CRD code base's weights
+    sp = { { distiller = "ce", weight = 1 }, { distiller = "sp", weight = 3000 } },
+    cc = { { distiller = "ce", weight = 1 }, { distiller = "cc", weight = 0.02, feat_dim = 128 } },
+    pkt = { { distiller = "ce", weight = 1 }, { distiller = "pkt", weight = 30000 } },
+    nst = { { distiller = "ce", weight = 1 }, { distiller = "nst", weight = 50 } },
+    fsp = { { distiller = "ce", weight = 1 }, { distiller = "fsp", weight = 50 } },
+    vid = { { distiller = "ce", weight = 1 }, { distiller = "vid", weight = 1 } },
   }
   for name, entry in pairs(config.staged_methods(opts)) do
     methods[name] = entry
@@ -782,7 +789,10 @@ function config.fmnist_student(opts)
     methods = { ce = methods.ce, kd = methods.kd, fsecd = methods.fsecd, dkd = methods.dkd,
                 crd = { { distiller = "ce", weight = 1 },
                         { distiller = "crd", weight = 0.8, nce_k = 4096 } },
-                ab = staged.ab, ft = staged.ft, reviewkd = staged.reviewkd },
+                ab = staged.ab, ft = staged.ft, reviewkd = staged.reviewkd,
+                -- issue 18's SP, CC, PKT, NST, FSP, VID at their published weights
+                sp = methods.sp, cc = methods.cc, pkt = methods.pkt, nst = methods.nst,
+                fsp = methods.fsp, vid = methods.vid },
     schedule = { name = "MultiStepLR", milestones = { 2 }, gamma = 0.1 },
     epochs = opts.epochs or 3, seed = 1,
     run_dir = "runs/fmnist_student-" .. (opts.method or "fsecd"),
