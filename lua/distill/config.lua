@@ -643,12 +643,12 @@ function config.paper_methods(opts)
             { distiller = "dkd", weight = 1, alpha = 1, beta = opts.dkd_beta or 8, T = 4, warmup = 20 } },
     fsecd = { { distiller = "ce", weight = 1 },
               { distiller = "fsecd", weight = 1, policy = "instance", tau = 0.1 } },
-    -- SP, CC, PKT, NST, FSP, VID (issue 18) at the CRD code base's weights
+    -- SP, CC, PKT, NST, VID (issue 18) at the CRD code base's weights; FSP
+    -- is a staged method (staged_methods)
     sp = { { distiller = "ce", weight = 1 }, { distiller = "sp", weight = 3000 } },
     cc = { { distiller = "ce", weight = 1 }, { distiller = "cc", weight = 0.02, feat_dim = 128 } },
     pkt = { { distiller = "ce", weight = 1 }, { distiller = "pkt", weight = 30000 } },
     nst = { { distiller = "ce", weight = 1 }, { distiller = "nst", weight = 50 } },
-    fsp = { { distiller = "ce", weight = 1 }, { distiller = "fsp", weight = 50 } },
     vid = { { distiller = "ce", weight = 1 }, { distiller = "vid", weight = 1 } },
   }
   for name, entry in pairs(config.staged_methods(opts)) do
@@ -662,7 +662,10 @@ end
 -- epochs of the AB loss training the student and its connectors, then CE
 -- alone. FT: 30 epochs training the paraphraser (lr opts.ft_stage_lr, the
 -- reference's 0.01 for ResNet and WRN students; default: the config's),
--- then CE + 200 FT. ReviewKD: CE + 5 HCL with a 20-epoch warm-up.
+-- then CE + 200 FT. ReviewKD: CE + 5 HCL with a 20-epoch warm-up. FSP:
+-- 30 epochs of the summed FSP losses training the student's layers (and
+-- FSP's channel maps where widths differ), then CE alone; the CRD code
+-- base's published weight 50 multiplies a loss its main epochs never add.
 -- opts.stage_epochs and opts.reviewkd_warmup scale them for short runs.
 function config.staged_methods(opts)
   opts = opts or {}
@@ -677,6 +680,9 @@ function config.staged_methods(opts)
            { distiller = "ft", weight = 200, rate = 0.5, p1 = 2, p2 = 1 } },
     reviewkd = { { distiller = "ce", weight = 1 },
                  { distiller = "reviewkd", weight = 5, warmup = opts.reviewkd_warmup or 20 } },
+    fsp = { stages = { { name = "fsp_init", epochs = epochs, train = "student+distillers", optimizer = {},
+                         terms = { { distiller = "fsp", weight = 1 } } } },
+            { distiller = "ce", weight = 1 } },
   }
 end
 
@@ -789,10 +795,10 @@ function config.fmnist_student(opts)
     methods = { ce = methods.ce, kd = methods.kd, fsecd = methods.fsecd, dkd = methods.dkd,
                 crd = { { distiller = "ce", weight = 1 },
                         { distiller = "crd", weight = 0.8, nce_k = 4096 } },
-                ab = staged.ab, ft = staged.ft, reviewkd = staged.reviewkd,
-                -- issue 18's SP, CC, PKT, NST, FSP, VID at their published weights
+                ab = staged.ab, ft = staged.ft, reviewkd = staged.reviewkd, fsp = staged.fsp,
+                -- issue 18's SP, CC, PKT, NST, VID at their published weights
                 sp = methods.sp, cc = methods.cc, pkt = methods.pkt, nst = methods.nst,
-                fsp = methods.fsp, vid = methods.vid },
+                vid = methods.vid },
     schedule = { name = "MultiStepLR", milestones = { 2 }, gamma = 0.1 },
     epochs = opts.epochs or 3, seed = 1,
     run_dir = "runs/fmnist_student-" .. (opts.method or "fsecd"),
