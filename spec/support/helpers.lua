@@ -51,6 +51,25 @@ function h.err(f)
   return e
 end
 
+--- Asserts |expected - actual| <= tol * max(1, |expected|) (tol 1e-5).
+function h.close(expected, actual, tol)
+  tol = tol or 1e-5
+  assert.is_true(math.abs(expected - actual) <= tol * math.max(1, math.abs(expected)),
+    ("expected %.8g, got %.8g"):format(expected, actual))
+end
+
+--- The distiller specs' small pair of FashionResNets after manual_seed(seed):
+-- a student (widths {4, 4, 8, 8} unless given) and an eval-mode teacher
+-- ({4, 8, 8, 16}); on 12x12 inputs feats = {stem, 12x12, 6x6, 3x3, pooled}.
+function h.fashion_pair(seed, student_widths, teacher_widths)
+  local fmnist = require "distill.models.fmnist"
+  distill.manual_seed(seed)
+  local student = fmnist.FashionResNet{ widths = student_widths or { 4, 4, 8, 8 } }
+  local teacher = fmnist.FashionResNet{ widths = teacher_widths or { 4, 8, 8, 16 } }
+  teacher:eval()
+  return student, teacher
+end
+
 --- Asserts that fn(...) raises an error containing `pattern` (plain text).
 function h.fails(pattern, fn, ...)
   local ok, err = pcall(fn, ...)
