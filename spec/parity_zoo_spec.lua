@@ -152,27 +152,7 @@ describe("PyTorch parity: the distiller zoo", function()
 
   for _, name in ipairs { "sp", "cc", "pkt", "nst", "fsp", "vid" } do
     it(name .. " loss and gradients match a PyTorch implementation of the same definition", function()
-      local rec = parity.recorder()
-      local n = h.each_oracle_case(rec, tensors, meta.cases, name, nil, function(inputs, outputs, grads, opts, label)
-        local loss, leaves = runners[name](inputs, opts)
-        rec:check("loss", label .. " loss", loss:detach():view{ 1 }, outputs.loss, parity.FORWARD_TOL)
-        loss:backward()
-        for role, want in pairs(grads) do
-          local t = leaves[role]
-          if not t then
-            error("no leaf for " .. role)
-          end
-          -- a leaf the loss does not read keeps no gradient; PyTorch's is 0
-          local got = t.grad or distill.zeros(t:shape())
-          if not t.grad and want:abs():max():item() > 0 then
-            error("no gradient reached " .. role)
-          end
-          rec:check("grad", label .. " grad " .. role, got:reshape(want:shape()), want, parity.GRAD_TOL)
-        end
-      end)
-      assert.is_true(n > 0, "no oracle cases for " .. name)
-      print(("\n  parity %-4s %2d cases, worst: %s"):format(name, n, rec:summary({ "loss", "grad" })))
-      rec:assert_ok()
+      h.check_distiller_parity(tensors, meta, name, runners[name])
     end)
   end
 end)

@@ -181,6 +181,37 @@ function h.each_oracle_case(rec, tensors, cases, op, drop, body)
   return n
 end
 
+--- Checks a distiller's oracle cases (op `name`): runner(inputs, opts)
+-- returns the loss and the tensors whose gradients the case holds, by role;
+-- the loss is compared within parity.FORWARD_TOL and each gradient within
+-- parity.GRAD_TOL (a leaf the loss does not read has none, and the
+-- oracle's must then be 0). Prints the worst errors and fails on any
+-- case beyond them.
+function h.check_distiller_parity(tensors, meta, name, runner)
+  local parity = require "oracle.parity"
+  local distill = require "distill"
+  local rec = parity.recorder()
+  local n = h.each_oracle_case(rec, tensors, meta.cases, name, nil, function(inputs, outputs, grads, opts, label)
+    local loss, leaves = runner(inputs, opts)
+    rec:check("loss", label .. " loss", loss:detach():view{ 1 }, outputs.loss, parity.FORWARD_TOL)
+    loss:backward()
+    for role, want in pairs(grads) do
+      local t = leaves[role]
+      if not t then
+        error("no leaf for " .. role)
+      end
+      if not t.grad and want:abs():max():item() > 0 then
+        error("no gradient reached " .. role)
+      end
+      local got = t.grad or distill.zeros(t:shape())
+      rec:check("grad", label .. " grad " .. role, got:reshape(want:shape()), want, parity.GRAD_TOL)
+    end
+  end)
+  assert.is_true(n > 0, "no oracle cases for " .. name)
+  print(("\n  parity %-6s %2d cases, worst: %s"):format(name, n, rec:summary({ "loss", "grad" })))
+  rec:assert_ok()
+end
+
 -- ------------------------------------------------------------ scratch files
 
 --- A fresh empty directory under the system temp directory.
