@@ -222,6 +222,11 @@ return {
     assert.are.equal("instance", cfg.methods.fsecd[2].policy)
     assert.are.equal(cfg.methods.fsecd[2].tau, cfg.methods.fsecd_class[2].tau)
     assert.are.equal(1, cfg.methods.dkd[2].warmup, "20 of 240 epochs, scaled to 10")
+    assert.are.equal(1, cfg.methods.reviewkd[2].warmup, "20 of 240 epochs, scaled to 10")
+    for _, staged in ipairs { "ab", "ft", "fsp" } do
+      assert.are.equal(1, cfg.methods[staged].stages[1].epochs, staged .. ": 30 of 240 epochs, scaled to 10")
+    end
+    assert.are.equal(0.01, cfg.methods.ft.stages[1].optimizer.lr)
     for name in pairs(cfg.methods) do
       cfg.method = name
       config.validate(cfg, "distill")
@@ -229,6 +234,7 @@ return {
     local long = config.fmnist_study{ epochs = 240, method = "kd", seed = 3 }
     assert.are.same({ 150, 180, 210 }, long.schedule.milestones)
     assert.are.equal(20, long.methods.dkd[2].warmup)
+    assert.are.equal(30, long.methods.fsp.stages[1].epochs)
     assert.are.equal("kd", long.method)
     assert.are.equal(3, long.seed)
     assert.has_error(function() config.fmnist_study{ epochs = 0 } end,

@@ -810,7 +810,8 @@ end
 -- 60000 training images for 10 epochs, with every method of paper_methods
 -- plus `fsecd_class` (FSECD with the class policy). The schedule is the
 -- paper's compressed: lr 0.05 /10 at epochs 6, 8 and 9 (150, 180 and 210
--- of 240), and DKD's warm-up (20 of 240 epochs) shrinks with it.
+-- of 240), and DKD's and ReviewKD's warm-ups (20 of 240 epochs) and the
+-- pre-training stages of AB, FT and FSP (30 epochs) shrink with it.
 -- opts: method (default "fsecd"), epochs (default 10), seed (default 1).
 function config.fmnist_study(opts)
   opts = opts or {}
@@ -822,7 +823,12 @@ function config.fmnist_study(opts)
   if math.type(epochs) ~= "integer" or epochs < 1 then
     error("config.fmnist_study: epochs must be a positive integer, got " .. tostring(epochs), 2)
   end
-  local methods = with_fsecd_class(config.paper_methods())
+  -- the staged methods' 30 pre-training epochs and ReviewKD's 20-epoch
+  -- warm-up shrink with the schedule as DKD's does; FT's paraphraser trains
+  -- at the reference's 0.01 for ResNet students
+  local shrunk = math.max(1, math.floor(30 * epochs / 240 + 0.5))
+  local methods = with_fsecd_class(config.paper_methods{ stage_epochs = shrunk, ft_stage_lr = 0.01,
+    reviewkd_warmup = math.max(1, math.floor(20 * epochs / 240 + 0.5)) })
   for _, term in ipairs(methods.dkd) do
     if term.distiller == "dkd" then
       term.warmup = math.max(1, math.floor(term.warmup * epochs / 240 + 0.5))
