@@ -19,7 +19,8 @@ local function exists(path)
 end
 
 -- the terms' published weights (paper_tables.md), as a real run uses them
-local WEIGHTS = { kd = 0.9, fitnet = 100, at = 1000, rkd = 1, ofd = 0.001, crd = 0.8, dkd = 1, fsecd = 1 }
+local WEIGHTS = { kd = 0.9, fitnet = 100, at = 1000, rkd = 1, ofd = 0.001, crd = 0.8, dkd = 1, fsecd = 1,
+  sp = 3000, cc = 0.02, pkt = 30000, nst = 50, fsp = 1, vid = 1 }
 
 local function mean(list, first, last)
   local sum = 0
@@ -53,7 +54,8 @@ describe("distillation on Fashion-MNIST", function()
     assert.is_true(accuracy > 0.8, ("teacher accuracy on 128 training images %.3f"):format(accuracy))
   end)
 
-  for _, method in ipairs{ "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd" } do
+  for _, method in ipairs{ "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd",
+                           "sp", "cc", "pkt", "nst", "fsp", "vid" } do
     it(method .. " trains a student without NaN and lowers its loss", function()
       distill.manual_seed(9)
       local student = fmnist.fmnist_resnet_s{ num_classes = 10 }
@@ -68,6 +70,7 @@ describe("distillation on Fashion-MNIST", function()
         -- The update itself is checked in distillers_spec.
         crd = { probe = probe, n_data = 128, nce_k = 64, nce_m = 1 },
         fsecd = { probe = probe },
+        cc = { probe = probe }, fsp = { probe = probe }, vid = { probe = probe },
       })[method]
       local d = distillers.create(method, options)
       local params = student:parameters()
