@@ -4,19 +4,8 @@
 local distill = require "distill"
 local optim = require "distill.optim"
 local distillers = require "distill.distillers"
-local checkpoint = require "distill.checkpoint"
 local fmnist = require "distill.models.fmnist"
-
-local TEACHER = "scripts/assets/fmnist_teacher.safetensors"
-local DATA = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-  end
-  return f ~= nil
-end
+local h = require "support.helpers"
 
 -- the terms' published weights (paper_tables.md), as a real run uses them
 local WEIGHTS = { kd = 0.9, fitnet = 100, at = 1000, rkd = 1, ofd = 0.001, crd = 0.8, dkd = 1, fsecd = 1,
@@ -31,7 +20,7 @@ local function mean(list, first, last)
 end
 
 describe("distillation on Fashion-MNIST", function()
-  if not exists(DATA) then
+  if not h.fmnist_installed() then
     it("needs dataset-fashion-mnist", function()
       pending("dataset-fashion-mnist is not installed")
     end)
@@ -40,12 +29,8 @@ describe("distillation on Fashion-MNIST", function()
 
   local images, labels, teacher
   setup(function()
-    local train = require("distill.data.fashion_mnist"){ split = "train" }
-    images = (train.images:narrow(1, 1, 128):float() / 255 - 0.286) / 0.353
-    labels = train.labels:narrow(1, 1, 128)
-    teacher = fmnist.fmnist_resnet_t{ num_classes = 10 }
-    teacher:load_state_dict(checkpoint.load(TEACHER).model)
-    teacher:eval()
+    images, labels = h.fmnist_images("train", 128)
+    teacher = h.fmnist_teacher()
   end)
 
   it("the shipped teacher is trained", function()

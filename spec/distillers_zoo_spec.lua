@@ -236,6 +236,26 @@ describe("NST (neuron selectivity transfer)", function()
     close(0, distillers.nst():loss(out_of({ fine }), out_of({ coarse })):item(), 1e-5)
   end)
 
+  it("takes deep blocks' squared kernels from the positions' Gram matrices, with the same value", function()
+    -- 4 positions, 8 and 12 channels: the B x HW x HW path
+    local s, t = h.leaf{ 3, 8, 2, 2 }, distill.randn{ 3, 12, 2, 2 }
+    local function unit(x)
+      return distill.F.normalize(x:reshape{ x:size(1), x:size(2), -1 }, { dim = 3 })
+    end
+    local function mean_squared_kernel(a, b)
+      return distill.bmm(a, b:transpose(2, 3)):pow(2):mean()
+    end
+    local us, ut = unit(s), unit(t)
+    local expected = mean_squared_kernel(us, us) + mean_squared_kernel(ut, ut) - mean_squared_kernel(us, ut) * 2
+    expected:backward()
+    local want = s.grad:clone()
+    s.grad = nil
+    local loss = distillers.nst():loss(out_of({ s }), out_of({ t }))
+    close(expected:item(), loss:item(), 1e-5)
+    loss:backward()
+    assert.is_true(h.max_abs_diff(want, s.grad) < 1e-6)
+  end)
+
   it("trains the student from every block", function()
     trains("nst")
   end)

@@ -70,6 +70,33 @@ function h.fashion_pair(seed, student_widths, teacher_widths)
   return student, teacher
 end
 
+-- ------------------------------------------------ Fashion-MNIST integration
+
+--- True when the Fashion-MNIST dataset (dataset-fashion-mnist) is installed.
+function h.fmnist_installed()
+  local f = io.open("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz", "rb")
+  if f then
+    f:close()
+  end
+  return f ~= nil
+end
+
+--- The shipped Fashion-MNIST teacher (scripts/assets), in eval mode.
+function h.fmnist_teacher()
+  local checkpoint = require "distill.checkpoint"
+  local teacher = require("distill.models.fmnist").fmnist_resnet_t{ num_classes = 10 }
+  teacher:load_state_dict(checkpoint.load("scripts/assets/fmnist_teacher.safetensors").model)
+  teacher:eval()
+  return teacher
+end
+
+--- The first n images of a Fashion-MNIST split, normalised as the presets
+-- do, and their labels.
+function h.fmnist_images(split, n)
+  local set = require("distill.data.fashion_mnist"){ split = split }
+  return (set.images:narrow(1, 1, n):float() / 255 - 0.286) / 0.353, set.labels:narrow(1, 1, n)
+end
+
 --- Asserts that fn(...) raises an error containing `pattern` (plain text).
 function h.fails(pattern, fn, ...)
   local ok, err = pcall(fn, ...)
