@@ -20,10 +20,7 @@ local function mean(list, first, last)
 end
 
 describe("distillation on Fashion-MNIST", function()
-  if not h.fmnist_installed() then
-    it("needs dataset-fashion-mnist", function()
-      pending("dataset-fashion-mnist is not installed")
-    end)
+  if not h.with_fmnist() then
     return
   end
 

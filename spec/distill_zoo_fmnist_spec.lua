@@ -22,10 +22,7 @@ local STEPS, STAGE_STEPS = 150, 50
 local LR = 0.05
 
 describe("issue 18's distillers on Fashion-MNIST", function()
-  if not h.fmnist_installed() then
-    it("needs dataset-fashion-mnist", function()
-      pending("dataset-fashion-mnist is not installed")
-    end)
+  if not h.with_fmnist() then
     return
   end
 

@@ -81,6 +81,16 @@ function h.fmnist_installed()
   return f ~= nil
 end
 
+--- In a describe block: true when Fashion-MNIST is installed; else false,
+-- after adding a pending entry that says what is missing.
+function h.with_fmnist()
+  if h.fmnist_installed() then
+    return true
+  end
+  require("busted").pending("needs dataset-fashion-mnist: it is not installed")
+  return false
+end
+
 --- The shipped Fashion-MNIST teacher (scripts/assets), in eval mode.
 function h.fmnist_teacher()
   local checkpoint = require "distill.checkpoint"
