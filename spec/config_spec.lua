@@ -185,6 +185,16 @@ return {
       assert.are.equal("instance", cfg.methods.fsecd[2].policy)
       assert.are.equal("class", cfg.methods.fsecd_class[2].policy)
       config.validate(cfg, "distill")
+      -- issue 18's methods at the CRD code base's weights (FSP: its stage, then CE)
+      for m, weight in pairs { sp = 3000, cc = 0.02, pkt = 30000, nst = 50, vid = 1 } do
+        assert.are.equal(weight, cfg.methods[m][2].weight, m)
+        assert.are.equal(m, cfg.methods[m][2].distiller)
+        cfg.method = m
+        config.validate(cfg, "distill")
+      end
+      assert.are.equal("fsp", cfg.methods.fsp.stages[1].terms[1].distiller)
+      assert.are.equal(30, cfg.methods.fsp.stages[1].epochs)
+      assert.are.same({ { distiller = "ce", weight = 1 } }, { cfg.methods.fsp[1], cfg.methods.fsp[2] })
     end
     for _, t in ipairs { "resnet56", "resnet110", "resnet32x4", "wrn_40_2", "vgg13", "ResNet50" } do
       local cfg = config.load("scripts/configs/cifar100_teacher_" .. t .. ".lua")
@@ -200,6 +210,13 @@ return {
       assert.are.equal(m, cfg.method)
       config.validate(cfg, "distill")
     end
+    for _, m in ipairs { "sp", "cc", "pkt", "nst", "fsp", "vid" } do
+      local cfg = config.load("scripts/configs/fmnist_student_kd.lua", { "method=" .. m })
+      assert.are.same(config.paper_methods()[m][2], cfg.methods[m][2], m)
+      config.validate(cfg, "distill")
+    end
+    assert.are.equal(1, config.load("scripts/configs/fmnist_student_kd.lua").methods.fsp.stages[1].epochs,
+      "the short budget's one stage epoch")
   end)
 
   it("ships the Fashion-MNIST study config: every paper method plus FSECD with the class policy", function()
