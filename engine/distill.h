@@ -538,6 +538,14 @@ dt_status dt_f_crd_scores(const dt_tensor *bank, const dt_tensor *idx, const dt_
 dt_status dt_crd_update_bank_(dt_tensor *bank, const dt_tensor *idx, const dt_tensor *v,
                               double momentum);
 
+/* ReviewKD's attention-weighted fusion: out = x * att[:, 1] + nearest(res)
+ * * att[:, 2] for x N x C x H x W, res N x C x h x w (resized to H x W by
+ * nearest neighbours, source floor(i * h / H)) and att N x 2 x H x W, all
+ * float32; the resized res and the products are never materialised.
+ * Gradients flow to all three. */
+dt_status dt_f_abf_fuse(const dt_tensor *x, const dt_tensor *res, const dt_tensor *att,
+                        dt_tensor **out);
+
 /* ------------------------------------------------------------- optimizers */
 
 /* Fused in-place optimizer updates, torch.optim's single-tensor formulas in

@@ -273,3 +273,94 @@ describe("ReviewKD", function()
     assert.is_not_nil(s.layer1[1].conv1.weight.grad)
   end)
 end)
+
+describe("F.abf_fuse (ReviewKD's fusion, engine/contrast/abf.c)", function()
+  local ReviewKD = distillers.class("reviewkd")
+
+  -- The composed ops it replaces.
+  local function composed(x, res, att)
+    local n, h_, w = x:size(1), x:size(3), x:size(4)
+    local y = ReviewKD.nearest(res, h_, w)
+    return x * att:narrow(2, 1, 1):view{ n, 1, h_, w } + y * att:narrow(2, 2, 1):view{ n, 1, h_, w }
+  end
+
+  -- x {2, 3, H, W}, res {2, 3, h, w}: up, same size, from 1x1, uneven and down
+  local SIZES = { { 4, 6, 2, 3 }, { 3, 3, 3, 3 }, { 5, 4, 1, 1 }, { 7, 5, 3, 2 }, { 2, 3, 4, 5 } }
+
+  it("equals x * att[:, 1] + nearest(res) * att[:, 2], values and gradients", function()
+    distill.manual_seed(5)
+    for _, size in ipairs(SIZES) do
+      local x, res = h.leaf{ 2, 3, size[1], size[2] }, h.leaf{ 2, 3, size[3], size[4] }
+      local att = distill.rand{ 2, 2, size[1], size[2] }
+      att.requires_grad = true
+      local out = F.abf_fuse(x, res, att)
+      local expected = composed(x, res, att)
+      assert.are.same(expected:shape(), out:shape())
+      assert.is_true(h.max_abs_diff(expected, out) <= 1e-6)
+      local g = distill.randn(out:shape())
+      out:backward(g)
+      local fused_grads = { x.grad:clone(), res.grad:clone(), att.grad:clone() }
+      x.grad, res.grad, att.grad = nil, nil, nil
+      expected:backward(g)
+      for i, leaf in ipairs { x, res, att } do
+        assert.is_true(h.max_abs_diff(leaf.grad, fused_grads[i]) <= 1e-5,
+          ("input %d of size %s"):format(i, table.concat(size, ",")))
+      end
+    end
+  end)
+
+  it("passes gradcheck on every input, also from non-contiguous ones", function()
+    distill.manual_seed(6)
+    for _, size in ipairs(SIZES) do
+      local att = distill.rand{ 2, 2, size[1], size[2] }
+      att.requires_grad = true
+      h.check(F.abf_fuse, { h.leaf{ 2, 3, size[1], size[2] }, h.leaf{ 2, 3, size[3], size[4] }, att })
+    end
+    local x, res, att = h.leaf{ 2, 3, 5, 4 }, h.leaf{ 2, 3, 2, 3 }, h.leaf{ 2, 2, 5, 4 }
+    h.check(function(a, r, z)
+      return F.abf_fuse(a:transpose(3, 4), r:transpose(3, 4), z:transpose(3, 4))
+    end, { x, res, att })
+    assert.are.same(h.flat(composed(x:transpose(3, 4), res:transpose(3, 4), att:transpose(3, 4))),
+      h.flat(F.abf_fuse(x:transpose(3, 4):contiguous(), res:transpose(3, 4):contiguous(),
+        att:transpose(3, 4):contiguous())))
+  end)
+
+  it("records nothing without grad and gives the same bits with 1 or 2 threads", function()
+    local out = distill.no_grad(function()
+      return F.abf_fuse(h.leaf{ 1, 2, 2, 2 }, h.leaf{ 1, 2, 1, 1 }, h.leaf{ 1, 2, 2, 2 })
+    end)
+    assert.is_false(out.requires_grad)
+    -- above the op's threshold for a parallel region
+    h.assert_same_across_threads([[
+local distill = require "distill"
+distill.manual_seed(7)
+local x, res, att = distill.randn{ 2, 64, 32, 32 }, distill.randn{ 2, 64, 16, 16 }, distill.rand{ 2, 2, 32, 32 }
+for _, t in ipairs { x, res, att } do t.requires_grad = true end
+local out = distill.F.abf_fuse(x, res, att)
+out:backward(distill.randn(out:shape()))
+print(fingerprint(out), fingerprint(x.grad), fingerprint(res.grad), fingerprint(att.grad))
+]], { 1, 2 })
+  end)
+
+  it("refuses inputs that do not pair up, naming the op and the shapes", function()
+    local x, res = distill.randn{ 2, 3, 4, 4 }, distill.randn{ 2, 3, 2, 2 }
+    h.fails("distill.abf_fuse: expected x N x C x H x W, res N x C x h x w and att N x 2 x H x W; "
+      .. "got [2, 3, 4, 4], [2, 3, 2, 2], [2, 3, 4, 4]", F.abf_fuse, x, res, distill.rand{ 2, 3, 4, 4 })
+    h.fails("distill.abf_fuse: expected", F.abf_fuse, x, distill.randn{ 2, 4, 2, 2 }, distill.rand{ 2, 2, 4, 4 })
+    h.fails("distill.abf_fuse: expected", F.abf_fuse, x, distill.randn{ 1, 3, 2, 2 }, distill.rand{ 2, 2, 4, 4 })
+    h.fails("distill.abf_fuse: expected", F.abf_fuse, x, res, distill.rand{ 2, 2, 4, 3 })
+    h.fails("distill.abf_fuse: expected", F.abf_fuse, x:view{ 2, 3, 16 }, res, distill.rand{ 2, 2, 4, 4 })
+    h.fails("distill.abf_fuse: expected", F.abf_fuse, x, distill.randn{ 2, 3, 0, 2 }, distill.rand{ 2, 2, 4, 4 })
+    h.fails("distill.abf_fuse: x, res and att must be float32", F.abf_fuse, x:long(), res,
+      distill.rand{ 2, 2, 4, 4 })
+    h.fails("distill.abf_fuse", F.abf_fuse, x, "res", distill.rand{ 2, 2, 4, 4 })
+  end)
+
+  it("computes ReviewKD's attention as att_conv over the concatenation, without it", function()
+    distill.manual_seed(8)
+    local abf = ReviewKD.ABF(3, 4, 5, true)
+    local x, residual = distill.randn{ 2, 4, 6, 6 }, distill.randn{ 2, 4, 3, 3 }
+    local expected = abf.att_conv(distill.cat({ x, ReviewKD.nearest(residual, 6, 6) }, 2))
+    assert.is_true(h.max_abs_diff(expected, abf:attention(x, residual)) <= 1e-6)
+  end)
+end)

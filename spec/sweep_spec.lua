@@ -181,7 +181,7 @@ describe("distill.sweep: sweep files and their runs", function()
       { "configs = { %q }, axes = { method = { 'ce' } }", "axes: 'method' is not an axis key here" },
       { "configs = { %q }, axes = { batch_size = 16 }", "axes.batch_size: expected a non-empty list" },
       { "configs = { %q }, set = { epochz = 3 }", "unknown key 'epochz'" },
-      { "configs = { %q }, set = { epochs = 'three' }", "expected an integer, got 'three'" },
+      { "configs = { %q }, set = { epochs = 'three' }", "expected a number, got 'three'" },
       { "configs = { %q }, methods = { 'kd' }", "method 'kd' is not defined by this config" },
       { "configs = { %q }, set = { epochs = function(run) return run.nothing.x end }",
         "set['epochs'] failed for run" },
@@ -380,7 +380,7 @@ describe("distill sweep: running", function()
     assert.truthy(again:find("1 run: 0 new, 1 to resume", 1, true), again)
     assert.truthy(again:find("start    killed/tiny_a (resuming)", 1, true), again)
     local console = h.read(dir .. "/console.log")
-    assert.truthy(console:find("resuming " .. dir .. " at epoch 2/4", 1, true), console)
+    assert.truthy(console:find("resuming " .. dir .. " at epoch 2 of 4", 1, true), console)
     assert.are.equal(4, json.read(dir .. "/summary.json").epochs_done)
   end)
 

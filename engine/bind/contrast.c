@@ -2,6 +2,7 @@
  *   distill.fsecd_loss(z, ft, labels, {tau=, policy=, symmetric=, eps=, num_classes=})
  *   distill.crd_scores(bank, indices, v, temperature)
  *   distill.crd_update_bank_(bank, indices, v, momentum)
+ *   distill.abf_fuse(x, res, att)
  * Bank indices are 1-based on the Lua side. */
 #include "bind.h"
 
@@ -94,10 +95,21 @@ static int l_crd_update_bank_(lua_State *L)
     return 1;
 }
 
+static int l_abf_fuse(lua_State *L)
+{
+    const char *fn = "distill.abf_fuse";
+    dt_tensor *x = lt_check(L, 1, fn), *res = lt_check(L, 2, fn), *att = lt_check(L, 3, fn), *out;
+    if (dt_f_abf_fuse(x, res, att, &out))
+        return lt_fail(L, fn);
+    lt_push(L, out);
+    return 1;
+}
+
 static const luaL_Reg funcs[] = {
     {"fsecd_loss", l_fsecd_loss},
     {"crd_scores", l_crd_scores},
     {"crd_update_bank_", l_crd_update_bank_},
+    {"abf_fuse", l_abf_fuse},
     {NULL, NULL},
 };
 

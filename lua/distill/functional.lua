@@ -105,6 +105,8 @@ F.fsecd_loss = core.fsecd_loss
 F.crd_scores = core.crd_scores
 --- crd_update_bank_(bank, indices, v, momentum): rows = normalize(m * row + (1 - m) * v), in place
 F.crd_update_bank_ = core.crd_update_bank_
+--- abf_fuse(x, res, att): x * att[:, 1] + nearest(res) * att[:, 2], ReviewKD's fusion, fused (res resized to x's size)
+F.abf_fuse = core.abf_fuse
 
 -- ----------------------- tensor maths (also distill.<name> and x:<name>(...))
 

@@ -70,16 +70,27 @@ function ABF:init(in_channels, mid, out_channels, fuse)
   end
 end
 
+-- The attention maps sigmoid(conv1x1(cat(x, nearest(residual)))), computed
+-- without the concatenation or the resized residual, both as large as the
+-- level's widest map: a 1x1 conv is linear per position and nearest resizing
+-- only picks positions, so the residual's half of the conv runs at the
+-- residual's own (smaller) size and only its 2-channel result is resized.
+-- The weights are att_conv's, so state dicts match the reference's.
+function ABF:attention(x, residual)
+  local conv, mid = self.att_conv[1], x:size(2)
+  local from_x = F.conv2d(x, conv.weight:narrow(2, 1, mid), conv.bias)
+  local from_residual = F.conv2d(residual, conv.weight:narrow(2, mid + 1, mid))
+  return F.sigmoid(from_x + ReviewKD.nearest(from_residual, x:size(3), x:size(4)))
+end
+
 -- x: this level's student feature; residual: the previous level's fused
 -- map (nil at the deepest level); out_size {H, W}: the teacher's size.
 -- Returns the level's output and its fused map.
 function ABF:forward(x, residual, out_size)
-  local n, h, w = x:size(1), x:size(3), x:size(4)
   x = self.conv1(x)
   if self.att_conv then
-    local y = ReviewKD.nearest(residual, h, w)
-    local z = self.att_conv(distill.cat({ x, y }, 2))
-    x = x * z:narrow(2, 1, 1):view{ n, 1, h, w } + y * z:narrow(2, 2, 1):view{ n, 1, h, w }
+    -- x * att[:, 1] + nearest(residual) * att[:, 2] in one op (engine/contrast/abf.c)
+    x = F.abf_fuse(x, residual, self:attention(x, residual))
   end
   x = ReviewKD.nearest(x, out_size[1], out_size[2])
   return self.conv2(x), x
