@@ -36,8 +36,8 @@ end
 
 --- fsp{probe = {student =, teacher =}, connectors = "auto"|"none"}
 function FSP:init(opts, given)
-  local probe = base.probe("fsp", opts, given)
   self.options = base.options("fsp", opts, { connectors = "auto" })
+  local probe = base.probe("fsp", opts, given)
   local o = self.options
   if not CONNECTORS[o.connectors] then
     error(("distillers.fsp: connectors must be \"auto\" or \"none\", got %s")

@@ -45,8 +45,8 @@ end
 --- vid{probe = {student =, teacher =}, init_pred_var = 5, eps = 1e-5,
 ---     mid_channels = the teacher block's channels}
 function VID:init(opts, given)
-  local probe = base.probe("vid", opts, given)
   self.options = base.options("vid", opts, { init_pred_var = 5, eps = 1e-5, mid_channels = false })
+  local probe = base.probe("vid", opts, given)
   local o = self.options
   if type(o.eps) ~= "number" or not (o.eps >= 0) then
     error(("distillers.vid: eps must be a non-negative number, got %s"):format(tostring(o.eps)), 2)
