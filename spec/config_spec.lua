@@ -185,6 +185,16 @@ return {
       assert.are.equal("instance", cfg.methods.fsecd[2].policy)
       assert.are.equal("class", cfg.methods.fsecd_class[2].policy)
       config.validate(cfg, "distill")
+      -- issue 18's methods at the CRD code base's weights (FSP: its stage, then CE)
+      for m, weight in pairs { sp = 3000, cc = 0.02, pkt = 30000, nst = 50, vid = 1 } do
+        assert.are.equal(weight, cfg.methods[m][2].weight, m)
+        assert.are.equal(m, cfg.methods[m][2].distiller)
+        cfg.method = m
+        config.validate(cfg, "distill")
+      end
+      assert.are.equal("fsp", cfg.methods.fsp.stages[1].terms[1].distiller)
+      assert.are.equal(30, cfg.methods.fsp.stages[1].epochs)
+      assert.are.same({ { distiller = "ce", weight = 1 } }, { cfg.methods.fsp[1], cfg.methods.fsp[2] })
     end
     for _, t in ipairs { "resnet56", "resnet110", "resnet32x4", "wrn_40_2", "vgg13", "ResNet50" } do
       local cfg = config.load("scripts/configs/cifar100_teacher_" .. t .. ".lua")
@@ -200,6 +210,13 @@ return {
       assert.are.equal(m, cfg.method)
       config.validate(cfg, "distill")
     end
+    for _, m in ipairs { "sp", "cc", "pkt", "nst", "fsp", "vid" } do
+      local cfg = config.load("scripts/configs/fmnist_student_kd.lua", { "method=" .. m })
+      assert.are.same(config.paper_methods()[m][2], cfg.methods[m][2], m)
+      config.validate(cfg, "distill")
+    end
+    assert.are.equal(1, config.load("scripts/configs/fmnist_student_kd.lua").methods.fsp.stages[1].epochs,
+      "the short budget's one stage epoch")
   end)
 
   it("ships the Fashion-MNIST study config: every paper method plus FSECD with the class policy", function()
@@ -222,6 +239,11 @@ return {
     assert.are.equal("instance", cfg.methods.fsecd[2].policy)
     assert.are.equal(cfg.methods.fsecd[2].tau, cfg.methods.fsecd_class[2].tau)
     assert.are.equal(1, cfg.methods.dkd[2].warmup, "20 of 240 epochs, scaled to 10")
+    assert.are.equal(1, cfg.methods.reviewkd[2].warmup, "20 of 240 epochs, scaled to 10")
+    for _, staged in ipairs { "ab", "ft", "fsp" } do
+      assert.are.equal(1, cfg.methods[staged].stages[1].epochs, staged .. ": 30 of 240 epochs, scaled to 10")
+    end
+    assert.are.equal(0.01, cfg.methods.ft.stages[1].optimizer.lr)
     for name in pairs(cfg.methods) do
       cfg.method = name
       config.validate(cfg, "distill")
@@ -229,6 +251,7 @@ return {
     local long = config.fmnist_study{ epochs = 240, method = "kd", seed = 3 }
     assert.are.same({ 150, 180, 210 }, long.schedule.milestones)
     assert.are.equal(20, long.methods.dkd[2].warmup)
+    assert.are.equal(30, long.methods.fsp.stages[1].epochs)
     assert.are.equal("kd", long.method)
     assert.are.equal(3, long.seed)
     assert.has_error(function() config.fmnist_study{ epochs = 0 } end,

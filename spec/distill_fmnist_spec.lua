@@ -4,22 +4,12 @@
 local distill = require "distill"
 local optim = require "distill.optim"
 local distillers = require "distill.distillers"
-local checkpoint = require "distill.checkpoint"
 local fmnist = require "distill.models.fmnist"
-
-local TEACHER = "scripts/assets/fmnist_teacher.safetensors"
-local DATA = "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then
-    f:close()
-  end
-  return f ~= nil
-end
+local h = require "support.helpers"
 
 -- the terms' published weights (paper_tables.md), as a real run uses them
-local WEIGHTS = { kd = 0.9, fitnet = 100, at = 1000, rkd = 1, ofd = 0.001, crd = 0.8, dkd = 1, fsecd = 1 }
+local WEIGHTS = { kd = 0.9, fitnet = 100, at = 1000, rkd = 1, ofd = 0.001, crd = 0.8, dkd = 1, fsecd = 1,
+  sp = 3000, cc = 0.02, pkt = 30000, nst = 50, fsp = 1, vid = 1 }
 
 local function mean(list, first, last)
   local sum = 0
@@ -30,21 +20,14 @@ local function mean(list, first, last)
 end
 
 describe("distillation on Fashion-MNIST", function()
-  if not exists(DATA) then
-    it("needs dataset-fashion-mnist", function()
-      pending("dataset-fashion-mnist is not installed")
-    end)
+  if not h.with_fmnist() then
     return
   end
 
   local images, labels, teacher
   setup(function()
-    local train = require("distill.data.fashion_mnist"){ split = "train" }
-    images = (train.images:narrow(1, 1, 128):float() / 255 - 0.286) / 0.353
-    labels = train.labels:narrow(1, 1, 128)
-    teacher = fmnist.fmnist_resnet_t{ num_classes = 10 }
-    teacher:load_state_dict(checkpoint.load(TEACHER).model)
-    teacher:eval()
+    images, labels = h.fmnist_images("train", 128)
+    teacher = h.fmnist_teacher()
   end)
 
   it("the shipped teacher is trained", function()
@@ -53,7 +36,8 @@ describe("distillation on Fashion-MNIST", function()
     assert.is_true(accuracy > 0.8, ("teacher accuracy on 128 training images %.3f"):format(accuracy))
   end)
 
-  for _, method in ipairs{ "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd" } do
+  for _, method in ipairs{ "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd",
+                           "sp", "cc", "pkt", "nst", "fsp", "vid" } do
     it(method .. " trains a student without NaN and lowers its loss", function()
       distill.manual_seed(9)
       local student = fmnist.fmnist_resnet_s{ num_classes = 10 }
@@ -68,6 +52,7 @@ describe("distillation on Fashion-MNIST", function()
         -- The update itself is checked in distillers_spec.
         crd = { probe = probe, n_data = 128, nce_k = 64, nce_m = 1 },
         fsecd = { probe = probe },
+        cc = { probe = probe }, fsp = { probe = probe }, vid = { probe = probe },
       })[method]
       local d = distillers.create(method, options)
       local params = student:parameters()

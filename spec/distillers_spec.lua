@@ -81,11 +81,11 @@ describe("distillers", function()
   end)
 
   it("lists and creates every method, and rejects unknown ones", function()
-    assert.are.same({ "ab", "at", "ce", "crd", "dkd", "fitnet", "fsecd", "ft", "kd", "ofd", "reviewkd",
-      "rkd" }, distillers.names())
+    assert.are.same({ "ab", "at", "cc", "ce", "crd", "dkd", "fitnet", "fsecd", "fsp", "ft", "kd", "nst", "ofd",
+      "pkt", "reviewkd", "rkd", "sp", "vid" }, distillers.names())
     local ok, err = pcall(distillers.create, "hint")
     assert.is_false(ok)
-    assert.truthy(err:find("unknown distiller 'hint' (known: ab, at, ce, crd", 1, true))
+    assert.truthy(err:find("unknown distiller 'hint' (known: ab, at, cc, ce, crd", 1, true))
     ok, err = pcall(distillers.create, "kd", { temperature = 4 })
     assert.is_false(ok)
     assert.truthy(err:find("distillers.kd: unknown option 'temperature' (valid: T)", 1, true))
@@ -555,6 +555,10 @@ describe("distillers built from declarations and a build context", function()
       ofd = { teacher = true, probe = true, preact = true, teacher_bns = true },
       ab = { teacher = true, probe = true, preact = true }, ft = { teacher = true, probe = true },
       reviewkd = { teacher = true, probe = true, teacher_preact = true },
+      -- the zoo of issue 18 (distillers_zoo_spec.lua)
+      sp = { teacher = true }, pkt = { teacher = true }, nst = { teacher = true },
+      cc = { teacher = true, probe = true }, fsp = { teacher = true, probe = true },
+      vid = { teacher = true, probe = true },
     }
     for _, name in ipairs(distillers.names()) do
       local needs = distillers.class(name).needs

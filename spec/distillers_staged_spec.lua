@@ -6,22 +6,13 @@ local distill = require "distill"
 local nn = require "distill.nn"
 local F = distill.F
 local distillers = require "distill.distillers"
-local fmnist = require "distill.models.fmnist"
 local h = require "support.helpers"
 
-local function close(expected, actual, tol)
-  tol = tol or 1e-5
-  assert.is_true(math.abs(expected - actual) <= tol * math.max(1, math.abs(expected)),
-    ("expected %.8g, got %.8g"):format(expected, actual))
-end
+local close = h.close
 
 -- Small FashionResNets on 12x12 inputs: feats = {stem, 12x12, 6x6, 3x3, pooled}.
 local function models(student_widths, teacher_widths)
-  distill.manual_seed(3)
-  local student = fmnist.FashionResNet{ widths = student_widths or { 4, 4, 8, 8 } }
-  local teacher = fmnist.FashionResNet{ widths = teacher_widths or { 4, 8, 8, 16 } }
-  teacher:eval()
-  return student, teacher
+  return h.fashion_pair(3, student_widths, teacher_widths)
 end
 
 local function probe_of(student, teacher, preact)

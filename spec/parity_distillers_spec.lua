@@ -83,22 +83,7 @@ describe("PyTorch parity: distillers", function()
 
   for _, name in ipairs({ "kd", "at", "rkd", "dkd", "fsecd" }) do
     it(name .. " loss and gradients match a PyTorch implementation of the same definition", function()
-      local rec = parity.recorder()
-      local n = h.each_oracle_case(rec, tensors, meta.cases, name, nil, function(inputs, outputs, grads, opts, label)
-        local loss, leaves = runners[name](inputs, opts)
-        rec:check("loss", label .. " loss", loss:detach():view{ 1 }, outputs.loss, parity.FORWARD_TOL)
-        loss:backward()
-        for role, want in pairs(grads) do
-          local t = leaves[role]
-          if not (t and t.grad) then
-            error("no gradient reached " .. role)
-          end
-          rec:check("grad", label .. " grad " .. role, t.grad, want, parity.GRAD_TOL)
-        end
-      end)
-      assert.is_true(n > 0, "no oracle cases for " .. name)
-      print(("\n  parity %-6s %2d cases, worst: %s"):format(name, n, rec:summary({ "loss", "grad" })))
-      rec:assert_ok()
+      h.check_distiller_parity(tensors, meta, name, runners[name])
     end)
   end
 end)

@@ -207,7 +207,7 @@ describe("distill.sweep: sweep files and their runs", function()
 
   it("expands the shipped sweeps", function()
     local expected = { fmnist_table3 = 30, fmnist_table2 = 27, fmnist_teacher = 1, cifar100_teachers = 6,
-      cifar100_table3 = 162, cifar100_table4 = 135, cifar100_table2 = 54 }
+      cifar100_table3 = 324, cifar100_table4 = 270, cifar100_table2 = 54, fmnist_zoo = 30 }
     for name, count in pairs(expected) do
       local spec = sweep.load("scripts/sweeps/" .. name .. ".lua")
       local runs = sweep.expand(spec)
@@ -228,6 +228,12 @@ describe("distill.sweep: sweep files and their runs", function()
     local t3 = sweep.expand(sweep.load("scripts/sweeps/fmnist_table3.lua"))
     assert.are.equal("runs/fmnist_table3/ce-seed1", t3[1].dir)
     assert.are.equal("distill", t3[1].mode)
+    local zoo = sweep.expand(sweep.load("scripts/sweeps/fmnist_zoo.lua"))
+    assert.are.equal("runs/fmnist_zoo/ce-seed1", zoo[1].dir)
+    local zoo_run = zoo[#zoo]
+    assert.are.equal("reviewkd", zoo_run.cfg.method)
+    assert.are.equal(3, zoo_run.cfg.seed)
+    assert.are.equal(0, zoo_run.cfg.data.train_limit, "fmnist_table3's config: all 60000 images")
     local teacher = sweep.expand(sweep.load("scripts/sweeps/cifar100_teachers.lua"))
     assert.are.equal("runs/cifar100_resnet56", teacher[1].dir, "teachers keep their configs' run_dir")
     assert.are.equal("train", teacher[1].mode)

@@ -1,7 +1,8 @@
 -- The FSECD paper's Table 3 on CIFAR-100: the six same-family teacher -> student pairs,
--- every method, under the paper's protocol (240 epochs, batch 64; scripts/configs/).
+-- every method (the paper's nine and issue 18's nine), under the paper's protocol (240
+-- epochs, batch 64; scripts/configs/).
 -- The paper reports one run per cell; this sweep runs seeds 1, 2 and 3 so that `distill
--- table` gives mean ± std (add --only seed=1 for the paper's single runs). 162 runs, in
+-- table` gives mean ± std (add --only seed=1 for the paper's single runs). 324 runs, in
 -- runs/cifar100_table3/<pair config>-<method>-seed<k>. Teachers first: cifar100_teachers.lua.
 --   distill sweep scripts/sweeps/cifar100_table3.lua --jobs 2 --set data.root=/data/cifar-100-binary
 --   distill sweep scripts/sweeps/cifar100_table3.lua --emit slurm --threads 8 > table3.sbatch
@@ -17,7 +18,9 @@ return {
     "scripts/configs/cifar100_wrn_40_2_wrn_40_1.lua",
     "scripts/configs/cifar100_vgg13_vgg8.lua",
   },
-  methods = { "ce", "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd" },
+  methods = { "ce", "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", "fsecd",
+              -- the rest of the RepDistiller/mdistiller zoo (issue 18)
+              "sp", "cc", "pkt", "nst", "fsp", "vid", "ab", "ft", "reviewkd" },
   seeds = { 1, 2, 3 },
   teachers = "scripts/sweeps/cifar100_teachers.lua",
 }

@@ -6,6 +6,7 @@
     /usr/bin/python3 spec/oracle/oracle.py sgd OUTDIR              SGD steps (sgd.safetensors)
     /usr/bin/python3 spec/oracle/oracle.py distillers OUTDIR       distiller losses (distillers.safetensors)
     /usr/bin/python3 spec/oracle/oracle.py zoo_staged OUTDIR       AB, FT, ReviewKD (zoo_staged.py)
+    /usr/bin/python3 spec/oracle/oracle.py zoo OUTDIR              SP, CC, PKT, NST, FSP, VID (zoo.py: zoo.safetensors)
     /usr/bin/python3 spec/oracle/oracle.py train_resnet32x4 OUTDIR PyTorch-trained resnet32x4 .pth + logits
     /usr/bin/python3 spec/oracle/oracle.py check_export PTH REF    torch.load + load_state_dict + logits
 
@@ -557,6 +558,10 @@ def main(argv):
         import zoo_staged
         os.makedirs(rest[0], exist_ok=True)
         zoo_staged.generate(rest[0])
+    elif cmd == "zoo":
+        os.makedirs(rest[0], exist_ok=True)
+        import zoo as zoo_distillers  # spec/oracle/zoo.py
+        zoo_distillers.generate(rest[0], Cases)
     elif cmd == "check_export":
         check_export(rest[0], rest[1])
     else:

@@ -51,6 +51,62 @@ function h.err(f)
   return e
 end
 
+--- Asserts |expected - actual| <= tol * max(1, |expected|) (tol 1e-5).
+function h.close(expected, actual, tol)
+  tol = tol or 1e-5
+  assert.is_true(math.abs(expected - actual) <= tol * math.max(1, math.abs(expected)),
+    ("expected %.8g, got %.8g"):format(expected, actual))
+end
+
+--- The distiller specs' small pair of FashionResNets after manual_seed(seed):
+-- a student (widths {4, 4, 8, 8} unless given) and an eval-mode teacher
+-- ({4, 8, 8, 16}); on 12x12 inputs feats = {stem, 12x12, 6x6, 3x3, pooled}.
+function h.fashion_pair(seed, student_widths, teacher_widths)
+  local fmnist = require "distill.models.fmnist"
+  distill.manual_seed(seed)
+  local student = fmnist.FashionResNet{ widths = student_widths or { 4, 4, 8, 8 } }
+  local teacher = fmnist.FashionResNet{ widths = teacher_widths or { 4, 8, 8, 16 } }
+  teacher:eval()
+  return student, teacher
+end
+
+-- ------------------------------------------------ Fashion-MNIST integration
+
+--- True when the Fashion-MNIST dataset (dataset-fashion-mnist) is installed.
+function h.fmnist_installed()
+  local f = io.open("/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz", "rb")
+  if f then
+    f:close()
+  end
+  return f ~= nil
+end
+
+--- In a describe block: true when Fashion-MNIST is installed; else false,
+-- after adding a pending entry that says what is missing.
+function h.with_fmnist()
+  if h.fmnist_installed() then
+    return true
+  end
+  require("busted").pending("needs dataset-fashion-mnist: it is not installed")
+  return false
+end
+
+--- The shipped Fashion-MNIST teacher (scripts/assets), in eval mode.
+function h.fmnist_teacher()
+  local checkpoint = require "distill.checkpoint"
+  local teacher = require("distill.models.fmnist").fmnist_resnet_t{ num_classes = 10 }
+  teacher:load_state_dict(checkpoint.load("scripts/assets/fmnist_teacher.safetensors").model)
+  teacher:eval()
+  return teacher
+end
+
+--- The first n images of a Fashion-MNIST split, normalised as the presets
+-- do, and their labels.
+function h.fmnist_images(split, n)
+  local set = require("distill.data.fashion_mnist"){ split = split }
+  return (set.images:narrow(1, 1, n):float() / 255 - 0.286) / 0.353, set.labels:narrow(1, 1, n)
+end
+
 --- Asserts that fn(...) raises an error containing `pattern` (plain text).
 function h.fails(pattern, fn, ...)
   local ok, err = pcall(fn, ...)
@@ -160,6 +216,37 @@ function h.each_oracle_case(rec, tensors, cases, op, drop, body)
     end
   end
   return n
+end
+
+--- Checks a distiller's oracle cases (op `name`): runner(inputs, opts)
+-- returns the loss and the tensors whose gradients the case holds, by role;
+-- the loss is compared within parity.FORWARD_TOL and each gradient within
+-- parity.GRAD_TOL (a leaf the loss does not read has none, and the
+-- oracle's must then be 0). Prints the worst errors and fails on any
+-- case beyond them.
+function h.check_distiller_parity(tensors, meta, name, runner)
+  local parity = require "oracle.parity"
+  local distill = require "distill"
+  local rec = parity.recorder()
+  local n = h.each_oracle_case(rec, tensors, meta.cases, name, nil, function(inputs, outputs, grads, opts, label)
+    local loss, leaves = runner(inputs, opts)
+    rec:check("loss", label .. " loss", loss:detach():view{ 1 }, outputs.loss, parity.FORWARD_TOL)
+    loss:backward()
+    for role, want in pairs(grads) do
+      local t = leaves[role]
+      if not t then
+        error("no leaf for " .. role)
+      end
+      if not t.grad and want:abs():max():item() > 0 then
+        error("no gradient reached " .. role)
+      end
+      local got = t.grad or distill.zeros(t:shape())
+      rec:check("grad", label .. " grad " .. role, got:reshape(want:shape()), want, parity.GRAD_TOL)
+    end
+  end)
+  assert.is_true(n > 0, "no oracle cases for " .. name)
+  print(("\n  parity %-6s %2d cases, worst: %s"):format(name, n, rec:summary({ "loss", "grad" })))
+  rec:assert_ok()
 end
 
 -- ------------------------------------------------------------ scratch files

@@ -28,8 +28,9 @@ for _, name in ipairs { "ce", "kd", "fitnet", "at", "rkd", "ofd", "crd", "dkd", 
   known:add(name, "distill.distillers." .. name)
 end
 -- issue 18, the staged methods and ReviewKD (AB and FT have pre-training
--- stages, see distill.stages)
-for _, name in ipairs { "ab", "ft", "reviewkd" } do
+-- stages, see distill.stages), then the similarity, correlation and
+-- feature-statistics methods of the CRD code base's zoo
+for _, name in ipairs { "ab", "ft", "reviewkd", "sp", "cc", "pkt", "nst", "fsp", "vid" } do
   known:add(name, "distill.distillers." .. name)
 end
 
