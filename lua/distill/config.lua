@@ -23,6 +23,7 @@ config.defaults = {
   workers = 2,
   run_dir = false,          -- false: runs/<name>[-<method>]
   log_every = 0,            -- plain-output lines per epoch; 0: about 10 per epoch
+  log_steps = 50,           -- a steps.jsonl record every N training steps; 0: none
   eval_every = 1,
   plot = true,
   progress = "auto",        -- "auto" | "bar" | "lines" | "none"
@@ -191,6 +192,7 @@ local function check_top_level(cfg)
   check_integer("workers", cfg.workers, 0, 256)
   check_integer("eval_every", cfg.eval_every, 1)
   check_integer("log_every", cfg.log_every, 0)
+  check_integer("log_steps", cfg.log_steps, 0)
   check_boolean("sync_bn", cfg.sync_bn)
   check_boolean("plot", cfg.plot)
   check_choice("progress", cfg.progress, { "auto", "bar", "lines", "none" })

@@ -23,7 +23,7 @@ local json = require "distill.json"
 
 -- What a fresh run writes; --overwrite removes them first.
 local RUN_FILES = { "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv",
-  "summary.json", "curves.svg", "curves.png", "stages.jsonl" }
+  "summary.json", "curves.svg", "curves.png", "stages.jsonl", "steps.jsonl", "log.txt" }
 
 local run_dir = {}
 
@@ -123,9 +123,11 @@ function run_dir.begin(session)
     .. "comments; see config.source.lua)\n" .. config.serialize(cfg))
   files.write(dir .. "/config.source.lua", session.config_source)
   local cpu = distill.cpu_info()
+  local git = require("distill.checkout").git_state() or {}
   files.write(dir .. "/run.json", json.encode({ mode = session.mode, overrides = session.overrides,
     config_path = session.config_path or "", started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-    isa = cpu.isa, cpu = cpu.model, version = distill.version, ranks = dist.size() }) .. "\n")
+    isa = cpu.isa, cpu = cpu.model, version = distill.version, ranks = dist.size(),
+    git_commit = git.commit, git_dirty = git.dirty }) .. "\n")
 end
 
 --- Restores a resumed run's student, objective, optimizer, schedule and

@@ -320,16 +320,42 @@ local function progress_of(list, ck)
     :format(tostring(ck.stage.name)), 0)
 end
 
+-- Does the checkpoint's progress `at` include epoch `epoch` of stage `name`?
+local function done_by(list, at, name, epoch)
+  if at == "done" then
+    return true
+  elseif at == nil then
+    return false
+  end
+  for i, stage in ipairs(list) do
+    if stage.name == name then
+      return i < at.index or (i == at.index and type(epoch) == "number" and epoch <= at.epoch)
+    end
+  end
+  return false
+end
+
+--- A function (name, epoch) -> whether the checkpoint ck (nil: none) has
+-- completed that epoch of the stage of that name, for the stages `list`
+-- (stages.build's); a resume keeps the per-step records it says are done.
+function stages.completed(list, ck)
+  if type(list) ~= "table" then
+    error("stages.completed: argument #1: expected the list of built stages, got " .. type(list), 2)
+  end
+  if ck ~= nil and type(ck) ~= "table" then
+    error("stages.completed: argument #2: expected a checkpoint table or nil, got " .. type(ck), 2)
+  end
+  local at = progress_of(list, ck)
+  return function(name, epoch)
+    return done_by(list, at, name, epoch)
+  end
+end
+
 -- The records of the stages before `at` and of its epochs up to at.epoch.
 local function kept_records(dir, list, at)
-  local order = {}
-  for i, stage in ipairs(list) do
-    order[stage.name] = i
-  end
   local kept = {}
   for _, r in ipairs(stages.read_records(dir)) do
-    local i = order[r.stage]
-    if i and (i < at.index or (i == at.index and r.epoch <= at.epoch)) then
+    if done_by(list, at, r.stage, r.epoch) then
       kept[#kept + 1] = r
     end
   end
@@ -348,7 +374,7 @@ local function run_stage(run, session, logger, stage, first, context)
   }
   local stage_logger = log.new(nil, { progress = logger.mode, out = logger.out, plot = false,
     term_names = stage.objective:names(), lines_per_epoch = logger.lines_per_epoch,
-    label = "stage " .. stage.name })
+    label = "stage " .. stage.name, stage = stage.name, parent = logger })
   local hook = on_batch and function(step)
     step.stage = stage.name
     on_batch(step)

@@ -330,6 +330,7 @@ local function train_epoch(run, epoch, logger, on_batch)
   -- by share * ranks / batch, so that the ranks' mean gradient is the
   -- whole batch's; a term computed over the gathered batch is not.
   local ranks, n_train, global_batch = dist.size(), #run.data.train, run.cfg.batch_size
+  local logged_at, logged_seen = t0, 0   -- a step record's speed is since the previous one
   local loss_opts = {}
   local teacher_opts = { features = true, preact = preact or run.teacher_preact }
   for batch in loader:epoch(epoch) do
@@ -368,7 +369,19 @@ local function train_epoch(run, epoch, logger, on_batch)
     for name, v in pairs(parts) do
       sums[name] = (sums[name] or 0) + v * b
     end
-    local elapsed = distill.wallclock() - t0
+    local now = distill.wallclock()
+    local global_step = (epoch - 1) * batches + i
+    if logger:step_due(global_step) then
+      -- this batch's losses (rank 1's share in a distributed run)
+      local step_record = { epoch = epoch, step = i, global_step = global_step, lr = lr,
+        train_loss = loss_value, images_per_s = (seen - logged_seen) * ranks / math.max(now - logged_at, 1e-9) }
+      for name, v in pairs(parts) do
+        step_record["train_" .. name] = v
+      end
+      logger:step(step_record)
+      logged_at, logged_seen = now, seen
+    end
+    local elapsed = now - t0
     -- this rank's running figures; the speed is the whole run's
     local step = { epoch = epoch, batch = i, batches = batches, loss = total_sum / seen,
       acc = 100 * c1 / seen, images_per_s = seen * ranks / math.max(elapsed, 1e-9), elapsed = elapsed }
@@ -440,7 +453,7 @@ local function resume(session, run, logger)
   dist.broadcast_module(run.student)
   dist.broadcast_module(run.objective)
   local before, now = session.checkpoint.meta.ranks or 1, dist.size()
-  logger:resume_at(session.start_epoch - 1)
+  logger:resume_at(session.start_epoch - 1, stages.completed(run.stages, session.checkpoint))
   if session.start_epoch > session.cfg.epochs then
     logger:print(("%s has finished its %d epoch%s: nothing to do (--set epochs=N trains it further)")
       :format(session.dir, session.cfg.epochs, session.cfg.epochs == 1 and "" or "s"))
@@ -457,6 +470,14 @@ local function resume(session, run, logger)
   return best
 end
 
+-- log.txt's line for a session: what ran, from which commit.
+local function session_header(mode, resumed)
+  local git = require("distill.checkout").git_state()
+  return ("distill %s, %s; %s"):format(mode, resumed and "resumed" or "new run",
+    git and ("git commit %s%s"):format(git.commit, git.dirty and " (with uncommitted changes)" or "")
+      or "no git checkout")
+end
+
 local function run_session(opts, where)
   local session = run_dir.open(opts)
   local cfg, dir, mode = session.cfg, session.dir, session.mode
@@ -470,7 +491,8 @@ local function run_session(opts, where)
   local main = dist.is_main()
   local logger = log.new(main and dir or nil, { progress = main and (opts.progress or cfg.progress)
       or "none", out = opts.out, term_names = term_names(run.objective), plot = cfg.plot,
-    lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10 })
+    lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10, log_steps = cfg.log_steps,
+    fresh = not opts.resume, header = session_header(mode, opts.resume ~= nil) })
   where.run, where.logger = run, logger
 
   local best = { top1 = -1, epoch = 0 }
@@ -478,6 +500,10 @@ local function run_session(opts, where)
     best = resume(session, run, logger)
     where.saved_epoch = session.start_epoch - 1
   else
+    if opts.resume then
+      -- resumed before its first checkpoint: it starts over, so do its step records
+      logger:keep_steps(0, function() return false end)
+    end
     run_dir.begin(session)
     logger:print(describe(run, cfg, mode, dir))
   end
@@ -529,6 +555,7 @@ local function run_session(opts, where)
   end
   run.data.train_loader:close()
   run.data.test_loader:close()
+  logger:close()
   return summary, run
 end
 
@@ -583,6 +610,12 @@ guarded_session = function(opts)
     return table.unpack(results, 2, results.n)
   end
   local err = results[2]
+  if where.logger then
+    -- log.txt says how the session ended, as the console did
+    pcall(where.logger.write_text, where.logger, (interrupt.is_stopped(err) and "stopped: "
+      or "error: ") .. (interrupt.is_stopped(err) and err.message or errors.display(err)))
+    pcall(where.logger.close, where.logger)
+  end
   if interrupt.is_stopped(err) then
     interrupt.held(clean_up_after_stop, where)
     interrupt.clear()

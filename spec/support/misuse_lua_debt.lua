@@ -34,8 +34,6 @@ return {
   ["distill.distillers.reviewkd"] = true,
   ["distill.filters.accepts"] = true,
   ["distill.log.format_duration"] = true,
-  ["distill.log.new"] = true,
-  ["distill.log.read_metrics"] = true,
   ["distill.models.list"] = true,
   ["distill.nn.class"] = true,
   ["distill.nn.fuse_conv_bn_eval"] = true,
