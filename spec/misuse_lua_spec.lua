@@ -30,6 +30,8 @@ local ACCEPTS_ANY = {
   ["distill.dist.rank"] = "no arguments", ["distill.dist.size"] = "no arguments",
   ["distill.dist.is_main"] = "no arguments", ["distill.dist.init"] = "no arguments",
   ["distill.dist.barrier"] = "no arguments", ["distill.dist.code_fingerprint"] = "no arguments",
+  ["distill.plot.gnuplot"] = "no arguments", ["distill.config.keys"] = "no arguments",
+  ["distill.config.copy"] = "any value (a deep copy)", ["distill.config.serialize"] = "any value (its Lua source)",
 }
 
 -- Not validated yet (issue 15): each entry is a function still to fix; the

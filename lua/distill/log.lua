@@ -105,6 +105,9 @@ function log.bar_line(width, fields)
 end
 
 local function format_duration(seconds)
+  if type(seconds) ~= "number" then
+    error("log.format_duration: argument #1: expected a number of seconds, got " .. type(seconds), 2)
+  end
   if seconds ~= seconds or seconds == math.huge or seconds < 0 then
     return "--:--"
   end
