@@ -30,7 +30,7 @@ local ACCEPTS_ANY = {
   ["distill.dist.rank"] = "no arguments", ["distill.dist.size"] = "no arguments",
   ["distill.dist.is_main"] = "no arguments", ["distill.dist.init"] = "no arguments",
   ["distill.dist.barrier"] = "no arguments", ["distill.dist.code_fingerprint"] = "no arguments",
-  ["distill.plot.gnuplot"] = "no arguments", ["distill.config.keys"] = "no arguments",
+  ["distill.plot.gnuplot"] = "no arguments", ["distill.dist.launched"] = "no arguments", ["distill.config.keys"] = "no arguments",
   ["distill.config.copy"] = "any value (a deep copy)", ["distill.config.serialize"] = "any value (its Lua source)",
 }
 

@@ -2,13 +2,6 @@
 -- spec/misuse_lua_spec.lua skips them and fails once one of them is fixed,
 -- so that this list only shrinks. Remove an entry when its function checks.
 return {
-  ["distill.checkpoint.escape_component"] = true,
-  ["distill.dist.all_reduce"] = true,
-  ["distill.dist.fail_all"] = true,
-  ["distill.dist.launched"] = true,
-  ["distill.dist.run_or_abort"] = true,
-  ["distill.dist.share"] = true,
-  ["distill.dist.sum_numbers"] = true,
   ["distill.distillers.ab"] = true,
   ["distill.distillers.block_features"] = true,
   ["distill.distillers.crd"] = true,
@@ -18,8 +11,4 @@ return {
   ["distill.distillers.ofd"] = true,
   ["distill.distillers.probe"] = true,
   ["distill.distillers.reviewkd"] = true,
-  ["distill.filters.accepts"] = true,
-  ["distill.models.list"] = true,
-  ["distill.nn.class"] = true,
-  ["distill.nn.fuse_conv_bn_eval"] = true,
 }
