@@ -245,7 +245,9 @@ end
 -- a batch of n samples: n split as evenly as possible, the first n % size
 -- ranks taking one more. first > last when the share is empty.
 function dist.share(n, rank, size)
-  for i, value in ipairs { n, rank or 1, size or 1 } do
+  local given = { n, rank or 1, size or 1 }
+  for i = 1, 3 do
+    local value = given[i]
     if math.type(value) ~= "integer" or value < (i == 1 and 0 or 1) then
       fail("share", "argument #%d: expected an integer >= %d, got %s", i, i == 1 and 0 or 1, tostring(value))
     end
