@@ -532,7 +532,7 @@ local function run_session(opts, where)
   local logger = log.new(main and dir or nil, { progress = main and (opts.progress or cfg.progress)
       or "none", out = opts.out, term_names = term_names(run.objective), plot = cfg.plot,
     lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10, log_steps = cfg.log_steps,
-    fresh = not opts.resume, header = session_header(mode, opts.resume ~= nil) })
+    fresh = not opts.resume, header = main and session_header(mode, opts.resume ~= nil) or nil })
   where.run, where.logger = run, logger
 
   local best = { top1 = -1, epoch = 0 }
