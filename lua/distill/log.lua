@@ -120,10 +120,8 @@ local function format_duration(seconds)
 end
 log.format_duration = format_duration
 
---- The records of a metrics.jsonl (a list of tables), [] when absent.
--- A last line that is not valid JSON (a write torn by a crash) is dropped
--- and described in the second result; a broken line before it is an
--- error naming the file and the line.
+-- The records of a .jsonl file, with the text of each record's line;
+-- `fn` names the caller in the error about a broken line.
 local function read_records(fn, path)
   local records, texts = {}, {}
   local f = io.open(path, "r")
@@ -156,6 +154,10 @@ local function read_records(fn, path)
   return records, nil, texts
 end
 
+--- The records of a metrics.jsonl (a list of tables), [] when absent.
+-- A last line that is not valid JSON (a write torn by a crash) is dropped
+-- and described in the second result; a broken line before it is an
+-- error naming the file and the line.
 function log.read_metrics(path)
   if type(path) ~= "string" then
     error("log.read_metrics: argument #1: expected the path of a .jsonl file, got " .. type(path), 2)
@@ -193,12 +195,13 @@ end
 
 --- log.new(run_dir, {progress = "auto"|"bar"|"lines"|"none", out = file,
 ---                    term_names = {...}, plot = true, lines_per_epoch = 10,
----                    label = "stage x"})
+---                    label = "stage x", log_steps = 0, fresh = false,
+---                    header = "...", stage = "name", parent = logger})
 -- label: a prefix of the progress and epoch lines (a pre-training stage's).
---- ... log_steps = N (a steps.jsonl record every N training steps; 0: none),
----     fresh = true (a new run: log.txt and steps.jsonl start empty),
----     header = "..." (log.txt's line for this session), stage = "name" and
----     parent = logger (a stage's logger: its lines go to the parent's files)})
+-- log_steps: a steps.jsonl record every N training steps (0: none). fresh:
+-- a new run, whose log.txt and steps.jsonl start empty. header: log.txt's
+-- line for this session. stage and parent: a stage's logger, whose step
+-- records carry the stage's name and whose lines go to the parent's files.
 function log.new(run_dir, opts)
   if run_dir ~= nil and (type(run_dir) ~= "string" or run_dir == "") then
     error("log.new: argument #1: expected a run directory (a string) or nil, got " .. type(run_dir), 2)
@@ -251,6 +254,9 @@ end
 
 --- Appends a line to the run directory's log.txt (nothing without one).
 function Logger:write_text(line)
+  if type(line) ~= "string" then
+    error("Logger:write_text: argument #1: expected a line (a string), got " .. type(line), 2)
+  end
   local sinks = self.sinks
   if sinks and sinks.text then
     sinks.text:write(line, "\n")
@@ -260,6 +266,9 @@ end
 
 --- Is global_step one whose record goes to steps.jsonl?
 function Logger:step_due(global_step)
+  if math.type(global_step) ~= "integer" then
+    error("Logger:step_due: argument #1: expected the global step (an integer), got " .. type(global_step), 2)
+  end
   local sinks = self.sinks
   return sinks ~= nil and sinks.every > 0 and global_step % sinks.every == 0
 end
@@ -269,6 +278,9 @@ end
 -- with the stage's name when this is a stage's logger. The line is
 -- flushed, so that a crash loses at most the line being written.
 function Logger:step(record)
+  if type(record) ~= "table" then
+    error("Logger:step: argument #1: expected the step's record (a table), got " .. type(record), 2)
+  end
   local sinks = self.sinks
   if not sinks then
     return
