@@ -188,6 +188,10 @@ end
 -- then the ImageNet models); list{all = true} adds the project's own
 -- models (Fashion-MNIST).
 function models.list(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("models.list: argument #1: expected an options table {aliases =, grouped =, all =} or nil, got "
+      .. type(opts), 2)
+  end
   local names = {}
   for _, name in ipairs(opts and opts.grouped and zoo:in_order() or zoo:names()) do
     if zoo:get(name).zoo or (opts and opts.all) then

@@ -54,6 +54,27 @@ describe("distill.checkout", function()
     end
   end)
 
+  it("says the checkout's git commit and whether tracked files changed, nil outside git", function()
+    local head, ok = run("git rev-parse HEAD")
+    assert.is_true(ok, head)
+    local status = run("git status --porcelain --untracked-files=no")
+    local state = checkout.git_state()
+    assert.are.equal(head:match("%x+"), state.commit)
+    assert.are.equal(status:match("%S") ~= nil, state.dirty)
+    assert.are.same(state, checkout.git_state(checkout.root))
+    -- a folder inside the checkout is not the top of a work tree; a plain folder has no commit
+    assert.is_nil(checkout.git_state(checkout.root .. "/lua"))
+    assert.is_nil(checkout.git_state(h.tmpdir()))
+    -- without git on the PATH (sh is found by its absolute path)
+    local out, without_git = run("PATH=/nonexistent /usr/bin/lua5.4 -e " .. sh_quote(
+      "package.path = './lua/?.lua;' .. package.path; "
+      .. "print(require('distill.checkout').git_state())"))
+    assert.is_true(without_git, out)
+    assert.are.equal("nil", out:match("^%s*(.-)%s*$"))
+    h.fails("distill.checkout.git_state: argument #1: expected a directory (a string), got number",
+      checkout.git_state, 3)
+  end)
+
   it("works for a plain lua5.4 with lua/ on its path, and for scripts/distill", function()
     local build = os.getenv("DISTILL_BUILD") or "./build"
     local out, ok = run("lua5.4 -e " .. sh_quote(

@@ -30,6 +30,8 @@ local ACCEPTS_ANY = {
   ["distill.dist.rank"] = "no arguments", ["distill.dist.size"] = "no arguments",
   ["distill.dist.is_main"] = "no arguments", ["distill.dist.init"] = "no arguments",
   ["distill.dist.barrier"] = "no arguments", ["distill.dist.code_fingerprint"] = "no arguments",
+  ["distill.plot.gnuplot"] = "no arguments", ["distill.dist.launched"] = "no arguments", ["distill.config.keys"] = "no arguments",
+  ["distill.config.copy"] = "any value (a deep copy)", ["distill.config.serialize"] = "any value (its Lua source)",
 }
 
 -- Not validated yet (issue 15): each entry is a function still to fix; the
@@ -123,5 +125,33 @@ describe("the misuse examples of issue 15", function()
   it("the loader given a tensor says it wants a dataset", function()
     h.fails("loader: argument #1: expected a dataset (a table with :get(i) and #), got a tensor",
       require("distill.data").loader, distill.zeros{ 2 })
+  end)
+end)
+
+describe("the argument errors say the argument, what was expected and what it got", function()
+  it("for the trainer, the run directory, the configs and the distillers", function()
+    local trainer, run_dir, dist = require "distill.trainer", require "distill.run_dir", require "distill.dist"
+    h.fails("trainer.topk_correct: argument #2: expected the targets (a 1-d tensor), got a tensor",
+      trainer.topk_correct, distill.zeros{ 2, 3 }, distill.zeros{ 2, 1 })
+    h.fails("trainer.setup: argument #2: expected the mode \"train\" or \"distill\", got string 'eval'",
+      trainer.setup, {}, "eval")
+    h.fails("run_dir.save_epoch: argument #3: expected an integer >= 0, got number 1.5",
+      run_dir.save_epoch, { dir = "x" }, { student = {} }, 1.5, {}, {})
+    h.fails("config.load_string: argument #1: expected the config's source text, got nil",
+      require("distill.config").load_string)
+    h.fails("stages.read_records: argument #1: expected a run directory, got number 3",
+      require("distill.stages").read_records, 3)
+    h.fails("distill.dist.share: argument #1: expected an integer >= 0, got -1", dist.share, -1)
+    h.fails("distill.dist.share: argument #1: expected an integer >= 0, got nil", dist.share)
+    h.fails("distill.dist.share: argument #2: the rank 3 is not one of the 2 ranks", dist.share, 8, 3, 2)
+    h.fails("distillers.fsecd: options must be a table, got string", distill.distillers.fsecd, "instance")
+    h.fails("distillers.probe: argument #2: expected the teacher model, got nil", distill.distillers.probe,
+      distill.nn.Linear(2, 2))
+    h.fails("nn.fuse_conv_bn_eval: argument #1: expected an nn.Conv2d, got number", distill.nn.fuse_conv_bn_eval, 1)
+    h.fails("nn.class: argument #2: expected a module class (nn.class's result) or nil, got table",
+      distill.nn.class, "Mine", {})
+    -- the shares still split a batch as before
+    assert.are.same({ 1, 3 }, { dist.share(5, 1, 2) })
+    assert.are.same({ 4, 5 }, { dist.share(5, 2, 2) })
   end)
 end)

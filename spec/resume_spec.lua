@@ -20,6 +20,7 @@ return {
   schedule = { milestones = { 2 } },          -- the lr changes across the interruption
   epochs = 3, batch_size = 16, seed = 11, workers = 2,
   plot = false, log_every = 40,                -- a progress line per batch
+  log_steps = 7,                               -- step records on both sides of the kill
 }
 ]])
 f:close()
@@ -84,6 +85,14 @@ describe("resume", function()
     local b = comparable(log.read_metrics(killed .. "/metrics.jsonl"))
     assert.are.equal(3, #a)
     assert.are.same(a, b)
+    -- the step records of the killed epoch are dropped and written again, once
+    local steps_a = comparable(log.read_metrics(full .. "/steps.jsonl"))
+    assert.are.equal(3 * 40 // 7, #steps_a)
+    assert.are.same(steps_a, comparable(log.read_metrics(killed .. "/steps.jsonl")))
+    -- log.txt holds the killed session's lines, then the resumed one's
+    local text = read(killed .. "/log.txt")
+    assert.truthy(text:find("epoch 3/3 batch 5/40", 1, true), text)
+    assert.truthy(text:find("resuming " .. killed .. " at epoch 3 of 3", 1, true), text)
     local sa = json.decode(read(full .. "/summary.json"))
     local sb = json.decode(read(killed .. "/summary.json"))
     assert.are.equal(sa.best_top1, sb.best_top1)

@@ -26,24 +26,13 @@ local function tiny(overrides)
     method = "ab",
     optimizer = { lr = 0.05 },
     schedule = { milestones = { 2 } },
-    epochs = 2, batch_size = 32, seed = 5, workers = 1, plot = false, progress = "none",
+    epochs = 2, batch_size = 32, seed = 5, workers = 1, plot = false, progress = "none", log_steps = 3,
   })
   cfg.methods.ce = { { distiller = "ce", weight = 1 } }
   return config.apply_overrides(cfg, overrides or {})
 end
 
--- A file handle that keeps what is written.
-local function capture()
-  local out = { text = "" }
-  function out:write(...)
-    for _, s in ipairs({ ... }) do
-      self.text = self.text .. tostring(s)
-    end
-    return self
-  end
-  function out.flush() end
-  return out
-end
+local capture = h.capture
 
 local function run(overrides, opts)
   opts = opts or {}
@@ -85,6 +74,16 @@ describe("distill.stages", function()
       assert.is_number(r.train_ab)
     end
     assert.is_true(records[2].train_ab < records[1].train_ab, "the stage lowers the AB loss")
+    -- every third step of the stage (its own step count) and of the main epochs
+    local steps = log.read_metrics(dir .. "/steps.jsonl")
+    local seen = {}
+    for _, r in ipairs(steps) do
+      seen[#seen + 1] = ("%s:%d:%d"):format(r.stage or "main", r.epoch, r.global_step)
+    end
+    assert.are.same({ "ab_init:1:3", "ab_init:1:6", "ab_init:2:9", "ab_init:2:12", "ab_init:2:15",
+      "main:1:3", "main:1:6", "main:2:9", "main:2:12", "main:2:15" }, seen)
+    assert.is_number(steps[1].train_ab)
+    assert.is_number(steps[6].train_ce)
     local metrics = log.read_metrics(dir .. "/metrics.jsonl")
     assert.are.equal(2, #metrics)
     assert.is_nil(metrics[1].train_ab, "the main epochs train CE alone")
@@ -154,6 +153,9 @@ describe("distill.stages", function()
       assert.are.same(h.without_times(stages.read_records(full)), h.without_times(stages.read_records(dir)))
       assert.are.same(h.without_times(log.read_metrics(full .. "/metrics.jsonl")),
         h.without_times(log.read_metrics(dir .. "/metrics.jsonl")))
+      -- the step records after the checkpoint were dropped, not repeated
+      assert.are.same(h.without_times(log.read_metrics(full .. "/steps.jsonl")),
+        h.without_times(log.read_metrics(dir .. "/steps.jsonl")))
       if stop.stage then
         assert.truthy(out.text:find("stage ab_init: epochs 2-2 of 2", 1, true), out.text)
         assert.is_nil(out.text:find("stage ab_init epoch 1/2", 1, true), "epoch 1 is not redone")
@@ -178,6 +180,20 @@ describe("distill.stages", function()
     assert.are.equal("hint", records[1].stage)
     assert.is_number(records[1].train_fitnet)
     assert.is_number(log.read_metrics(dir .. "/metrics.jsonl")[1].train_kd)
+  end)
+
+  it("says which stage epochs a checkpoint has completed", function()
+    local list = { { name = "a" }, { name = "b" } }
+    local in_b = stages.completed(list, { stage = { name = "b", epoch = 2 } })
+    assert.is_true(in_b("a", 5))
+    assert.is_true(in_b("b", 2))
+    assert.is_false(in_b("b", 3))
+    assert.is_false(in_b("c", 1))
+    assert.is_true(stages.completed(list, { meta = { epoch = 1 } })("b", 9), "past the stages")
+    assert.is_false(stages.completed(list, nil)("a", 1), "no checkpoint: nothing done")
+    h.fails("stages.completed: argument #1: expected the list of built stages, got nil", stages.completed)
+    h.fails("stages.completed: argument #2: expected a checkpoint table or nil, got string",
+      stages.completed, list, "x")
   end)
 
   it("rejects bad stage configs with errors naming the key", function()

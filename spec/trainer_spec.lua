@@ -7,6 +7,7 @@ local log = require "distill.log"
 local checkpoint = require "distill.checkpoint"
 local files = require "distill.files"
 local json = require "distill.json"
+local h_fails = require("support.helpers").fails
 
 local tmp = os.tmpname()
 os.remove(tmp)
@@ -24,7 +25,7 @@ local function tiny(overrides, extra)
     method = "ce",
     optimizer = { lr = 0.05 },
     schedule = { milestones = { 2 } },
-    epochs = 2, batch_size = 32, seed = 5, workers = 1, plot = false, progress = "none",
+    epochs = 2, batch_size = 32, seed = 5, workers = 1, plot = false, progress = "none", log_steps = 3,
   })
   for k, v in pairs(extra or {}) do
     cfg[k] = v
@@ -107,9 +108,59 @@ describe("distill.trainer", function()
     trainer.run{ resume = dir, progress = "none" }
     assert.are.same(strip_times(log.read_metrics(tmp .. "/det_a/metrics.jsonl")),
       strip_times(log.read_metrics(dir .. "/metrics.jsonl")))
+    -- the step records of the interrupted epoch are not repeated
+    assert.are.same(strip_times(log.read_metrics(tmp .. "/det_a/steps.jsonl")),
+      strip_times(log.read_metrics(dir .. "/steps.jsonl")))
+    -- log.txt holds both sessions, and how the first one ended
+    local text = files.read(dir .. "/log.txt")
+    local first = text:find("distill train, new run", 1, true)
+    local stopped = text:find("\nerror: stop here\n", 1, true)
+    local second = text:find("distill train, resumed", 1, true)
+    local resumed = text:find("\nresuming " .. dir .. " at epoch 2 of 2\n", 1, true)
+    assert.is_true(first and stopped and second and resumed
+      and first < stopped and stopped < second and second < resumed, text)
     assert.has_error(function()
       trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/x" }), on_batch = 1 }
     end, "trainer.run: on_batch must be a function, got number")
+  end)
+
+  it("logs every log_steps-th step to steps.jsonl and the console to log.txt", function()
+    local dir = tmp .. "/det_a"   -- 2 epochs of 8 steps, log_steps = 3, progress = "none"
+    local steps = log.read_metrics(dir .. "/steps.jsonl")
+    local at = {}
+    for i, r in ipairs(steps) do
+      at[i] = ("%d:%d:%d"):format(r.epoch, r.step, r.global_step)
+      for _, key in ipairs { "train_loss", "train_ce", "lr", "images_per_s" } do
+        assert.is_number(r[key], key)
+      end
+      assert.is_nil(r.stage)
+    end
+    assert.are.same({ "1:3:3", "1:6:6", "2:1:9", "2:4:12", "2:7:15" }, at)
+    assert.are.equal(0.05, steps[1].lr)
+    -- without console output, log.txt still has the start, progress and epoch lines
+    local text = files.read(dir .. "/log.txt")
+    assert.truthy(text:match("^== %d+%-%d+%-%d+T[%d:]+Z distill train, new run; "), text)
+    assert.truthy(text:find("\ntrain: tiny ce, no teacher -> FashionResNet", 1, true), text)
+    assert.truthy(text:find("\nepoch 2/2 batch 8/8 loss ", 1, true), text)
+    assert.truthy(text:find("\nepoch 2/2  loss ", 1, true), text)
+    -- off with log_steps = 0; a fresh run (--overwrite) starts both files anew
+    trainer.run{ mode = "train", config = tiny({ "run_dir=" .. dir, "log_steps=0" }), overwrite = true }
+    assert.is_false(files.exists(dir .. "/steps.jsonl"))
+    local again = files.read(dir .. "/log.txt")
+    assert.are.equal(1, select(2, again:gsub("new run", "")), again)
+    trainer.run{ mode = "train", config = tiny({ "run_dir=" .. dir }), overwrite = true }
+    h_fails("config: 'log_steps' must be an integer of at least 0, got -1", function()
+      config.validate(config.apply_overrides(tiny(), { "log_steps=-1" }), "train")
+    end)
+  end)
+
+  it("records the checkout's git commit in run.json", function()
+    local info = json.decode(files.read(tmp .. "/det_a/run.json"))
+    local p = io.popen("git rev-parse HEAD")
+    local head = p:read("l")
+    p:close()
+    assert.are.equal(head, info.git_commit)
+    assert.is_boolean(info.git_dirty)
   end)
 
   it("refuses to overwrite a run unless asked", function()

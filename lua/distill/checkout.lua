@@ -90,6 +90,45 @@ function checkout.search(name)
   return package.searchpath(module, dir .. "/?.lua;" .. dir .. "/?/init.lua")
 end
 
+local function shell_quote(text)
+  return "'" .. text:gsub("'", "'\\''") .. "'"
+end
+
+-- The output of a git command in dir, nil when git is missing or fails.
+local function git(dir, args)
+  local p = io.popen(("git -C %s %s 2>/dev/null"):format(shell_quote(dir), args))
+  if not p then
+    return nil
+  end
+  local out = p:read("a")
+  local ok = p:close()
+  return ok and out or nil
+end
+
+--- The git commit of the checkout at dir (default: this one's root) and
+-- whether tracked files differ from it: {commit = "<40 hex>", dirty =
+-- true|false}, or nil when dir is not the top of a git work tree (an
+-- installed rock, an unpacked tarball) or git is not installed.
+function checkout.git_state(dir)
+  dir = dir == nil and checkout.root or dir
+  if dir == nil then
+    return nil
+  end
+  if type(dir) ~= "string" or dir == "" then
+    error("distill.checkout.git_state: argument #1: expected a directory (a string), got " .. type(dir), 2)
+  end
+  -- a checkout without .git inside someone else's repository is not that repository's commit
+  if git(dir, "rev-parse --show-prefix") ~= "\n" then
+    return nil
+  end
+  local commit = (git(dir, "rev-parse HEAD") or ""):match("^(%x+)%s*$")
+  if not commit then
+    return nil
+  end
+  local status = git(dir, "status --porcelain --untracked-files=no")
+  return { commit = commit, dirty = status ~= nil and status:match("%S") ~= nil }
+end
+
 local function searcher(name)
   local path, missing = checkout.search(name)
   if not path then

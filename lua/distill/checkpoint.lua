@@ -43,6 +43,10 @@ end
 -- ------------------------------------------------------------- encoding
 
 local function escape_component(k)
+  if type(k) ~= "string" and type(k) ~= "number" then
+    error("checkpoint.escape_component: argument #1: expected a key (a string or a number), got "
+      .. type(k), 2)
+  end
   if math.type(k) == "integer" then
     return "#" .. k
   elseif type(k) == "number" then

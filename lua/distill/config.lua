@@ -9,6 +9,7 @@
 -- validates the result. Unknown keys, in the file or in an override, are
 -- errors that list the valid ones. See docs/configs.md.
 local files = require "distill.files"
+local args = require "distill.args"
 
 local config = {}
 
@@ -23,6 +24,7 @@ config.defaults = {
   workers = 2,
   run_dir = false,          -- false: runs/<name>[-<method>]
   log_every = 0,            -- plain-output lines per epoch; 0: about 10 per epoch
+  log_steps = 50,           -- a steps.jsonl record every N training steps; 0: none
   eval_every = 1,
   plot = true,
   progress = "auto",        -- "auto" | "bar" | "lines" | "none"
@@ -191,6 +193,7 @@ local function check_top_level(cfg)
   check_integer("workers", cfg.workers, 0, 256)
   check_integer("eval_every", cfg.eval_every, 1)
   check_integer("log_every", cfg.log_every, 0)
+  check_integer("log_steps", cfg.log_steps, 0)
   check_boolean("sync_bn", cfg.sync_bn)
   check_boolean("plot", cfg.plot)
   check_choice("progress", cfg.progress, { "auto", "bar", "lines", "none" })
@@ -250,6 +253,8 @@ end
 -- distiller and has a number or function weight. `where` names the list in
 -- errors ("methods.kd").
 function config.check_terms(where, terms)
+  args.string("config.check_terms", 1, where, "where the terms are (e.g. \"methods.kd\")")
+  args.table("config.check_terms", 2, terms, "a list of terms {distiller = NAME, weight = W}")
   local distillers = require "distill.distillers"
   local known = {}
   for _, name in ipairs(distillers.names()) do
@@ -280,6 +285,9 @@ end
 
 --- Checks what training needs; `mode` is "train" or "distill".
 function config.validate(cfg, mode)
+  args.table("config.validate", 1, cfg, "a resolved config (config.resolve's result)")
+  args.check(mode == nil or mode == "train" or mode == "distill", "config.validate", 2,
+    "the mode \"train\" or \"distill\" (or nil)", mode)
   if type(cfg.student) ~= "table" or cfg.student.model == nil then
     fail("'student' (or 'model') must name a model: student = {model = \"resnet8x4\"}", 2)
   end
@@ -404,6 +412,8 @@ end
 -- index lists (methods.kd.2.weight=0.5); a method's terms are also named
 -- by their distiller (methods.kd.kd.T=2.5, methods.crd.crd.nce_k=4096).
 function config.apply_overrides(cfg, overrides)
+  args.table("config.apply_overrides", 1, cfg, "a resolved config")
+  args.table("config.apply_overrides", 2, overrides, "a list of \"key=value\" strings or nil", true)
   for _, item in ipairs(overrides or {}) do
     local path, text = tostring(item):match("^([^=]+)=(.*)$")
     if not path then
@@ -486,6 +496,7 @@ end
 --- An error of a config chunk as "<path>:<line>: <message>" with the whole
 -- path (Lua shortens chunk names in its messages).
 function config.error_in(path, message)
+  args.string("config.error_in", 1, path, "the config's path")
   message = tostring(message)
   local line, rest = message:match("^[^\n]-:(%d+): (.*)$")
   if line then
@@ -496,6 +507,7 @@ end
 
 -- The source text of a config file (kept in run dirs for resume).
 function config.read_source(path)
+  args.string("config.read_source", 1, path, "a config file path")
   local text, err = files.read(path)
   if not text then
     fail(err, 2)
@@ -505,6 +517,9 @@ end
 
 --- Loads a config from its source text (as stored in a run directory).
 function config.load_string(text, overrides, chunkname)
+  args.check(type(text) == "string", "config.load_string", 1, "the config's source text", text)
+  args.table("config.load_string", 2, overrides, "a list of \"key=value\" strings or nil", true)
+  args.string("config.load_string", 3, chunkname, "a name for the source (its path) or nil", true)
   chunkname = chunkname or "config"
   local chunk, err = load(text, "@" .. chunkname, "t")
   if not chunk then
@@ -628,6 +643,7 @@ end
 -- code bases (the FSECD paper's protocol). opts.dkd_beta: DKD's beta for
 -- the teacher (8; 2 for ResNet56/110 teachers; 6 for WRN-40-2 and VGG13).
 function config.paper_methods(opts)
+  args.table("config.paper_methods", 1, opts, "an options table {dkd_beta =} or nil", true)
   opts = opts or {}
   local methods = {
     ce = { { distiller = "ce", weight = 1 } },
@@ -668,6 +684,8 @@ end
 -- base's published weight 50 multiplies a loss its main epochs never add.
 -- opts.stage_epochs and opts.reviewkd_warmup scale them for short runs.
 function config.staged_methods(opts)
+  args.table("config.staged_methods", 1, opts,
+    "an options table {stage_epochs =, ft_stage_lr =, reviewkd_warmup =} or nil", true)
   opts = opts or {}
   local epochs = opts.stage_epochs or 30
   return {
@@ -723,6 +741,8 @@ local DKD_BETA = { resnet56 = 2, resnet110 = 2, wrn_40_2 = 6, vgg13 = 6 }
 -- its teacher config (runs/cifar100_<teacher>/best.safetensors). Methods:
 -- paper_methods and fsecd_class (FSECD's class policy, for Table 2).
 function config.cifar100_pair(opts)
+  args.check(type(opts) == "table" and type(opts.teacher) == "string" and type(opts.student) == "string",
+    "config.cifar100_pair", 1, "a table {teacher = NAME, student = NAME, method =, checkpoint =, seed =}", opts)
   local teacher, student = opts.teacher, opts.student
   local lr = SMALL_LR_STUDENTS[student] and 0.01 or 0.05
   return {
@@ -743,6 +763,7 @@ end
 
 --- A CIFAR-100 teacher trained with cross-entropy under the same protocol.
 function config.cifar100_teacher(model)
+  args.string("config.cifar100_teacher", 1, model, "a model name")
   return {
     name = "cifar100_" .. model,
     description = "CIFAR-100 teacher " .. model .. " (cross-entropy, paper protocol)",
@@ -783,6 +804,7 @@ end
 -- (scripts/assets/fmnist_teacher.safetensors, FashionResNet 16/16/32/64) on
 -- a short budget: the first `train_limit` training images, `epochs` epochs.
 function config.fmnist_student(opts)
+  args.table("config.fmnist_student", 1, opts, "an options table {method =, epochs =, train_limit =} or nil", true)
   opts = opts or {}
   local methods = config.paper_methods()
   -- the staged methods on the short budget: one stage epoch, no warm-up

@@ -68,6 +68,12 @@ end
 --- t <- the sum (op = "sum", the default) or mean (op = "mean") of t over
 -- the ranks, in place; returns t.
 function dist.all_reduce(t, opts)
+  if not core.is_tensor(t) then
+    fail("all_reduce", "argument #1: expected a tensor, got %s", type(t))
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    fail("all_reduce", "argument #2: expected an options table {op =} or nil, got %s", type(opts))
+  end
   local op = opts and opts.op or "sum"
   if op ~= "sum" and op ~= "mean" then
     fail("all_reduce", "op must be \"sum\" or \"mean\", got %s", tostring(op))
@@ -93,6 +99,9 @@ end
 
 --- A list of numbers summed over the ranks (in double).
 function dist.sum_numbers(list)
+  if type(list) ~= "table" then
+    fail("sum_numbers", "argument #1: expected a list of numbers, got %s", type(list))
+  end
   return core.dist_sum_numbers(list)
 end
 
@@ -187,6 +196,12 @@ end
 -- 130 for a Ctrl-C), so that no rank waits for this one in a collective.
 -- Alone (one rank) it raises the error instead.
 function dist.fail_all(message, code)
+  if type(message) ~= "string" then
+    fail("fail_all", "argument #1: expected the error message (a string), got %s", type(message))
+  end
+  if code ~= nil and math.type(code) ~= "integer" then
+    fail("fail_all", "argument #2: expected an exit status (an integer) or nil, got %s", type(code))
+  end
   message = tostring(message):gsub("^distill: ", "")
   code = math.tointeger(code) or 1
   if core.dist_size() == 1 then
@@ -201,6 +216,9 @@ end
 --- Runs fn(...) and returns its results; in a distributed run an error
 -- ends every rank (dist.fail_all) instead of leaving them waiting.
 function dist.run_or_abort(fn, ...)
+  if type(fn) ~= "function" then
+    fail("run_or_abort", "argument #1: expected the function to run, got %s", type(fn))
+  end
   if core.dist_size() == 1 then
     return fn(...)
   end
@@ -227,6 +245,16 @@ end
 -- a batch of n samples: n split as evenly as possible, the first n % size
 -- ranks taking one more. first > last when the share is empty.
 function dist.share(n, rank, size)
+  local given = { n, rank or 1, size or 1 }
+  for i = 1, 3 do
+    local value = given[i]
+    if math.type(value) ~= "integer" or value < (i == 1 and 0 or 1) then
+      fail("share", "argument #%d: expected an integer >= %d, got %s", i, i == 1 and 0 or 1, tostring(value))
+    end
+  end
+  if rank and size and rank > size then
+    fail("share", "argument #2: the rank %d is not one of the %d ranks", rank, size)
+  end
   rank, size = rank or core.dist_rank(), size or core.dist_size()
   local base, extra = n // size, n % size
   local first = (rank - 1) * base + math.min(rank - 1, extra) + 1

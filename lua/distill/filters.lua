@@ -32,6 +32,10 @@ end
 --- Does the filter accept value? Each wanted text matches the value's
 -- text, its number, or one of the other texts given (labels).
 function filters.accepts(filter, value, ...)
+  if type(filter) ~= "table" or type(filter.wanted) ~= "table" then
+    error(("filters.accepts: argument #1: expected a filter (an entry of filters.parse's list), got %s")
+      :format(type(filter)), 2)
+  end
   if value == nil then
     return false
   end

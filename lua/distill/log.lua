@@ -5,6 +5,13 @@
 --   logger:epoch_begin(epoch, epochs, num_batches)
 --   logger:batch(i, {loss =, acc =, images_per_s =})   -- bar (terminal) or plain lines
 --   logger:epoch_end(record)       -- appends metrics.jsonl / metrics.csv, redraws curves
+--   if logger:step_due(global_step) then logger:step(record) end   -- a line of steps.jsonl
+--   logger:close()
+--
+-- With a run directory, everything printed (and the plain progress lines,
+-- whatever the console shows) also goes to log.txt there, and every
+-- `log_steps`-th training step appends a record to steps.jsonl; both are
+-- appended to across resumes (opts.fresh starts them empty).
 --
 -- On a terminal the progress is a bar redrawn with \r; otherwise (pipes,
 -- CI) a plain line every few batches. Records are flat tables of numbers
@@ -98,6 +105,9 @@ function log.bar_line(width, fields)
 end
 
 local function format_duration(seconds)
+  if type(seconds) ~= "number" then
+    error("log.format_duration: argument #1: expected a number of seconds, got " .. type(seconds), 2)
+  end
   if seconds ~= seconds or seconds == math.huge or seconds < 0 then
     return "--:--"
   end
@@ -110,15 +120,13 @@ local function format_duration(seconds)
 end
 log.format_duration = format_duration
 
---- The records of a metrics.jsonl (a list of tables), [] when absent.
--- A last line that is not valid JSON (a write torn by a crash) is dropped
--- and described in the second result; a broken line before it is an
--- error naming the file and the line.
-function log.read_metrics(path)
-  local records = {}
+-- The records of a .jsonl file, with the text of each record's line;
+-- `fn` names the caller in the error about a broken line.
+local function read_records(fn, path)
+  local records, texts = {}, {}
   local f = io.open(path, "r")
   if not f then
-    return records
+    return records, nil, texts
   end
   local lines = {}
   for line in f:lines() do
@@ -135,14 +143,27 @@ function log.read_metrics(path)
         local problem = ("%s, line %d, is not a JSON record (%s)"):format(path, i,
           tostring(ok and type(record) or record))
         if i < #lines then
-          error("log.read_metrics: " .. problem, 0)
+          error(fn .. ": " .. problem, 0)
         end
-        return records, problem .. ": dropped (a write cut short by a crash)"
+        return records, problem .. ": dropped (a write cut short by a crash)", texts
       end
       records[#records + 1] = record
+      texts[#records] = line
     end
   end
-  return records
+  return records, nil, texts
+end
+
+--- The records of a metrics.jsonl (a list of tables), [] when absent.
+-- A last line that is not valid JSON (a write torn by a crash) is dropped
+-- and described in the second result; a broken line before it is an
+-- error naming the file and the line.
+function log.read_metrics(path)
+  if type(path) ~= "string" then
+    error("log.read_metrics: argument #1: expected the path of a .jsonl file, got " .. type(path), 2)
+  end
+  local records, warning = read_records("log.read_metrics", path)
+  return records, warning
 end
 
 -- Column order: epoch, lr, train_loss, the train_<term> losses in order,
@@ -174,10 +195,27 @@ end
 
 --- log.new(run_dir, {progress = "auto"|"bar"|"lines"|"none", out = file,
 ---                    term_names = {...}, plot = true, lines_per_epoch = 10,
----                    label = "stage x"})
+---                    label = "stage x", log_steps = 0, fresh = false,
+---                    header = "...", stage = "name", parent = logger})
 -- label: a prefix of the progress and epoch lines (a pre-training stage's).
+-- log_steps: a steps.jsonl record every N training steps (0: none). fresh:
+-- a new run, whose log.txt and steps.jsonl start empty. header: log.txt's
+-- line for this session. stage and parent: a stage's logger, whose step
+-- records carry the stage's name and whose lines go to the parent's files.
 function log.new(run_dir, opts)
+  if run_dir ~= nil and (type(run_dir) ~= "string" or run_dir == "") then
+    error("log.new: argument #1: expected a run directory (a string) or nil, got " .. type(run_dir), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("log.new: argument #2: expected an options table or nil, got " .. type(opts), 2)
+  end
   opts = opts or {}
+  if opts.log_steps ~= nil and (math.type(opts.log_steps) ~= "integer" or opts.log_steps < 0) then
+    error("log.new: log_steps must be an integer >= 0, got " .. tostring(opts.log_steps), 2)
+  end
+  if opts.parent ~= nil and getmetatable(opts.parent) ~= Logger then
+    error("log.new: parent must be a logger (log.new's result), got " .. type(opts.parent), 2)
+  end
   local mode = opts.progress or "auto"
   if mode == "auto" then
     mode = log.stdout_is_tty() and "bar" or "lines"
@@ -192,14 +230,96 @@ function log.new(run_dir, opts)
     records = {},
     plot_warned = false,
     prefix = opts.label and (opts.label .. " ") or "",
+    stage = opts.stage,
   }, Logger)
-  if run_dir then
+  if opts.parent then
+    self.sinks = opts.parent.sinks
+  elseif run_dir then
     files.mkdir(run_dir)
+    local steps = run_dir .. "/steps.jsonl"
+    if opts.fresh then
+      os.remove(steps)
+    end
+    local text, err = io.open(run_dir .. "/log.txt", opts.fresh and "w" or "a")
+    if not text then
+      error("log.new: cannot write " .. tostring(err), 2)
+    end
+    self.sinks = { owner = self, text = text, steps_path = steps, every = opts.log_steps or 0 }
+    if opts.header then
+      self:write_text(("== %s %s"):format(os.date("!%Y-%m-%dT%H:%M:%SZ"), opts.header))
+    end
   end
   return self
 end
 
+--- Appends a line to the run directory's log.txt (nothing without one).
+function Logger:write_text(line)
+  if type(line) ~= "string" then
+    error("Logger:write_text: argument #1: expected a line (a string), got " .. type(line), 2)
+  end
+  local sinks = self.sinks
+  if sinks and sinks.text then
+    sinks.text:write(line, "\n")
+    sinks.text:flush()
+  end
+end
+
+--- Is global_step one whose record goes to steps.jsonl?
+function Logger:step_due(global_step)
+  if math.type(global_step) ~= "integer" then
+    error("Logger:step_due: argument #1: expected the global step (an integer), got " .. type(global_step), 2)
+  end
+  local sinks = self.sinks
+  return sinks ~= nil and sinks.every > 0 and global_step % sinks.every == 0
+end
+
+--- Appends a training step's record (a flat table: epoch, step,
+-- global_step, train_loss, train_<term>, lr, images_per_s) to steps.jsonl,
+-- with the stage's name when this is a stage's logger. The line is
+-- flushed, so that a crash loses at most the line being written.
+function Logger:step(record)
+  if type(record) ~= "table" then
+    error("Logger:step: argument #1: expected the step's record (a table), got " .. type(record), 2)
+  end
+  local sinks = self.sinks
+  if not sinks then
+    return
+  end
+  if self.stage then
+    record.stage = self.stage
+  end
+  if not sinks.steps then
+    local f, err = io.open(sinks.steps_path, "a")
+    if not f then
+      error("log: cannot write " .. tostring(err), 0)
+    end
+    sinks.steps = f
+  end
+  sinks.steps:write(json.encode(record), "\n")
+  sinks.steps:flush()
+end
+
+--- Closes log.txt and steps.jsonl (a stage's logger leaves its parent's open).
+function Logger:close()
+  local sinks = self.sinks
+  if not sinks or sinks.owner ~= self then
+    return
+  end
+  for _, key in ipairs { "text", "steps" } do
+    if sinks[key] then
+      sinks[key]:close()
+      sinks[key] = nil
+    end
+  end
+end
+
 function Logger:print(...)
+  local parts = table.pack(...)
+  for i = 1, parts.n do
+    parts[i] = tostring(parts[i])
+  end
+  local line = table.concat(parts, " ")
+  self:write_text(line)
   if self.mode == "none" then
     return
   end
@@ -207,11 +327,7 @@ function Logger:print(...)
     self.out:write("\n")
     self.bar_open = false
   end
-  local parts = table.pack(...)
-  for i = 1, parts.n do
-    parts[i] = tostring(parts[i])
-  end
-  self.out:write(table.concat(parts, " "), "\n")
+  self.out:write(line, "\n")
   self.out:flush()
 end
 
@@ -224,12 +340,20 @@ end
 -- stats = {loss =, acc =, images_per_s =, elapsed =}
 function Logger:batch(i, stats)
   self.batch_index = i
-  if self.mode == "none" then
+  if self.mode == "none" and not self.sinks then
     return
   end
   local n = self.num_batches or 0
   local rate = stats.elapsed and stats.elapsed > 0 and i / stats.elapsed or 0
   local eta = rate > 0 and (n - i) / rate or math.huge
+  local every = math.max(1, n // math.max(1, self.lines_per_epoch))
+  local line
+  if i % every == 0 or i == n then
+    line = ("%sepoch %d/%d batch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %s"):format(
+      self.prefix, self.epoch, self.epochs, i, n, stats.loss, stats.acc, stats.images_per_s or 0,
+      format_duration(eta))
+    self:write_text(line)
+  end
   if self.mode == "bar" then
     -- at most ~10 redraws a second, and always the last batch
     local now = stats.elapsed or 0
@@ -248,14 +372,9 @@ function Logger:batch(i, stats)
       self.out:write("\n")
       self.bar_open = false
     end
-  else
-    local every = math.max(1, n // math.max(1, self.lines_per_epoch))
-    if i % every == 0 or i == n then
-      self.out:write(("%sepoch %d/%d batch %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %s\n"):format(
-        self.prefix, self.epoch, self.epochs, i, n, stats.loss, stats.acc, stats.images_per_s or 0,
-        format_duration(eta)))
-      self.out:flush()
-    end
+  elseif self.mode == "lines" and line then
+    self.out:write(line, "\n")
+    self.out:flush()
   end
 end
 
@@ -267,7 +386,10 @@ end
 
 --- On resume: keeps the run directory's records up to `epoch`, the last
 -- one its checkpoint completed (a partial epoch after it is dropped).
-function Logger:resume_at(epoch)
+-- steps.jsonl likewise keeps the steps of the main epochs up to `epoch` and
+-- the stage steps for which stage_done(stage, epoch) says the checkpoint
+-- has them (all, without stage_done).
+function Logger:resume_at(epoch, stage_done)
   if not self.run_dir then
     return
   end
@@ -282,6 +404,37 @@ function Logger:resume_at(epoch)
     end
   end
   self:set_records(kept)
+  self:keep_steps(epoch, stage_done)
+end
+
+-- Rewrites steps.jsonl without the steps after the checkpoint (their
+-- epochs run again), keeping the kept lines' text as it was.
+function Logger:keep_steps(epoch, stage_done)
+  local sinks = self.sinks
+  if not sinks or not files.exists(sinks.steps_path) then
+    return
+  end
+  local steps, warning, texts = read_records("log: resume", sinks.steps_path)
+  if warning then
+    self:print("warning: " .. warning)
+  end
+  local kept = {}
+  for i, r in ipairs(steps) do
+    local done
+    if r.stage == nil then
+      done = type(r.epoch) == "number" and r.epoch <= epoch
+    else
+      done = stage_done == nil or stage_done(r.stage, r.epoch)
+    end
+    if done then
+      kept[#kept + 1] = texts[i]
+    end
+  end
+  if sinks.steps then
+    sinks.steps:close()
+    sinks.steps = nil
+  end
+  files.write(sinks.steps_path, #kept > 0 and table.concat(kept, "\n") .. "\n" or "")
 end
 
 function Logger:write_metrics()

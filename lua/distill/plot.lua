@@ -8,6 +8,8 @@
 -- Both read each run's metrics.csv. The left panel shows every loss term
 -- per epoch, the right panel train/test top-1 accuracy. Without gnuplot
 -- they return nil and a message; training goes on regardless.
+local args = require "distill.args"
+
 local plot = {}
 
 local function shell_quote(text)
@@ -55,6 +57,7 @@ end
 
 --- Reads a metrics.csv: header list and rows (lists of strings).
 function plot.read_csv(path)
+  args.string("plot.read_csv", 1, path, "the path of a metrics.csv")
   local f = io.open(path, "r")
   if not f then
     return nil, "cannot read " .. path
@@ -216,6 +219,8 @@ end
 --- Draws run_dir/curves.svg and curves.png. Returns the list of files, or
 -- nil and a message.
 function plot.curves(run_dir, opts)
+  args.string("plot.curves", 1, run_dir, "a run directory")
+  args.table("plot.curves", 2, opts, "an options table or nil", true)
   opts = opts or {}
   local runs, err = load_runs { run_dir }
   if not runs then
@@ -363,6 +368,9 @@ end
 -- group, the train loss and test top-1 of every run; opts.mean: the
 -- group's mean curve over its runs (the seeds) drawn thick.
 function plot.overlay(run_dirs, out, opts)
+  args.table("plot.overlay", 1, run_dirs, "a list of run directories")
+  args.string("plot.overlay", 2, out, "an output path or nil", true)
+  args.table("plot.overlay", 3, opts, "an options table or nil", true)
   opts = opts or {}
   if type(run_dirs) ~= "table" or #run_dirs == 0 then
     return nil, "plot.overlay: expected a list of run directories"
@@ -402,6 +410,9 @@ end
 -- opts: xlabel, ylabel, title. Writes out (.svg, .png, or both without an
 -- extension); returns the files, or nil and a message.
 function plot.metric_vs(series, out, opts)
+  args.table("plot.metric_vs", 1, series, "a list of series {label =, points =}")
+  args.string("plot.metric_vs", 2, out, "an output path")
+  args.table("plot.metric_vs", 3, opts, "an options table or nil", true)
   opts = opts or {}
   if type(series) ~= "table" or #series == 0 then
     return nil, "plot.metric_vs: expected a non-empty list of series {label =, points =}"

@@ -20,15 +20,18 @@ local dist = require "distill.dist"
 local checkpoint = require "distill.checkpoint"
 local files = require "distill.files"
 local json = require "distill.json"
+local args = require "distill.args"
 
 -- What a fresh run writes; --overwrite removes them first.
 local RUN_FILES = { "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv",
-  "summary.json", "curves.svg", "curves.png", "stages.jsonl" }
+  "summary.json", "curves.svg", "curves.png", "stages.jsonl", "steps.jsonl", "log.txt" }
 
 local run_dir = {}
 
 --- runs/<name>, with -<method> for distillation methods.
 function run_dir.default(cfg)
+  args.check(type(cfg) == "table" and type(cfg.name) == "string", "run_dir.default", 1,
+    "a config (with a name)", cfg)
   return "runs/" .. cfg.name .. (cfg.method ~= "ce" and ("-" .. cfg.method) or "")
 end
 
@@ -114,6 +117,8 @@ end
 --- Writes what a fresh run is rebuilt from: the resolved config (for
 -- reading), the config source and run.json (mode, overrides, machine).
 function run_dir.begin(session)
+  args.check(type(session) == "table" and type(session.dir) == "string", "run_dir.begin", 1,
+    "a session (run_dir.open's result)", session)
   if not dist.is_main() then
     return
   end
@@ -123,15 +128,21 @@ function run_dir.begin(session)
     .. "comments; see config.source.lua)\n" .. config.serialize(cfg))
   files.write(dir .. "/config.source.lua", session.config_source)
   local cpu = distill.cpu_info()
+  local git = require("distill.checkout").git_state() or {}
   files.write(dir .. "/run.json", json.encode({ mode = session.mode, overrides = session.overrides,
     config_path = session.config_path or "", started = os.date("!%Y-%m-%dT%H:%M:%SZ"),
-    isa = cpu.isa, cpu = cpu.model, version = distill.version, ranks = dist.size() }) .. "\n")
+    isa = cpu.isa, cpu = cpu.model, version = distill.version, ranks = dist.size(),
+    git_commit = git.commit, git_dirty = git.dirty }) .. "\n")
 end
 
 --- Restores a resumed run's student, objective, optimizer, schedule and
 -- RNG from the session's checkpoint. Returns the best test top-1 so far
 -- {top1 =, epoch =}.
 function run_dir.restore(session, run)
+  args.check(type(session) == "table" and type(session.checkpoint) == "table", "run_dir.restore", 1,
+    "a resumed session (run_dir.open's result, with a checkpoint)", session)
+  args.check(type(run) == "table" and type(run.student) == "table", "run_dir.restore", 2,
+    "a run (trainer.setup's result)", run)
   local ck = session.checkpoint
   run.student:load_state_dict(ck.model)
   run.objective:load_state_dict(ck.objective)
@@ -179,6 +190,14 @@ end
 -- test accuracy improved; `extra` entries are added to the checkpoint (a
 -- pre-training stage's state, distill.stages).
 function run_dir.save_epoch(session, run, epoch, best, record, improved, extra)
+  args.check(type(session) == "table" and type(session.dir) == "string", "run_dir.save_epoch", 1,
+    "a session (run_dir.open's result)", session)
+  args.check(type(run) == "table" and type(run.student) == "table", "run_dir.save_epoch", 2,
+    "a run (trainer.setup's result)", run)
+  args.integer("run_dir.save_epoch", 3, epoch, 0)
+  args.table("run_dir.save_epoch", 4, best, "the best-so-far {top1 =, epoch =}")
+  args.table("run_dir.save_epoch", 5, record, "the epoch's record")
+  args.table("run_dir.save_epoch", 7, extra, "a table of extra entries or nil", true)
   if not dist.is_main() then
     return
   end
@@ -194,6 +213,9 @@ end
 
 --- Writes summary.json.
 function run_dir.finish(session, summary)
+  args.check(type(session) == "table" and type(session.dir) == "string", "run_dir.finish", 1,
+    "a session (run_dir.open's result)", session)
+  args.table("run_dir.finish", 2, summary, "the run's summary")
   if not dist.is_main() then
     return
   end

@@ -32,6 +32,7 @@ local json = require "distill.json"
 local log = require "distill.log"
 local run_dir = require "distill.run_dir"
 local base = require "distill.distillers.base"
+local args = require "distill.args"
 
 local stages = {}
 
@@ -123,6 +124,8 @@ end
 --- Checks the stages of cfg's method (config.validate calls it); errors
 -- start with "config: methods.<method>.stages[i]".
 function stages.validate(cfg)
+  args.check(type(cfg) == "table" and type(cfg.methods) == "table" and type(cfg.methods[cfg.method]) == "table",
+    "stages.validate", 1, "a resolved config whose method is defined", cfg)
   local entry = cfg.methods[cfg.method]
   local list = entry.stages
   if list == nil then
@@ -179,6 +182,7 @@ end
 --- What the main terms and the stages' terms of a method entry need
 -- together (distillers.needs of all of them).
 function stages.needs(entry)
+  args.table("stages.needs", 1, entry, "a method entry (a list of terms)")
   local distillers = require "distill.distillers"
   local all = {}
   for _, term in ipairs(entry) do
@@ -235,6 +239,13 @@ end
 -- is trainer.build_optimizer. Returns a list of {name, epochs, train,
 -- objective, optimizer, preact, teacher_preact}.
 function stages.build(cfg, objective, context, build_optimizer)
+  args.check(type(cfg) == "table" and type(cfg.methods) == "table" and type(cfg.optimizer) == "table",
+    "stages.build", 1, "a resolved config", cfg)
+  args.check(type(objective) == "table" and type(objective.terms) == "table", "stages.build", 2,
+    "the main objective (distillers.objective's result)", objective)
+  args.check(type(context) == "table" and type(context.student) == "table", "stages.build", 3,
+    "a build context {student =, teacher =, input_shape =, dataset_size =}", context)
+  args.func("stages.build", 4, build_optimizer, "the function that builds an optimizer")
   local distillers = require "distill.distillers"
   local main = {}
   for _, term in ipairs(objective.terms) do
@@ -299,6 +310,7 @@ end
 
 --- The records of a run directory's stages.jsonl ({} when absent).
 function stages.read_records(dir)
+  args.string("stages.read_records", 1, dir, "a run directory")
   return log.read_metrics(dir .. "/" .. stages.RECORDS)
 end
 
@@ -320,16 +332,42 @@ local function progress_of(list, ck)
     :format(tostring(ck.stage.name)), 0)
 end
 
+-- Does the checkpoint's progress `at` include epoch `epoch` of stage `name`?
+local function done_by(list, at, name, epoch)
+  if at == "done" then
+    return true
+  elseif at == nil then
+    return false
+  end
+  for i, stage in ipairs(list) do
+    if stage.name == name then
+      return i < at.index or (i == at.index and type(epoch) == "number" and epoch <= at.epoch)
+    end
+  end
+  return false
+end
+
+--- A function (name, epoch) -> whether the checkpoint ck (nil: none) has
+-- completed that epoch of the stage of that name, for the stages `list`
+-- (stages.build's); a resume keeps the per-step records it says are done.
+function stages.completed(list, ck)
+  if type(list) ~= "table" then
+    error("stages.completed: argument #1: expected the list of built stages, got " .. type(list), 2)
+  end
+  if ck ~= nil and type(ck) ~= "table" then
+    error("stages.completed: argument #2: expected a checkpoint table or nil, got " .. type(ck), 2)
+  end
+  local at = progress_of(list, ck)
+  return function(name, epoch)
+    return done_by(list, at, name, epoch)
+  end
+end
+
 -- The records of the stages before `at` and of its epochs up to at.epoch.
 local function kept_records(dir, list, at)
-  local order = {}
-  for i, stage in ipairs(list) do
-    order[stage.name] = i
-  end
   local kept = {}
   for _, r in ipairs(stages.read_records(dir)) do
-    local i = order[r.stage]
-    if i and (i < at.index or (i == at.index and r.epoch <= at.epoch)) then
+    if done_by(list, at, r.stage, r.epoch) then
       kept[#kept + 1] = r
     end
   end
@@ -348,7 +386,7 @@ local function run_stage(run, session, logger, stage, first, context)
   }
   local stage_logger = log.new(nil, { progress = logger.mode, out = logger.out, plot = false,
     term_names = stage.objective:names(), lines_per_epoch = logger.lines_per_epoch,
-    label = "stage " .. stage.name })
+    label = "stage " .. stage.name, stage = stage.name, parent = logger })
   local hook = on_batch and function(step)
     step.stage = stage.name
     on_batch(step)
@@ -372,6 +410,14 @@ end
 -- function, best = the best-so-far table, on_batch = optional hook (its
 -- step gets a `stage` field)}.
 function stages.run(run, session, logger, context)
+  args.check(type(run) == "table" and type(run.student) == "table", "stages.run", 1,
+    "a run (trainer.setup's result)", run)
+  args.check(type(session) == "table" and type(session.dir) == "string", "stages.run", 2,
+    "a session (run_dir.open's result)", session)
+  args.check(type(logger) == "table" and type(logger.print) == "function", "stages.run", 3,
+    "a logger (log.new's result)", logger)
+  args.check(type(context) == "table" and type(context.train_epoch) == "function", "stages.run", 4,
+    "a context {train_epoch =, best =, on_batch =}", context)
   local list = run.stages or {}
   local at = progress_of(list, session.checkpoint)
   if #list == 0 or at == "done" then

@@ -33,6 +33,7 @@ local teacher_base = require "distill.distillers.base"
 local stages = require "distill.stages"
 local interrupt = require "distill.interrupt"
 local errors = require "distill.errors"
+local args = require "distill.args"
 
 local trainer = {}
 
@@ -41,6 +42,9 @@ local trainer = {}
 --- Train and test datasets and loaders of a config (distill.data.datasets);
 -- in a distributed run, this rank's share of every batch.
 function trainer.build_data(cfg)
+  args.table("trainer.build_data", 1, cfg, "a resolved config")
+  args.check(math.type(cfg.batch_size) == "integer" and type(cfg.data) == "table", "trainer.build_data", 1,
+    "a resolved config (with batch_size and data)", cfg)
   local datasets = require "distill.data.datasets"
   local ranks = dist.size()
   if cfg.batch_size < ranks then
@@ -57,6 +61,9 @@ end
 -- (a config's student or teacher), {model = {family = "fmnist", name =
 -- "fmnist_resnet_s", widths = {...}}}; see distill.models.build.
 function trainer.build_model(spec, num_classes)
+  args.check(type(spec) == "string" or type(spec) == "table", "trainer.build_model", 1,
+    "a model spec (a name or a table)", spec)
+  args.integer("trainer.build_model", 2, num_classes, 1, true)
   if type(spec) == "table" and spec.model ~= nil then
     spec = spec.model
   end
@@ -65,6 +72,7 @@ end
 
 --- The model state of a checkpoint file (ours or a plain state dict).
 function trainer.load_model_state(path)
+  args.string("trainer.load_model_state", 1, path, "a checkpoint path")
   local ck = require("distill.checkpoint").load(path)
   if type(ck.model) == "table" then
     return ck.model, ck.meta
@@ -77,6 +85,12 @@ end
 --- The objective of cfg.method, its distillers built against the two
 -- models (teacher: nil when no term needs one).
 function trainer.build_objective(cfg, student, teacher, input_shape, n_train)
+  args.check(type(cfg) == "table" and type(cfg.methods) == "table" and cfg.method ~= nil,
+    "trainer.build_objective", 1, "a resolved config (with methods and method)", cfg)
+  args.table("trainer.build_objective", 2, student, "the student model")
+  args.table("trainer.build_objective", 3, teacher, "the teacher model or nil", true)
+  args.table("trainer.build_objective", 4, input_shape, "the input shape (a list)")
+  args.integer("trainer.build_objective", 5, n_train, 0)
   return require("distill.distillers").objective(cfg.methods[cfg.method], {
     student = student, teacher = teacher, input_shape = input_shape, dataset_size = n_train,
   })
@@ -85,6 +99,9 @@ end
 -- ------------------------------------------------------- optim, schedule
 
 function trainer.build_optimizer(cfg, params)
+  args.check(type(cfg) == "table" and type(cfg.optimizer) == "table", "trainer.build_optimizer", 1,
+    "a config with an optimizer table", cfg)
+  args.table("trainer.build_optimizer", 2, params, "a list of parameters")
   local optim = require "distill.optim"
   local o = cfg.optimizer
   local trainable = {}
@@ -103,6 +120,10 @@ function trainer.build_optimizer(cfg, params)
 end
 
 function trainer.build_schedule(cfg, opt)
+  args.check(type(cfg) == "table" and type(cfg.schedule) == "table", "trainer.build_schedule", 1,
+    "a config with a schedule table", cfg)
+  args.check(type(opt) == "table" and type(opt.param_groups) == "table", "trainer.build_schedule", 2,
+    "an optimizer", opt)
   local schedule = require "distill.schedule"
   local s = cfg.schedule
   local warmup = s.warmup_epochs and s.warmup_epochs > 0
@@ -122,6 +143,10 @@ end
 
 --- Correct top-1 and top-5 counts of a batch (ties count in the target's favour).
 function trainer.topk_correct(logits, target)
+  args.check(distill.is_tensor(logits) and logits:dim() == 2, "trainer.topk_correct", 1,
+    "the logits (a 2-d tensor)", logits)
+  args.check(distill.is_tensor(target) and target:dim() == 1, "trainer.topk_correct", 2,
+    "the targets (a 1-d tensor)", target)
   local b = logits:size(1)
   local target_logit = logits:gather(2, target:view{ b, 1 })
   local rank = logits:gt(target_logit):sum(2)
@@ -134,6 +159,10 @@ end
 -- a loader sharded over the ranks gives the whole split's figures on every
 -- rank (each rank runs its share, the counts are summed).
 function trainer.evaluate(model, loader, opts)
+  args.check(type(model) == "table" and type(model.eval) == "function", "trainer.evaluate", 1, "a model", model)
+  args.check(type(loader) == "table" and type(loader.epoch) == "function", "trainer.evaluate", 2,
+    "a loader (with :epoch)", loader)
+  args.table("trainer.evaluate", 3, opts, "an options table or nil", true)
   opts = opts or {}
   local F = distill.F
   local was_training = model.training
@@ -175,6 +204,10 @@ end
 -- root, classes and statistics, the run directory, the cosine period), so
 -- that the resolved config of a run directory shows what the run used.
 function trainer.fill_resolved(cfg, data)
+  args.check(type(cfg) == "table" and type(cfg.data) == "table" and type(cfg.schedule) == "table",
+    "trainer.fill_resolved", 1, "a resolved config", cfg)
+  args.check(type(data) == "table" and type(data.train) == "table", "trainer.fill_resolved", 2,
+    "the run's data (trainer.build_data's result)", data)
   local d = cfg.data
   local stats = require("distill.data.datasets").stats(d.dataset)
   if d.num_classes == false then
@@ -201,6 +234,7 @@ end
 --- The shipped config whose run writes the checkpoint at path (its
 -- run_dir's best.safetensors), or nil.
 function trainer.config_that_writes(path)
+  args.string("trainer.config_that_writes", 1, path, "a checkpoint path")
   local wanted = path:gsub("^%./", "")
   for _, entry in ipairs(require("distill.configs").list()) do
     local ok, cfg = pcall(config.load, entry.path)
@@ -213,6 +247,8 @@ function trainer.config_that_writes(path)
 end
 
 function trainer.check_teacher_checkpoint(cfg)
+  args.check(type(cfg) == "table" and type(cfg.teacher) == "table" and type(cfg.teacher.checkpoint) == "string",
+    "trainer.check_teacher_checkpoint", 1, "a config with teacher.checkpoint (a path)", cfg)
   local path = cfg.teacher.checkpoint
   local f = io.open(path, "rb")
   if f then
@@ -232,6 +268,8 @@ end
 
 --- The parameters an optimizer steps (what data parallel averages).
 function trainer.trained_parameters(optimizer)
+  args.check(type(optimizer) == "table" and type(optimizer.param_groups) == "table",
+    "trainer.trained_parameters", 1, "an optimizer", optimizer)
   local list = {}
   for _, group in ipairs(optimizer.param_groups) do
     for _, p in ipairs(group.params) do
@@ -243,6 +281,8 @@ end
 
 --- Everything a run needs, built in a fixed order after manual_seed.
 function trainer.setup(cfg, mode)
+  args.table("trainer.setup", 1, cfg, "a config table")
+  args.check(mode == "train" or mode == "distill", "trainer.setup", 2, "the mode \"train\" or \"distill\"", mode)
   config.validate(cfg, mode)
   local data = trainer.build_data(cfg)     -- synthetic data re-seeds, so first
   trainer.fill_resolved(cfg, data)
@@ -330,6 +370,7 @@ local function train_epoch(run, epoch, logger, on_batch)
   -- by share * ranks / batch, so that the ranks' mean gradient is the
   -- whole batch's; a term computed over the gathered batch is not.
   local ranks, n_train, global_batch = dist.size(), #run.data.train, run.cfg.batch_size
+  local logged_at, logged_seen = t0, 0   -- a step record's speed is since the previous one
   local loss_opts = {}
   local teacher_opts = { features = true, preact = preact or run.teacher_preact }
   for batch in loader:epoch(epoch) do
@@ -368,7 +409,19 @@ local function train_epoch(run, epoch, logger, on_batch)
     for name, v in pairs(parts) do
       sums[name] = (sums[name] or 0) + v * b
     end
-    local elapsed = distill.wallclock() - t0
+    local now = distill.wallclock()
+    local global_step = (epoch - 1) * batches + i
+    if logger:step_due(global_step) then
+      -- this batch's losses (rank 1's share in a distributed run)
+      local step_record = { epoch = epoch, step = i, global_step = global_step, lr = lr,
+        train_loss = loss_value, images_per_s = (seen - logged_seen) * ranks / math.max(now - logged_at, 1e-9) }
+      for name, v in pairs(parts) do
+        step_record["train_" .. name] = v
+      end
+      logger:step(step_record)
+      logged_at, logged_seen = now, seen
+    end
+    local elapsed = now - t0
     -- this rank's running figures; the speed is the whole run's
     local step = { epoch = epoch, batch = i, batches = batches, loss = total_sum / seen,
       acc = 100 * c1 / seen, images_per_s = seen * ranks / math.max(elapsed, 1e-9), elapsed = elapsed }
@@ -440,7 +493,7 @@ local function resume(session, run, logger)
   dist.broadcast_module(run.student)
   dist.broadcast_module(run.objective)
   local before, now = session.checkpoint.meta.ranks or 1, dist.size()
-  logger:resume_at(session.start_epoch - 1)
+  logger:resume_at(session.start_epoch - 1, stages.completed(run.stages, session.checkpoint))
   if session.start_epoch > session.cfg.epochs then
     logger:print(("%s has finished its %d epoch%s: nothing to do (--set epochs=N trains it further)")
       :format(session.dir, session.cfg.epochs, session.cfg.epochs == 1 and "" or "s"))
@@ -457,6 +510,14 @@ local function resume(session, run, logger)
   return best
 end
 
+-- log.txt's line for a session: what ran, from which commit.
+local function session_header(mode, resumed)
+  local git = require("distill.checkout").git_state()
+  return ("distill %s, %s; %s"):format(mode, resumed and "resumed" or "new run",
+    git and ("git commit %s%s"):format(git.commit, git.dirty and " (with uncommitted changes)" or "")
+      or "no git checkout")
+end
+
 local function run_session(opts, where)
   local session = run_dir.open(opts)
   local cfg, dir, mode = session.cfg, session.dir, session.mode
@@ -470,7 +531,8 @@ local function run_session(opts, where)
   local main = dist.is_main()
   local logger = log.new(main and dir or nil, { progress = main and (opts.progress or cfg.progress)
       or "none", out = opts.out, term_names = term_names(run.objective), plot = cfg.plot,
-    lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10 })
+    lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10, log_steps = cfg.log_steps,
+    fresh = not opts.resume, header = main and session_header(mode, opts.resume ~= nil) or nil })
   where.run, where.logger = run, logger
 
   local best = { top1 = -1, epoch = 0 }
@@ -478,6 +540,10 @@ local function run_session(opts, where)
     best = resume(session, run, logger)
     where.saved_epoch = session.start_epoch - 1
   else
+    if opts.resume then
+      -- resumed before its first checkpoint: it starts over, so do its step records
+      logger:keep_steps(0, function() return false end)
+    end
     run_dir.begin(session)
     logger:print(describe(run, cfg, mode, dir))
   end
@@ -529,6 +595,7 @@ local function run_session(opts, where)
   end
   run.data.train_loader:close()
   run.data.test_loader:close()
+  logger:close()
   return summary, run
 end
 
@@ -583,6 +650,12 @@ guarded_session = function(opts)
     return table.unpack(results, 2, results.n)
   end
   local err = results[2]
+  if where.logger then
+    -- log.txt says how the session ended, as the console did
+    pcall(where.logger.write_text, where.logger, (interrupt.is_stopped(err) and "stopped: "
+      or "error: ") .. (interrupt.is_stopped(err) and err.message or errors.display(err)))
+    pcall(where.logger.close, where.logger)
+  end
   if interrupt.is_stopped(err) then
     interrupt.held(clean_up_after_stop, where)
     interrupt.clear()

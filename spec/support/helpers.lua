@@ -284,6 +284,20 @@ function h.read(path)
   return s
 end
 
+--- A file handle that keeps what is written in its `text` field (a
+-- logger's `out`).
+function h.capture()
+  local out = { text = "" }
+  function out:write(...)
+    for _, s in ipairs({ ... }) do
+      self.text = self.text .. tostring(s)
+    end
+    return self
+  end
+  function out.flush() end
+  return out
+end
+
 -- ------------------------------------------------------------ subprocesses
 
 --- s quoted for the shell.

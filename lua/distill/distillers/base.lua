@@ -106,6 +106,9 @@ end
 --- The sample outputs a shape-dependent distiller is built from: opts.probe,
 -- else the one its build context gave.
 function base.probe(name, opts, given)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("distillers.%s: options must be a table, got %s"):format(name, type(opts)), 3)
+  end
   local probe = opts and opts.probe or given and given.probe
   if type(probe) ~= "table" or type(probe.student) ~= "table" or type(probe.teacher) ~= "table" then
     error(("distillers.%s: needs opts.probe = {student = out, teacher = out} (sample model outputs, "
@@ -117,6 +120,10 @@ end
 --- The block features a feature distiller uses: feats without the stem
 -- output (first) and the pooled vector (last), as the CRD code base does.
 function base.block_features(out)
+  if type(out) ~= "table" or type(out.feats) ~= "table" then
+    error(("distillers.block_features: argument #1: expected a model's outputs with features "
+      .. "({feats = {...}}, a forward with {features = true}), got %s"):format(type(out)), 2)
+  end
   local list = {}
   for i = 2, #out.feats - 1 do
     list[#list + 1] = out.feats[i]

@@ -174,6 +174,19 @@ end
 --- Sample outputs of both models for building shape-dependent distillers:
 -- an eval-mode forward of a random batch (the models' modes are restored).
 function distillers.probe(student, teacher, input_shape, opts)
+  for i = 1, 2 do
+    local model = i == 1 and student or teacher
+    if type(model) ~= "table" or type(model.forward) ~= "function" then
+      error(("distillers.probe: argument #%d: expected the %s model, got %s"):format(i,
+        i == 1 and "student" or "teacher", type(model)), 2)
+    end
+  end
+  if type(input_shape) ~= "table" then
+    error("distillers.probe: argument #3: expected the input shape {N, C, H, W}, got " .. type(input_shape), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("distillers.probe: argument #4: expected an options table {preact =} or nil, got " .. type(opts), 2)
+  end
   local preact = opts and opts.preact or false
   local function run(model)
     local was_training = model.training

@@ -81,12 +81,17 @@ end
 
 -- ------------------------------------------------------------ one pair
 
+-- A module's class name, or the type of what is not a module.
+local function kind_of(value)
+  return type(value) == "table" and tostring(value.__name) or type(value)
+end
+
 local function check_pair(fn, conv, bn)
-  if class_of(conv) ~= layers.Conv2d then
-    error(("%s: expected an nn.Conv2d, got %s"):format(fn, tostring(conv and conv.__name)), 3)
+  if type(conv) ~= "table" or class_of(conv) ~= layers.Conv2d then
+    error(("%s: argument #1: expected an nn.Conv2d, got %s"):format(fn, kind_of(conv)), 3)
   end
-  if class_of(bn) ~= layers.BatchNorm2d then
-    error(("%s: expected an nn.BatchNorm2d, got %s"):format(fn, tostring(bn and bn.__name)), 3)
+  if type(bn) ~= "table" or class_of(bn) ~= layers.BatchNorm2d then
+    error(("%s: argument #2: expected an nn.BatchNorm2d, got %s"):format(fn, kind_of(bn)), 3)
   end
   if conv.training or bn.training then
     error(("%s: the convolution and the batch norm must be in eval mode (folding uses the "

@@ -70,6 +70,12 @@ end
 --- Makes a class deriving from `parent` (default Module). The class's
 -- `init(self, ...)` runs when it is called: `Linear(2, 3)`.
 function Module.class(name, parent)
+  if type(name) ~= "string" or name == "" then
+    error("nn.class: argument #1: expected the class name (a string), got " .. type(name), 2)
+  end
+  if parent ~= nil and (type(parent) ~= "table" or not rawget(parent, "__is_module")) then
+    error("nn.class: argument #2: expected a module class (nn.class's result) or nil, got " .. type(parent), 2)
+  end
   parent = parent or Module
   local class = {
     __name = name,

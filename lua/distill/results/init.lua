@@ -35,7 +35,7 @@ local KEY_TITLES = { method = "Method", pair = "Teacher -> Student", batch_size 
   config = "Config" }
 -- Keys that never make two runs different experiments.
 local IGNORED = { run_dir = true, seed = true, workers = true, progress = true, log_every = true,
-  plot = true, eval_every = true, description = true, ["data.root"] = true }
+  log_steps = true, plot = true, eval_every = true, description = true, ["data.root"] = true }
 
 -- ---------------------------------------------------------------- reading
 
