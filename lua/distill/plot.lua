@@ -4,9 +4,13 @@
 --   plot.overlay({dir1, dir2, ...}, "cmp.svg") -- several runs in one figure
 --   plot.overlay(dirs, "cmp", {groups = {"kd", "kd", "ce"}, mean = true})  -- a colour per group
 --   plot.metric_vs({{label = "CE", points = {{x = 128, mean = 71.2, std = 0.3}}}}, "top1_vs_bs")
+-- overlay and metric_vs write their gnuplot script to a temporary file, or
+-- keep it where opts.script says.
 --
--- Both read each run's metrics.csv. The left panel shows every loss term
--- per epoch, the right panel train/test top-1 accuracy. Without gnuplot
+-- Both read each run's metrics.csv. The panels show every loss term per
+-- epoch, train/test top-1 accuracy and the learning rate; several runs get
+-- a colour each and a dash pattern per series. Titles and labels are
+-- printed as written (no gnuplot markup: `_` stays `_`). Without gnuplot
 -- they return nil and a message; training goes on regardless.
 local args = require "distill.args"
 
@@ -120,10 +124,35 @@ local function terminal(format, width, height)
   return ("set terminal png size %d,%d"):format(width, height)
 end
 
--- runs = {{dir =, label =, header =}, ...}; writes script text.
+-- Line styles: one colour per run (when several are drawn), one dash
+-- pattern per series of a run (the loss terms; train vs test accuracy).
+local PALETTE = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+  "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#843c39", "#7b4173" }
+
+local function color(i)
+  return PALETTE[(i - 1) % #PALETTE + 1]
+end
+
+-- One plot item: a column of a run's CSV against the epoch.
+local function curve(run, col, style, label)
+  return ("%s using (column('epoch')):(column(%s)) with linespoints %s title %s noenhanced")
+    :format(gp_quote(run.csv), gp_quote(col), style, gp_quote(label))
+end
+
+-- The style of series k of run i: a single run gets a colour per series,
+-- several runs a colour per run and a dash pattern per series.
+local function series_style(runs, i, k)
+  if #runs == 1 then
+    return ("lc rgb '%s' lw 1.5 pt 7 ps 0.5"):format(color(k))
+  end
+  return ("lc rgb '%s' dt %d lw 1.5 pt %d ps 0.5"):format(color(i), k, 6 + k)
+end
+
+-- runs = {{dir =, label =, header =}, ...}; writes script text. Three
+-- panels: the loss terms, train/test top-1, and the learning rate.
 local function script_for(runs, out_base, formats, title)
   local lines = { "set datafile separator ','", "set key outside bottom center horizontal",
-    "set grid", "set xlabel 'epoch'", "set format x '%g'" }
+    "set grid", "set xlabel 'epoch'", "set format x '%g'", "set format y '%g'" }
   local max_epochs = 0
   for _, run in ipairs(runs) do
     max_epochs = math.max(max_epochs, run.rows)
@@ -134,50 +163,63 @@ local function script_for(runs, out_base, formats, title)
   if max_epochs == 1 then
     lines[#lines + 1] = "set xrange [0.5:1.5]"
   end
-  local outputs = {}
-  for _, format in ipairs(formats) do
-    lines[#lines + 1] = terminal(format, 1100, 480)
-    lines[#lines + 1] = "set output " .. gp_quote(out_base .. "." .. format)
-    outputs[#outputs + 1] = out_base .. "." .. format
-    lines[#lines + 1] = "set multiplot layout 1,2 title " .. gp_quote(title)
-    -- losses
-    local loss_plots = {}
-    for _, run in ipairs(runs) do
-      for _, col in ipairs(loss_columns(run.header)) do
-        local label = #runs > 1 and (run.label .. " " .. col) or col
-        loss_plots[#loss_plots + 1] = ("%s using (column('epoch')):(column(%s)) with linespoints title %s")
-          :format(gp_quote(run.csv), gp_quote(col), gp_quote(label:gsub("_", " ")))
+  local function label(run, col)
+    return #runs > 1 and (run.label .. " " .. col) or col
+  end
+  local loss_plots, acc_plots, lr_plots = {}, {}, {}
+  for i, run in ipairs(runs) do
+    for k, col in ipairs(loss_columns(run.header)) do
+      loss_plots[#loss_plots + 1] = curve(run, col, series_style(runs, i, k), label(run, col))
+    end
+    for k, col in ipairs { "train_top1", "test_top1" } do
+      if column_index(run.header, col) then
+        acc_plots[#acc_plots + 1] = curve(run, col, series_style(runs, i, k), label(run, col))
       end
     end
+    if column_index(run.header, "lr") then
+      lr_plots[#lr_plots + 1] = curve(run, "lr", series_style(runs, i, 1), #runs > 1 and run.label or "lr")
+    end
+  end
+  local outputs = {}
+  local panels = #lr_plots > 0 and 3 or 2
+  for _, format in ipairs(formats) do
+    lines[#lines + 1] = terminal(format, panels == 3 and 1500 or 1100, 480)
+    lines[#lines + 1] = "set output " .. gp_quote(out_base .. "." .. format)
+    outputs[#outputs + 1] = out_base .. "." .. format
+    lines[#lines + 1] = ("set multiplot layout 1,%d title %s noenhanced"):format(panels, gp_quote(title))
     lines[#lines + 1] = "set title 'losses'"
     lines[#lines + 1] = "set ylabel 'loss'"
     lines[#lines + 1] = "set logscale y"
     lines[#lines + 1] = "plot " .. table.concat(loss_plots, ", \\\n  ")
-    lines[#lines + 1] = "unset logscale y"
-    -- accuracy
-    local acc_plots = {}
-    for _, run in ipairs(runs) do
-      for _, col in ipairs { "train_top1", "test_top1" } do
-        if column_index(run.header, col) then
-          local label = #runs > 1 and (run.label .. " " .. col) or col
-          acc_plots[#acc_plots + 1] = ("%s using (column('epoch')):(column(%s)) with linespoints title %s")
-            :format(gp_quote(run.csv), gp_quote(col), gp_quote(label:gsub("_", " ")))
-        end
-      end
-    end
     lines[#lines + 1] = "set title 'top-1 accuracy (%)'"
     lines[#lines + 1] = "set ylabel 'accuracy (%)'"
+    lines[#lines + 1] = "unset logscale y"
     lines[#lines + 1] = "plot " .. table.concat(acc_plots, ", \\\n  ")
+    if panels == 3 then
+      lines[#lines + 1] = "set title 'learning rate'"
+      lines[#lines + 1] = "set ylabel 'lr'"
+      lines[#lines + 1] = "set logscale y"
+      lines[#lines + 1] = "plot " .. table.concat(lr_plots, ", \\\n  ")
+      lines[#lines + 1] = "unset logscale y"
+    end
     lines[#lines + 1] = "unset multiplot"
     lines[#lines + 1] = "set output"
   end
   return table.concat(lines, "\n") .. "\n", outputs
 end
 
+-- Runs a gnuplot script, kept at script_path (a run's curves.gp, to redraw
+-- or adapt) or, without one, in a temporary file removed afterwards.
 local function run_gnuplot(script, script_path)
   local gp = plot.gnuplot()
   if not gp then
     return nil, "gnuplot not found (install gnuplot-nox)"
+  end
+  if not script_path then
+    local tmp = os.tmpname()
+    local ok, msg = run_gnuplot(script, tmp)
+    os.remove(tmp)
+    return ok, msg
   end
   local f = io.open(script_path, "w")
   if not f then
@@ -243,14 +285,6 @@ local function outputs_of(out)
     return base, { ext }
   end
   return out, { "svg", "png" }
-end
-
--- One colour per group, in the order groups first appear.
-local PALETTE = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-  "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#843c39", "#7b4173" }
-
-local function color(i)
-  return PALETTE[(i - 1) % #PALETTE + 1]
 end
 
 -- The distinct groups in order of first appearance, and each run's index.
@@ -397,7 +431,7 @@ function plot.overlay(run_dirs, out, opts)
     end
     script, outputs = script_for(runs, base, formats, opts.title or table.concat(labels, " vs "))
   end
-  local ok, msg = run_gnuplot(script, base .. ".gp")
+  local ok, msg = run_gnuplot(script, opts.script)
   if not ok then
     return nil, msg
   end
@@ -486,7 +520,7 @@ function plot.metric_vs(series, out, opts)
     lines[#lines + 1] = "plot " .. table.concat(items, ", \\\n  ")
     lines[#lines + 1] = "set output"
   end
-  local ok, msg = run_gnuplot(table.concat(lines, "\n") .. "\n", base .. ".gp")
+  local ok, msg = run_gnuplot(table.concat(lines, "\n") .. "\n", opts.script)
   if not ok then
     return nil, msg
   end

@@ -49,6 +49,7 @@ function plots.curves(paths, opts)
     dirs[i], groups[i] = run.dir, results.label(by, run.group)
   end
   return plot.overlay(dirs, opts.output or "comparison", { groups = groups, mean = opts.mean,
+    script = opts.script,
     title = ("%s: one colour per %s%s"):format(title_of(paths), by, opts.mean and ", mean over runs" or "") })
 end
 
@@ -80,7 +81,7 @@ function plots.versus(paths, opts)
     return nil, ("no finished run under %s has %s"):format(title_of(paths), opts.vs)
   end
   return plot.metric_vs(series, opts.output or (metric .. "_vs_" .. opts.vs:gsub("%W", "_")), {
-    xlabel = opts.vs, ylabel = metric, title = ("%s vs %s (%s; mean ± std over runs)"):format(metric,
+    xlabel = opts.vs, ylabel = metric, script = opts.script, title = ("%s vs %s (%s; mean ± std over runs)"):format(metric,
       opts.vs, title_of(paths)) })
 end
 
