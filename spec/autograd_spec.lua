@@ -232,9 +232,7 @@ describe("autograd", function()
     end)
 
     it("frees a wide graph (more children than the release stack holds)", function()
-      collectgarbage()
-      collectgarbage()
-      local baseline = distill.core.live_bytes()
+      local baseline = h.settled_live_bytes()
       do
         local x = distill.randn { 100, 100 }
         x.requires_grad = true
@@ -248,15 +246,11 @@ describe("autograd", function()
         x = nil
         y = nil
       end
-      collectgarbage()
-      collectgarbage()
-      assert.are.equal(baseline, distill.core.live_bytes())
+      assert.are.equal(baseline, h.settled_live_bytes())
     end)
 
     it("frees a chain of 100000 nodes without recursion", function()
-      collectgarbage()
-      collectgarbage()
-      local baseline = distill.core.live_bytes()
+      local baseline = h.settled_live_bytes()
       do
         local x = distill.ones { 2 }
         x.requires_grad = true
@@ -266,9 +260,7 @@ describe("autograd", function()
         end
         assert.are.equal(200002, y:sum():item())
       end
-      collectgarbage()
-      collectgarbage()
-      assert.are.equal(baseline, distill.core.live_bytes())
+      assert.are.equal(baseline, h.settled_live_bytes())
     end)
   end)
 end)

@@ -249,6 +249,30 @@ function h.check_distiller_parity(tensors, meta, name, runner)
   rec:assert_ok()
 end
 
+-- ------------------------------------------------------------ memory
+
+--- Two full collections: the first runs the tensors' finalizers, the
+-- second frees what those finalizers released.
+function h.full_gc()
+  collectgarbage()
+  collectgarbage()
+end
+
+--- This process's resident set size in bytes (VmRSS of /proc/self/status).
+function h.rss_bytes()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmRSS:%s*(%d+)%s*kB")
+    if kb then return tonumber(kb) * 1024 end
+  end
+  error("no VmRSS in /proc/self/status")
+end
+
+--- The engine's live tensor bytes once garbage is collected (h.full_gc).
+function h.settled_live_bytes()
+  h.full_gc()
+  return distill.core.live_bytes()
+end
+
 -- ------------------------------------------------------------ scratch files
 
 --- A fresh empty directory under the system temp directory.
