@@ -115,6 +115,15 @@ function h.fails(pattern, fn, ...)
     "error '" .. tostring(err) .. "' does not contain '" .. pattern .. "'")
 end
 
+--- Asserts that fn(...) refuses the Lua way, returning nil and a message
+-- that contains `pattern` (plain text).
+function h.refuses(pattern, fn, ...)
+  local ok, err = fn(...)
+  assert.is_nil(ok, "expected nil and a message matching: " .. pattern)
+  assert.truthy(tostring(err):find(pattern, 1, true),
+    "message '" .. tostring(err) .. "' does not contain '" .. pattern .. "'")
+end
+
 --- Builds an assert_close(expected, actual, tol) for Lua lists.
 -- opts.tol: the default tolerance; opts.format: the number format of the
 -- failure message ("%.7g" by default); opts.relative: compare against
