@@ -212,15 +212,22 @@ static dt_status size_mismatch(const dt_tensor *a, const dt_tensor *b, int64_t k
                    (long long)ka, (long long)kb);
 }
 
+/* mm's and bmm's operands: both `ndim`-d and float32. */
+static dt_status check_operands(const dt_tensor *a, const dt_tensor *b, int ndim)
+{
+    if (a->ndim != ndim || b->ndim != ndim) {
+        shape_texts s = shapes_of(a, b);
+        return dt_fail(DT_ERR_SHAPE, "expected two %d-d tensors, got shapes %s and %s", ndim, s.a,
+                       s.b);
+    }
+    return check_float(a, b);
+}
+
 dt_status dt_mm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
     DT_PROF_SCOPE(DT_PROF_GEMM);
     *out = NULL;
-    if (a->ndim != 2 || b->ndim != 2) {
-        shape_texts s = shapes_of(a, b);
-        return dt_fail(DT_ERR_SHAPE, "expected two 2-d tensors, got shapes %s and %s", s.a, s.b);
-    }
-    dt_status st = check_float(a, b);
+    dt_status st = check_operands(a, b, 2);
     if (st)
         return st;
     if (a->shape[1] != b->shape[0])
@@ -232,11 +239,7 @@ dt_status dt_bmm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
     DT_PROF_SCOPE(DT_PROF_GEMM);
     *out = NULL;
-    if (a->ndim != 3 || b->ndim != 3) {
-        shape_texts s = shapes_of(a, b);
-        return dt_fail(DT_ERR_SHAPE, "expected two 3-d tensors, got shapes %s and %s", s.a, s.b);
-    }
-    dt_status st = check_float(a, b);
+    dt_status st = check_operands(a, b, 3);
     if (st)
         return st;
     if (a->shape[0] != b->shape[0]) {
