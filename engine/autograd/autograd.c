@@ -219,6 +219,18 @@ void dt_node_release(dt_node *n)
 
 dt_status dt_detach(dt_tensor *t, dt_tensor **out) { return dt_alias(t, out); }
 
+dt_status dt_record_or_drop(const char *name, dt_backward_fn backward, int ninputs,
+                            const dt_tensor *const *inputs, int nsave,
+                            const dt_tensor *const *save, dt_tensor **out, dt_node **node)
+{
+    dt_status st = dt_record(name, backward, ninputs, inputs, nsave, save, *out, node);
+    if (st) {
+        dt_tensor_release(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 /* ---------------------------------------------------------------- backward */
 
 /* Gradients are added with this instead of the general maths so the tape

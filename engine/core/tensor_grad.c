@@ -44,12 +44,7 @@ dt_status dt_sum_to_shape(const dt_tensor *grad, int ndim, const int64_t *shape,
 static dt_status record_view(const char *name, dt_backward_fn fn, dt_tensor *input, dt_tensor **out,
                              dt_node **node)
 {
-    dt_status st = dt_record(name, fn, 1, (const dt_tensor *[]){input}, 0, NULL, *out, node);
-    if (st) {
-        dt_tensor_release(*out);
-        *out = NULL;
-    }
-    return st;
+    return dt_record_or_drop(name, fn, 1, (const dt_tensor *[]){input}, 0, NULL, out, node);
 }
 
 /* ------------------------------------------- reshape-like: back to shape */
