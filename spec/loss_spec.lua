@@ -10,18 +10,10 @@ local function leaf_of(values)
   return t
 end
 
-local function lse(row)
-  local m = -math.huge
-  for _, v in ipairs(row) do m = math.max(m, v) end
-  local s = 0
-  for _, v in ipairs(row) do s = s + math.exp(v - m) end
-  return m + math.log(s)
-end
-
 -- torch's per-row cross entropy with label smoothing eps (1-based target)
 local function ref_ce(row, target, eps)
   eps = eps or 0
-  local l, mean = lse(row), 0
+  local l, mean = h.logsumexp(row), 0
   for _, v in ipairs(row) do mean = mean + v / #row end
   return (1 - eps) * (l - row[target]) + eps * (l - mean)
 end

@@ -124,6 +124,16 @@ function h.refuses(pattern, fn, ...)
     "message '" .. tostring(err) .. "' does not contain '" .. pattern .. "'")
 end
 
+--- log(sum(exp(v))) over a Lua list, in double precision (shifted by the
+-- maximum so that no exp overflows): the reference for softmax and losses.
+function h.logsumexp(list)
+  local m = -math.huge
+  for _, v in ipairs(list) do m = math.max(m, v) end
+  local s = 0
+  for _, v in ipairs(list) do s = s + math.exp(v - m) end
+  return m + math.log(s)
+end
+
 --- Builds an assert_close(expected, actual, tol) for Lua lists.
 -- opts.tol: the default tolerance; opts.format: the number format of the
 -- failure message ("%.7g" by default); opts.relative: compare against
