@@ -8,21 +8,11 @@ local h = require "support.helpers"
 local tmpdir, write = h.tmpdir, h.write
 
 -- a smooth colour image 3 x h x w (smooth content survives JPEG well)
-local function smooth(h, w, phase)
+local function smooth(height, width, phase)
   phase = phase or 0
-  local planes = {}
-  for c = 0, 2 do
-    local plane = {}
-    for y = 0, h - 1 do
-      local row = {}
-      for x = 0, w - 1 do
-        row[x + 1] = math.floor(127.5 + 100 * math.sin((x + phase) / 9 + c) * math.cos(y / 13 - c))
-      end
-      plane[y + 1] = row
-    end
-    planes[c + 1] = plane
-  end
-  return distill.tensor(planes, "uint8")
+  return h.uint8_image(3, height, width, function(c, y, x)
+    return math.floor(127.5 + 100 * math.sin((x + phase) / 9 + c) * math.cos(y / 13 - c))
+  end)
 end
 
 local function mean_abs_diff(a, b)

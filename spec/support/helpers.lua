@@ -14,6 +14,22 @@ function h.f32(values)
   return distill.tensor(values, "float32")
 end
 
+--- A C x H x W uint8 image whose value at (c, y, x) (0-based) is
+-- value(c, y, x).
+function h.uint8_image(channels, height, width, value)
+  local planes = {}
+  for c = 0, channels - 1 do
+    local plane = {}
+    for y = 0, height - 1 do
+      local row = {}
+      for x = 0, width - 1 do row[x + 1] = value(c, y, x) end
+      plane[y + 1] = row
+    end
+    planes[c + 1] = plane
+  end
+  return distill.tensor(planes, "uint8")
+end
+
 --- An int64 tensor from a (nested) Lua list.
 function h.long(values)
   return distill.tensor(values, "int64")
