@@ -165,9 +165,7 @@ describe("fsecd_loss", function()
 
   describe("bad input", function()
     local function message(...)
-      local ok, err = pcall(distill.fsecd_loss, ...)
-      assert.is_false(ok)
-      return err
+      return h.err(distill.fsecd_loss, ...)
     end
 
     it("names mismatched shapes", function()

@@ -156,8 +156,7 @@ describe("distill.trainer", function()
 
   it("refuses to overwrite a run unless asked", function()
     local cfg = tiny({ "run_dir=" .. tmp .. "/det_a" })
-    local ok, err = pcall(trainer.run, { mode = "train", config = cfg })
-    assert.is_false(ok)
+    local err = h.err(trainer.run, { mode = "train", config = cfg })
     assert.truthy(tostring(err):find("--resume", 1, true))
   end)
 

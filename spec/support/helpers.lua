@@ -60,9 +60,9 @@ function h.check(fn, inputs, opts)
   assert(ok, report)
 end
 
---- Runs f, asserts that it raises, and returns the error.
-function h.err(f)
-  local ok, e = pcall(f)
+--- Runs f(...), asserts that it raises, and returns the error.
+function h.err(f, ...)
+  local ok, e = pcall(f, ...)
   assert.is_false(ok)
   return e
 end
