@@ -6,19 +6,13 @@ package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
 package.cpath = (os.getenv("DISTILL_BUILD") or "./build") .. "/?.so;" .. package.cpath
 local distill = require "distill"
 local core = require "distill.core"
+local files = require "distill.files"
 local cifar_pickle = require "support.cifar_pickle"
 
-local function write(path, bytes)
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes)
-  f:close()
-end
+local write = files.write
 
 local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read "a"
-  f:close()
-  return s
+  return assert(files.read(path))
 end
 
 local function gzip(bytes)

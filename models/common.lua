@@ -164,6 +164,20 @@ function common.resnet_configs(basic_block, bottleneck)
   }
 end
 
+--- nn.Sequential(Conv2d without bias, BatchNorm2d, ReLU), children 0, 1, 2
+-- as in the MobileNets' published conv_bn / conv_1x1_bn. conv_opts: the
+-- Conv2d options other than bias (stride, padding, groups...).
+function common.conv_bn_relu(in_channels, out_channels, kernel_size, conv_opts)
+  local opts = { bias = false }
+  for k, v in pairs(conv_opts or {}) do
+    opts[k] = v
+  end
+  return nn.Sequential(
+    nn.Conv2d(in_channels, out_channels, kernel_size, opts),
+    nn.BatchNorm2d(out_channels),
+    nn.ReLU())
+end
+
 --- The CIFAR ShuffleNets' forward after the option check: 1x1 stem
 -- BN-ReLU, three stages, then `head` (if any) on the last stage output,
 -- 4x4 average pool and `linear`.

@@ -23,13 +23,6 @@ local common = require "distill.models.common"
 
 local mobilenetv1 = {}
 
-local function conv_bn(inp, oup, stride)
-  return nn.Sequential(
-    nn.Conv2d(inp, oup, 3, { stride = stride, padding = 1, bias = false }),
-    nn.BatchNorm2d(oup),
-    nn.ReLU())
-end
-
 local function conv_dw(inp, oup, stride)
   return nn.Sequential(
     nn.Conv2d(inp, inp, 3, { stride = stride, padding = 1, groups = inp, bias = false }),
@@ -56,7 +49,7 @@ local MobileNetV1 = nn.class("MobileNetV1")
 --- MobileNetV1({num_classes = 1000})
 function MobileNetV1:init(opts)
   opts = common.model_options("MobileNetV1", opts, 1000)
-  local model = nn.Sequential(conv_bn(3, 32, 2))
+  local model = nn.Sequential(common.conv_bn_relu(3, 32, 3, { stride = 2, padding = 1 }))
   for _, u in ipairs(units) do
     model:append(conv_dw(u[1], u[2], u[3]))
   end

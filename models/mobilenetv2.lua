@@ -14,20 +14,6 @@ local common = require "distill.models.common"
 
 local mobilenetv2 = {}
 
-local function conv_bn(inp, oup, stride)
-  return nn.Sequential(
-    nn.Conv2d(inp, oup, 3, { stride = stride, padding = 1, bias = false }),
-    nn.BatchNorm2d(oup),
-    nn.ReLU())
-end
-
-local function conv_1x1_bn(inp, oup)
-  return nn.Sequential(
-    nn.Conv2d(inp, oup, 1, { bias = false }),
-    nn.BatchNorm2d(oup),
-    nn.ReLU())
-end
-
 local InvertedResidual = nn.class("InvertedResidual")
 
 function InvertedResidual:init(inp, oup, stride, expand_ratio)
@@ -77,7 +63,7 @@ function MobileNetV2:init(T, width_mult, opts)
   }
   -- int() in the Python code truncates
   local input_channel = math.floor(32 * width_mult)
-  self.conv1 = conv_bn(3, input_channel, 2)
+  self.conv1 = common.conv_bn_relu(3, input_channel, 3, { stride = 2, padding = 1 })
   self.blocks = nn.ModuleList()
   for _, s in ipairs(self.settings) do
     local t, c, n, stride = s[1], s[2], s[3], s[4]
@@ -90,7 +76,7 @@ function MobileNetV2:init(T, width_mult, opts)
     self.blocks:append(layers)
   end
   self.last_channel = width_mult > 1 and math.floor(1280 * width_mult) or 1280
-  self.conv2 = conv_1x1_bn(input_channel, self.last_channel)
+  self.conv2 = common.conv_bn_relu(input_channel, self.last_channel, 1)
   self.classifier = nn.Sequential(nn.Linear(self.last_channel, opts.num_classes))
   self.avgpool = nn.AvgPool2d(input_size // 16, { ceil_mode = true })
   common.init_normal_fan_out(self, "normal")

@@ -1,12 +1,6 @@
 -- The caching allocator under tensors (engine/storage.c).
 local distill = require "distill"
-
-local function rss_mb()
-  for line in io.lines("/proc/self/status") do
-    local kb = line:match("^VmRSS:%s*(%d+)%s*kB")
-    if kb then return tonumber(kb) / 1024 end
-  end
-end
+local h = require "support.helpers"
 
 describe("allocator", function()
   it("zeros() is zero-filled even when it reuses a dirty block", function()
@@ -20,15 +14,11 @@ describe("allocator", function()
   end)
 
   it("keeps live_bytes to live tensors (cached blocks not counted)", function()
-    collectgarbage()
-    collectgarbage()
-    local base = distill.core.live_bytes()
+    local base = h.settled_live_bytes()
     local t = distill.randn { 1000, 1000 }
     assert.are.equal(base + 4000000, distill.core.live_bytes())
     t = nil
-    collectgarbage()
-    collectgarbage()
-    assert.are.equal(base, distill.core.live_bytes())
+    assert.are.equal(base, h.settled_live_bytes())
   end)
 
   it("a repeated training step keeps RSS flat", function()
@@ -40,9 +30,9 @@ describe("allocator", function()
       y:sum():backward()
     end
     for _ = 1, 20 do step() end
-    local r0 = rss_mb()
+    local r0 = h.rss_bytes() / 2 ^ 20
     for _ = 1, 200 do step() end
-    local r1 = rss_mb()
+    local r1 = h.rss_bytes() / 2 ^ 20
     assert.is_true(r1 < r0 * 1.05 + 8, ("RSS %.1f MB -> %.1f MB"):format(r0, r1))
   end)
 
@@ -62,22 +52,19 @@ describe("allocator", function()
   it("cache_trim frees every cached block", function()
     local t = distill.empty { 262144 }
     t = nil
-    collectgarbage()
-    collectgarbage()
+    h.full_gc()
     assert.is_true(distill.core.cache_stats().cached >= 2 ^ 20)
     distill.core.cache_trim()
     assert.are.equal(0, distill.core.cache_stats().cached)
   end)
 
   it("serves a request from a cached block up to twice its size", function()
-    collectgarbage()
-    collectgarbage()
+    h.full_gc()
     distill.core.cache_trim()
     -- then one cached block of 3 MB
     local big = distill.empty { 3 * 262144 + 17 }
     big = nil
-    collectgarbage()
-    collectgarbage()
+    h.full_gc()
     local before = distill.core.cache_stats()
     local half = distill.empty { 2 * 262144 }        -- 2 MB: takes the 3 MB block
     local mid = distill.core.cache_stats()
@@ -89,8 +76,7 @@ describe("allocator", function()
     assert.are.equal(mid.misses + 1, after.misses)
     -- the big block goes back to its own class
     half = nil
-    collectgarbage()
-    collectgarbage()
+    h.full_gc()
     assert.is_true(distill.core.cache_stats().cached >= after.cached + 3 * 2 ^ 20)
     assert.are.equal(2 * 262144, small:numel() * 2)
   end)
@@ -116,8 +102,7 @@ describe("allocator", function()
         odd[i] = distill.empty { 1024 * 1024 + i * 4096 }
       end
     end
-    collectgarbage()
-    collectgarbage()
+    h.full_gc()
     local before = distill.core.cache_stats().cached
     assert.is_true(before >= 160 * 1024 * 1024, "cached " .. before)
     -- 11x the bound handed out in one size, 1 MB at a time (stale blocks are

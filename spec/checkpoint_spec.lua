@@ -3,24 +3,12 @@
 local distill = require "distill"
 local checkpoint = require "distill.checkpoint"
 local cjson = require("cjson").new()
+local h = require "support.helpers"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p '" .. dir .. "'"))
+local dir = h.tmpdir()
 local function tmp(name) return dir .. "/" .. name end
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local d = f:read("a")
-  f:close()
-  return d
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local read_file, write_file = h.read, h.write
 
 local function listdir(d)
   local p = io.popen("ls -A '" .. (d or dir) .. "'")

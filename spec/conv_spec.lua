@@ -111,8 +111,7 @@ describe("conv2d", function()
 
   describe("errors", function()
     local function err(f)
-      local ok, e = pcall(f)
-      assert.is_false(ok)
+      local e = h.err(f)
       return e
     end
 

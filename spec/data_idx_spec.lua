@@ -101,8 +101,7 @@ describe("data.idx", function()
 
   it("rejects a label count that does not match the images", function()
     write_split("train", 3, { 1, 2 })
-    local ok, err = pcall(mnist, { root = root })
-    assert.is_false(ok)
+    local err = h.err(mnist, { root = root })
     assert.matches("train-labels-idx1-ubyte has 2 labels but " .. root
       .. "/train-images-idx3-ubyte has 3 images", err, 1, true)
   end)
@@ -123,8 +122,7 @@ describe("data.idx", function()
   end)
 
   it("reports a missing directory", function()
-    local ok, err = pcall(mnist, { root = root .. "/missing" })
-    assert.is_false(ok)
+    local err = h.err(mnist, { root = root .. "/missing" })
     assert.matches("train-images-idx3-ubyte and train-labels-idx1-ubyte (or .gz) not found in "
       .. root .. "/missing", err, 1, true)
   end)

@@ -1,20 +1,8 @@
 local distill = require "distill"
 local T = require "distill.data.transforms"
+local h = require "support.helpers"
 
--- a C x H x W uint8 image with value(c, y, x) (0-based)
-local function image(c, h, w, value)
-  local rows = {}
-  for k = 0, c - 1 do
-    local plane = {}
-    for y = 0, h - 1 do
-      local row = {}
-      for x = 0, w - 1 do row[x + 1] = value(k, y, x) end
-      plane[y + 1] = row
-    end
-    rows[k + 1] = plane
-  end
-  return distill.tensor(rows, "uint8")
-end
+local image = h.uint8_image
 
 local function grid(t) return t:totable() end
 

@@ -151,21 +151,13 @@ describe("fsecd_loss", function()
 
     it("gives the same value for any number of threads", function()
       local code = [[
-        package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-        package.cpath = (os.getenv("DISTILL_BUILD") or "./build") .. "/?.so;" .. package.cpath
         local d = require "distill"
         d.manual_seed(5)
         local z, t = d.randn{512, 64}, d.randn{512, 64}
         local y = d.randint(1, 10, {512})
         io.write(string.format("%.17g", d.fsecd_loss(z, t, y, {policy = "class", symmetric = true}):item()))
       ]]
-      local function run(threads)
-        local p = io.popen(("OMP_NUM_THREADS=%d lua5.4 -e %q"):format(threads, code))
-        local out = p:read("a")
-        p:close()
-        return out
-      end
-      local one, two = run(1), run(2)
+      local one, two = h.run_lua_with_threads(code, 1), h.run_lua_with_threads(code, 2)
       assert.are.equal(one, two)
       assert.is_true(#one > 0)
     end)
@@ -173,9 +165,7 @@ describe("fsecd_loss", function()
 
   describe("bad input", function()
     local function message(...)
-      local ok, err = pcall(distill.fsecd_loss, ...)
-      assert.is_false(ok)
-      return err
+      return h.err(distill.fsecd_loss, ...)
     end
 
     it("names mismatched shapes", function()

@@ -150,12 +150,8 @@ describe("gradients of the core ops", function()
     end)
 
     it("linear rejects mismatched shapes", function()
-      local ok, err = pcall(distill.linear, const{2, 3}, const{4, 5})
-      assert.is_false(ok)
-      assert.truthy(err:find("distill.linear:", 1, true))
-      ok, err = pcall(distill.linear, const{2, 3}, const{4, 3}, const{5})
-      assert.is_false(ok)
-      assert.truthy(err:find("bias", 1, true))
+      h.fails("distill.linear:", distill.linear, const{2, 3}, const{4, 5})
+      h.fails("bias", distill.linear, const{2, 3}, const{4, 3}, const{5})
     end)
   end)
 
@@ -473,9 +469,7 @@ describe("gradients of the core ops", function()
       local a, b = leaf{2, 3}, const{3, 2}
       local y = distill.mm(a, b)
       b:add_(1)   -- b is outside the graph, so the write itself is allowed
-      local ok, err = pcall(function() y:sum():backward() end)
-      assert.is_false(ok)
-      assert.truthy(err:find("modified by an in-place operation", 1, true))
+      h.fails("modified by an in-place operation", function() y:sum():backward() end)
     end)
 
     it("accumulates through a small network", function()
@@ -531,19 +525,15 @@ describe("gradients of the core ops", function()
     end)
 
     it("refuse an operand that requires grad (its gradient would be lost)", function()
-      local ok, err = pcall(function() distill.zeros{3}:add_(leaf{3}) end)
-      assert.is_false(ok)
-      assert.truthy(err:find("Tensor:add_: argument #2 requires grad", 1, true))
+      h.fails("Tensor:add_: argument #2 requires grad", function() distill.zeros{3}:add_(leaf{3}) end)
       local x = distill.zeros{3}
       distill.no_grad(function() x:mul_(leaf{3}) end)   -- fine without recording
     end)
 
     it("scatter_add_ refuses a src that requires grad", function()
-      local ok, err = pcall(function()
+      h.fails("out-of-place scatter_add", function()
         distill.zeros{3}:scatter_add_(1, ilist{ 1 }, leaf{1})
       end)
-      assert.is_false(ok)
-      assert.truthy(err:find("out-of-place scatter_add", 1, true))
     end)
   end)
 end)

@@ -11,21 +11,10 @@ local checkpoint = require "distill.checkpoint"
 local models = require "distill.models"
 local parity = require "oracle.parity"
 
-if not parity.torch_available() then
-  describe("PyTorch parity: checkpoint conversion", function()
-    pending(parity.SKIP_MESSAGE)
-  end)
-  return
-end
-
-local q = parity.quote
+if parity.skip_without_torch("PyTorch parity: checkpoint conversion") then return end
 
 local function convert(...)
-  local args = {}
-  for i, a in ipairs({ ... }) do
-    args[i] = q(a)
-  end
-  return parity.run(parity.PYTHON .. " scripts/convert_torch.py " .. table.concat(args, " "))
+  return parity.python("scripts/convert_torch.py", ...)
 end
 
 describe("PyTorch parity: checkpoint conversion", function()
@@ -90,7 +79,7 @@ describe("PyTorch parity: checkpoint conversion", function()
     -- a distill checkpoint with the model under "model" ...
     local ck = dir .. "/distill_ck.safetensors"
     checkpoint.save(ck, { model = model:state_dict(), meta = { epoch = 3 } })
-    parity.run(("%s scripts/export_torch.py %s %s"):format(parity.PYTHON, q(ck), q(dir .. "/back.pth")))
+    parity.python("scripts/export_torch.py", ck, dir .. "/back.pth")
     local out = parity.oracle("check_export", dir .. "/back.pth", dir .. "/resnet32x4_trained.ref.safetensors")
     local rel = tonumber(out:match("export%-ok rel=(%S+)"))
     assert.is_not_nil(rel, out)
@@ -99,7 +88,7 @@ describe("PyTorch parity: checkpoint conversion", function()
     -- ... and a plain tensor file
     local plain = dir .. "/plain.safetensors"
     checkpoint.save_tensors(plain, model:state_dict())
-    parity.run(("%s scripts/export_torch.py %s %s"):format(parity.PYTHON, q(plain), q(dir .. "/back2.pth")))
+    parity.python("scripts/export_torch.py", plain, dir .. "/back2.pth")
     out = parity.oracle("check_export", dir .. "/back2.pth", dir .. "/resnet32x4_trained.ref.safetensors")
     assert.truthy(out:find("export-ok", 1, true), out)
   end)

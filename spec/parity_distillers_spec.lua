@@ -12,12 +12,7 @@ local distillers = require "distill.distillers"
 local parity = require "oracle.parity"
 local h = require "support.helpers"
 
-if not parity.torch_available() then
-  describe("PyTorch parity: distillers", function()
-    pending(parity.SKIP_MESSAGE)
-  end)
-  return
-end
+if parity.skip_without_torch("PyTorch parity: distillers") then return end
 
 local leaf = h.leaf_clone
 
@@ -72,9 +67,7 @@ describe("PyTorch parity: distillers", function()
   local tensors, meta
 
   setup(function()
-    local dir = parity.tmpdir()
-    parity.oracle("distillers", dir)
-    tensors, meta = parity.load(dir .. "/distillers.safetensors")
+    tensors, meta = parity.oracle_tensors("distillers")
   end)
 
   teardown(function()

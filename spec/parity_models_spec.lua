@@ -34,12 +34,7 @@ local checkpoint = require "distill.checkpoint"
 local models = require "distill.models"
 local parity = require "oracle.parity"
 
-if not parity.torch_available() then
-  describe("PyTorch parity: models", function()
-    pending(parity.SKIP_MESSAGE)
-  end)
-  return
-end
+if parity.skip_without_torch("PyTorch parity: models") then return end
 
 local names = models.list()
 local only = os.getenv("DISTILL_PARITY_MODELS")

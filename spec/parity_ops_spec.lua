@@ -10,12 +10,7 @@ local F = require "distill.functional"
 local parity = require "oracle.parity"
 local h = require "support.helpers"
 
-if not parity.torch_available() then
-  describe("PyTorch parity: ops", function()
-    pending(parity.SKIP_MESSAGE)
-  end)
-  return
-end
+if parity.skip_without_torch("PyTorch parity: ops") then return end
 
 local leaf = h.leaf_clone
 
@@ -67,10 +62,8 @@ describe("PyTorch parity: ops", function()
   local dir, tensors, meta
 
   setup(function()
-    dir = parity.tmpdir()
-    parity.oracle("ops", dir)
+    tensors, meta, dir = parity.oracle_tensors("ops")
     parity.oracle("sgd", dir)
-    tensors, meta = parity.load(dir .. "/ops.safetensors")
   end)
 
   teardown(function()
@@ -95,13 +88,7 @@ describe("PyTorch parity: ops", function()
         else
           out:backward(g:view(out:shape()))
         end
-        for role, ref in pairs(grads) do
-          local t = leaves[role]
-          if not t.grad then
-            error(label .. ": no gradient reached " .. role)
-          end
-          rec:check("grad", label .. " grad " .. role, t.grad, ref, parity.GRAD_TOL)
-        end
+        rec:check_grads(label, grads, leaves)
       end)
       assert.is_true(n > 0, "no oracle cases for " .. op)
       print(("\n  parity %-20s %2d cases, worst: %s"):format(op, n, rec:summary({ "forward", "grad" })))

@@ -1,6 +1,7 @@
 -- The random generator: seeding, saved state, distributions, and the same
 -- numbers for any thread count.
 local distill = require "distill"
+local h = require "support.helpers"
 
 local function stats(t)
   local values = t:view(-1):totable()
@@ -180,10 +181,7 @@ end)
 
 describe("thread count", function()
   local function run_with_threads(n)
-    local build = os.getenv("DISTILL_BUILD") or "./build"
     local code = table.concat({
-      "package.path='./lua/?.lua;./lua/?/init.lua;'..package.path",
-      "package.cpath='" .. build .. "/?.so;'..package.cpath",
       "local d=require'distill'",
       "d.manual_seed(31337)",
       "local out={}",
@@ -195,11 +193,7 @@ describe("thread count", function()
       "out[#out+1]=string.format('%.17g',s)",
       "print(table.concat(out,' '))",
     }, " ")
-    local cmd = string.format("OMP_NUM_THREADS=%d lua5.4 -e %q 2>&1", n, code)
-    local p = assert(io.popen(cmd))
-    local text = p:read("a")
-    p:close()
-    return text
+    return h.run_lua_with_threads(code, n)
   end
 
   it("gives the same numbers for OMP_NUM_THREADS=1 and 2", function()

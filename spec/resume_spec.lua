@@ -3,14 +3,13 @@
 -- losses and accuracies as the same run left alone.
 local log = require "distill.log"
 local json = require "distill.json"
+local h = require "support.helpers"
 
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p " .. tmp)
+local tmp = h.tmpdir()
+local quote = h.sh_quote
 
 local CONFIG = tmp .. "/resume_config.lua"
-local f = assert(io.open(CONFIG, "w"))
-f:write([[
+h.write(CONFIG, [[
 return {
   name = "resume",
   student = { model = { family = "fmnist", name = "FashionResNet", widths = { 4, 4, 8, 8 } } },
@@ -23,33 +22,11 @@ return {
   log_steps = 7,                               -- step records on both sides of the kill
 }
 ]])
-f:close()
-
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
 
 local function command(args)
   local build = os.getenv("DISTILL_BUILD")
   local env = "OMP_WAIT_POLICY=passive " .. (build and ("DISTILL_BUILD=" .. quote(build) .. " ") or "")
   return env .. "lua5.4 scripts/distill " .. args
-end
-
-local function read(path)
-  local h = io.open(path, "r")
-  if not h then
-    return ""
-  end
-  local text = h:read("a")
-  h:close()
-  return text
-end
-
-local function comparable(records)
-  for _, r in ipairs(records) do
-    r.time, r.epoch_time, r.images_per_s = nil, nil, nil
-  end
-  return records
 end
 
 describe("resume", function()
@@ -81,25 +58,25 @@ describe("resume", function()
 
     -- resume and compare
     assert.is_true(os.execute(command("train --resume " .. quote(killed) .. " --quiet")))
-    local a = comparable(log.read_metrics(full .. "/metrics.jsonl"))
-    local b = comparable(log.read_metrics(killed .. "/metrics.jsonl"))
+    local a = h.without_times(log.read_metrics(full .. "/metrics.jsonl"))
+    local b = h.without_times(log.read_metrics(killed .. "/metrics.jsonl"))
     assert.are.equal(3, #a)
     assert.are.same(a, b)
     -- the step records of the killed epoch are dropped and written again, once
-    local steps_a = comparable(log.read_metrics(full .. "/steps.jsonl"))
+    local steps_a = h.without_times(log.read_metrics(full .. "/steps.jsonl"))
     assert.are.equal(3 * 40 // 7, #steps_a)
-    assert.are.same(steps_a, comparable(log.read_metrics(killed .. "/steps.jsonl")))
+    assert.are.same(steps_a, h.without_times(log.read_metrics(killed .. "/steps.jsonl")))
     -- log.txt holds the killed session's lines, then the resumed one's
-    local text = read(killed .. "/log.txt")
+    local text = h.read(killed .. "/log.txt")
     assert.truthy(text:find("epoch 3/3 batch 5/40", 1, true), text)
     assert.truthy(text:find("resuming " .. killed .. " at epoch 3 of 3", 1, true), text)
-    local sa = json.decode(read(full .. "/summary.json"))
-    local sb = json.decode(read(killed .. "/summary.json"))
+    local sa = json.decode(h.read(full .. "/summary.json"))
+    local sb = json.decode(h.read(killed .. "/summary.json"))
     assert.are.equal(sa.best_top1, sb.best_top1)
     assert.are.equal(sa.last_top1, sb.last_top1)
     -- the csv was rewritten without the lost partial epoch
     local lines = 0
-    for _ in read(killed .. "/metrics.csv"):gmatch("\n") do
+    for _ in h.read(killed .. "/metrics.csv"):gmatch("\n") do
       lines = lines + 1
     end
     assert.are.equal(4, lines)

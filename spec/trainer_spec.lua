@@ -7,11 +7,9 @@ local log = require "distill.log"
 local checkpoint = require "distill.checkpoint"
 local files = require "distill.files"
 local json = require "distill.json"
-local h_fails = require("support.helpers").fails
+local h = require "support.helpers"
 
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute("mkdir -p " .. tmp)
+local tmp = h.tmpdir()
 
 local function tiny(overrides, extra)
   local cfg = config.resolve({
@@ -31,13 +29,6 @@ local function tiny(overrides, extra)
     cfg[k] = v
   end
   return config.apply_overrides(cfg, overrides or {})
-end
-
-local function strip_times(records)
-  for _, r in ipairs(records) do
-    r.time, r.epoch_time, r.images_per_s = nil, nil, nil
-  end
-  return records
 end
 
 describe("distill.trainer", function()
@@ -80,8 +71,8 @@ describe("distill.trainer", function()
     local a = trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/det_a" }) }
     local b = trainer.run{ mode = "train", config = tiny({ "run_dir=" .. tmp .. "/det_b" }) }
     assert.are.equal(a.last_train_loss, b.last_train_loss)
-    assert.are.same(strip_times(log.read_metrics(tmp .. "/det_a/metrics.jsonl")),
-      strip_times(log.read_metrics(tmp .. "/det_b/metrics.jsonl")))
+    assert.are.same(h.without_times(log.read_metrics(tmp .. "/det_a/metrics.jsonl")),
+      h.without_times(log.read_metrics(tmp .. "/det_b/metrics.jsonl")))
   end)
 
   it("calls on_batch after every batch; an error there stops the run, and resume finishes it", function()
@@ -106,11 +97,11 @@ describe("distill.trainer", function()
     assert.are.equal("stop here", err)
     assert.are.equal(1, #log.read_metrics(dir .. "/metrics.jsonl"))
     trainer.run{ resume = dir, progress = "none" }
-    assert.are.same(strip_times(log.read_metrics(tmp .. "/det_a/metrics.jsonl")),
-      strip_times(log.read_metrics(dir .. "/metrics.jsonl")))
+    assert.are.same(h.without_times(log.read_metrics(tmp .. "/det_a/metrics.jsonl")),
+      h.without_times(log.read_metrics(dir .. "/metrics.jsonl")))
     -- the step records of the interrupted epoch are not repeated
-    assert.are.same(strip_times(log.read_metrics(tmp .. "/det_a/steps.jsonl")),
-      strip_times(log.read_metrics(dir .. "/steps.jsonl")))
+    assert.are.same(h.without_times(log.read_metrics(tmp .. "/det_a/steps.jsonl")),
+      h.without_times(log.read_metrics(dir .. "/steps.jsonl")))
     -- log.txt holds both sessions, and how the first one ended
     local text = files.read(dir .. "/log.txt")
     local first = text:find("distill train, new run", 1, true)
@@ -149,7 +140,7 @@ describe("distill.trainer", function()
     local again = files.read(dir .. "/log.txt")
     assert.are.equal(1, select(2, again:gsub("new run", "")), again)
     trainer.run{ mode = "train", config = tiny({ "run_dir=" .. dir }), overwrite = true }
-    h_fails("config: 'log_steps' must be an integer of at least 0, got -1", function()
+    h.fails("config: 'log_steps' must be an integer of at least 0, got -1", function()
       config.validate(config.apply_overrides(tiny(), { "log_steps=-1" }), "train")
     end)
   end)
@@ -165,8 +156,7 @@ describe("distill.trainer", function()
 
   it("refuses to overwrite a run unless asked", function()
     local cfg = tiny({ "run_dir=" .. tmp .. "/det_a" })
-    local ok, err = pcall(trainer.run, { mode = "train", config = cfg })
-    assert.is_false(ok)
+    local err = h.err(trainer.run, { mode = "train", config = cfg })
     assert.truthy(tostring(err):find("--resume", 1, true))
   end)
 

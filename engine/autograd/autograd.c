@@ -219,11 +219,23 @@ void dt_node_release(dt_node *n)
 
 dt_status dt_detach(dt_tensor *t, dt_tensor **out) { return dt_alias(t, out); }
 
+dt_status dt_record_or_drop(const char *name, dt_backward_fn backward, int ninputs,
+                            const dt_tensor *const *inputs, int nsave,
+                            const dt_tensor *const *save, dt_tensor **out, dt_node **node)
+{
+    dt_status st = dt_record(name, backward, ninputs, inputs, nsave, save, *out, node);
+    if (st) {
+        dt_tensor_release(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 /* ---------------------------------------------------------------- backward */
 
-/* dst += src (same shape, float32), any strides. Gradients are added with
- * this instead of the general maths so the tape depends on the core only. */
-static dt_status add_into(dt_tensor *dst, const dt_tensor *src)
+/* Gradients are added with this instead of the general maths so the tape
+ * depends on the core only. */
+dt_status dt_grad_add_into(dt_tensor *dst, const dt_tensor *src)
 {
     if (!dt_same_shape(dst, src) || dst->dtype != DT_FLOAT32 || src->dtype != DT_FLOAT32)
         return dt_fail(DT_ERR_STATE, "internal error: accumulating mismatched gradients");
@@ -249,7 +261,7 @@ static dt_status accumulate_leaf(dt_tensor *leaf, const dt_tensor *g)
 {
     if (!leaf->grad)
         return dt_to_dtype(g, DT_FLOAT32, &leaf->grad);
-    return add_into(leaf->grad, g);
+    return dt_grad_add_into(leaf->grad, g);
 }
 
 /* grad of an inner node: keep the first arrival as is (no copy), add later
@@ -278,7 +290,7 @@ static dt_status accumulate_node(dt_node *n, dt_tensor *g)
         n->grad_owned = true;
         return DT_OK;
     }
-    return add_into(n->grad_acc, g);
+    return dt_grad_add_into(n->grad_acc, g);
 }
 
 typedef struct node_list {

@@ -95,6 +95,16 @@ dt_status dt_record(const char *name, dt_backward_fn backward, int ninputs,
                     const dt_tensor *const *inputs, int nsave, const dt_tensor *const *save,
                     dt_tensor *out, dt_node **node);
 
+/* dt_record that, when recording fails, also releases *out and sets it to
+ * NULL: the op then just returns the status. */
+dt_status dt_record_or_drop(const char *name, dt_backward_fn backward, int ninputs,
+                            const dt_tensor *const *inputs, int nsave,
+                            const dt_tensor *const *save, dt_tensor **out, dt_node **node);
+
+/* dst += src (same shape, float32), any strides, broadcast (stride-0) dst
+ * views included: how gradients are summed. Bumps dst's storage version. */
+dt_status dt_grad_add_into(dt_tensor *dst, const dt_tensor *src);
+
 /* Backward with hooks on the leaves (engine/dist/ddp.c): before any node
  * runs, edge() once per node-to-leaf edge that may carry a gradient; after
  * each gradient is added into a leaf's .grad, arrived(). A leaf's gradient

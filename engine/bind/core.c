@@ -4,7 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ------------------------------------------------------------ GC pacing
  *
@@ -51,13 +50,6 @@ static struct {
     double seconds;       /* wall time spent in the pacing's collections */
 } gc_pacing = {0, GC_MAJOR_MIN, 0, GC_MAJOR_EVERY * GC_MAJOR_MIN, 0, 0, 0.0};
 
-static double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static size_t lua_heap_bytes(lua_State *L)
 {
     return (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
@@ -78,7 +70,7 @@ static void plan_next_major(lua_State *L)
 
 static void gc_collect(lua_State *L)
 {
-    double t0 = monotonic_seconds();
+    double t0 = dt_wallclock();
     /* A step with no debt: in generational mode a minor collection (or a
      * major one when Lua's own heap has grown enough); in incremental mode
      * (a user's choice) a small step, and the live-byte check below then
@@ -91,7 +83,7 @@ static void gc_collect(lua_State *L)
         gc_pacing.majors++;
         plan_next_major(L);
     }
-    gc_pacing.seconds += monotonic_seconds() - t0;
+    gc_pacing.seconds += dt_wallclock() - t0;
 }
 
 /* Called with the new tensor on top of the stack, so it survives. */

@@ -31,6 +31,15 @@ static const char **path_list(lua_State *L, const char *fn, int *n)
     return paths;
 }
 
+/* A reader's results: the images and the labels, made 1-based. */
+static int push_dataset(lua_State *L, dt_tensor *images, dt_tensor *labels)
+{
+    lt_positions_to_lua(labels);
+    lt_push(L, images);
+    lt_push(L, labels);
+    return 2;
+}
+
 /* read_cifar({paths}, label_bytes, label_pick) -> images, labels */
 static int l_read_cifar(lua_State *L)
 {
@@ -47,10 +56,7 @@ static int l_read_cifar(lua_State *L)
     const char **paths = path_list(L, fn, &n);
     dt_tensor *images, *labels;
     LT_TRY(L, fn, dt_read_cifar(n, paths, (int)label_bytes, (int)pick - 1, &images, &labels));
-    lt_positions_to_lua(labels);
-    lt_push(L, images);
-    lt_push(L, labels);
-    return 2;
+    return push_dataset(L, images, labels);
 }
 
 /* read_cifar_python({paths}, label_key) -> images, labels (1-based); label_key:
@@ -69,10 +75,7 @@ static int l_read_cifar_python(lua_State *L)
     const char **paths = path_list(L, fn, &n);
     dt_tensor *images, *labels;
     LT_TRY(L, fn, dt_read_cifar_python(n, paths, key, &images, &labels));
-    lt_positions_to_lua(labels);
-    lt_push(L, images);
-    lt_push(L, labels);
-    return 2;
+    return push_dataset(L, images, labels);
 }
 
 static int l_read_idx(lua_State *L)
@@ -97,10 +100,7 @@ static int l_read_idx_pair(lua_State *L)
                         (long long)classes);
     dt_tensor *images, *labels;
     LT_TRY(L, fn, dt_read_idx_pair(ip, lp, classes, &images, &labels));
-    lt_positions_to_lua(labels);
-    lt_push(L, images);
-    lt_push(L, labels);
-    return 2;
+    return push_dataset(L, images, labels);
 }
 
 /* ------------------------------------------------------------------ JPEG */

@@ -35,15 +35,17 @@ static dt_tensor *index_arg(lua_State *L, int idx, const char *fn, int dim, int6
 
 /* ------------------------------------------------------ select and gather */
 
-static int l_index_select(lua_State *L)
+typedef dt_status (*dim_index_op)(const dt_tensor *a, int dim, const dt_tensor *index,
+                                  dt_tensor **out);
+
+/* op(a, dim, index) for (a, dim, index) at stack 1..3: the index counts
+ * along dim (a 0-d a has one position). */
+static int dim_index(lua_State *L, const char *fn, dim_index_op op)
 {
-    const char *fn = "distill.index_select";
     dt_tensor *a = lt_check(L, 1, fn), *r;
-    if (a->ndim == 0)
-        return lt_error(L, fn, "cannot index_select from a 0-d tensor");
     int dim = lt_check_dim(L, 2, fn, a->ndim);
-    dt_tensor *index = index_arg(L, 3, fn, dim, a->shape[dim]);
-    dt_status st = dt_f_index_select(a, dim, index, &r);
+    dt_tensor *index = index_arg(L, 3, fn, dim, a->ndim ? a->shape[dim] : 1);
+    dt_status st = op(a, dim, index, &r);
     dt_tensor_release(index);
     if (st)
         return lt_fail(L, fn);
@@ -51,19 +53,15 @@ static int l_index_select(lua_State *L)
     return 1;
 }
 
-static int l_gather(lua_State *L)
+static int l_index_select(lua_State *L)
 {
-    const char *fn = "distill.gather";
-    dt_tensor *a = lt_check(L, 1, fn), *r;
-    int dim = lt_check_dim(L, 2, fn, a->ndim);
-    dt_tensor *index = index_arg(L, 3, fn, dim, a->ndim ? a->shape[dim] : 1);
-    dt_status st = dt_f_gather(a, dim, index, &r);
-    dt_tensor_release(index);
-    if (st)
-        return lt_fail(L, fn);
-    lt_push(L, r);
-    return 1;
+    const char *fn = "distill.index_select";
+    if (lt_check(L, 1, fn)->ndim == 0)
+        return lt_error(L, fn, "cannot index_select from a 0-d tensor");
+    return dim_index(L, fn, dt_f_index_select);
 }
+
+static int l_gather(lua_State *L) { return dim_index(L, "distill.gather", dt_f_gather); }
 
 /* scatter_add of (dim, index, src) at stack 2..4 into a: in place, or
  * into a new tensor (*out != NULL) recorded on the tape. */

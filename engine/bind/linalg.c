@@ -3,7 +3,6 @@
  * autograd tape. */
 #include "bind.h"
 
-#include <time.h>
 
 typedef dt_status (*product_fn)(const dt_tensor *, const dt_tensor *, dt_tensor **);
 
@@ -54,9 +53,7 @@ static int l_linear(lua_State *L)
  * which overstates the time of multithreaded BLAS calls. */
 static int l_wallclock(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+    lua_pushnumber(L, dt_wallclock());
     return 1;
 }
 

@@ -91,25 +91,41 @@ static void check_conv_tensors(lua_State *L, const char *fn, const dt_tensor *x,
         lt_error(L, fn, "expected a 4-d weight (%s), got %d-d", weight_layout, w->ndim);
 }
 
+/* The options table (argument #4) of both convolutions; output_padding is
+ * conv_transpose2d's only. */
+typedef struct conv_options {
+    int64_t stride[2], padding[2], output_padding[2], dilation[2], groups;
+} conv_options;
+
+/* Reads and checks the options, in the order the messages name them. */
+static void check_conv_options(lua_State *L, const char *fn, bool transposed, conv_options *o)
+{
+    static const char *const keys[] = {"stride", "padding", "dilation", "groups", NULL};
+    static const char *const transposed_keys[] = {"stride", "padding", "output_padding",
+                                                  "dilation", "groups", NULL};
+    lt_check_option_keys(L, 4, fn, transposed ? transposed_keys : keys);
+    opt_pair(L, 4, fn, "stride", 1, o->stride);
+    opt_pair(L, 4, fn, "padding", 0, o->padding);
+    opt_pair(L, 4, fn, "output_padding", 0, o->output_padding);
+    opt_pair(L, 4, fn, "dilation", 1, o->dilation);
+    o->groups = lt_opt_field_int(L, 4, fn, "groups", 1);
+    check_positive(L, fn, "stride", o->stride);
+    check_nonneg(L, fn, "padding", o->padding);
+    check_nonneg(L, fn, "output_padding", o->output_padding);
+    check_positive(L, fn, "dilation", o->dilation);
+    if (o->groups <= 0)
+        lt_error(L, fn, "groups must be positive, got %lld", (long long)o->groups);
+}
+
 static int l_conv2d(lua_State *L)
 {
     const char *fn = "distill.conv2d";
     dt_tensor *x = lt_check(L, 1, fn), *w = lt_check(L, 2, fn), *b = opt_tensor(L, 3, fn);
-    static const char *const keys[] = {"stride", "padding", "dilation", "groups", NULL};
-    lt_check_option_keys(L, 4, fn, keys);
-    int64_t stride[2], padding[2], dilation[2];
-    opt_pair(L, 4, fn, "stride", 1, stride);
-    opt_pair(L, 4, fn, "padding", 0, padding);
-    opt_pair(L, 4, fn, "dilation", 1, dilation);
-    int64_t groups = lt_opt_field_int(L, 4, fn, "groups", 1);
-    check_positive(L, fn, "stride", stride);
-    check_nonneg(L, fn, "padding", padding);
-    check_positive(L, fn, "dilation", dilation);
-    if (groups <= 0)
-        return lt_error(L, fn, "groups must be positive, got %lld", (long long)groups);
+    conv_options o;
+    check_conv_options(L, fn, false, &o);
     check_conv_tensors(L, fn, x, w, b, "out_channels, in_channels/groups, kh, kw");
     dt_tensor *r;
-    LT_TRY(L, fn, dt_f_conv2d(x, w, b, stride, padding, dilation, groups, &r));
+    LT_TRY(L, fn, dt_f_conv2d(x, w, b, o.stride, o.padding, o.dilation, o.groups, &r));
     lt_push(L, r);
     return 1;
 }
@@ -118,33 +134,20 @@ static int l_conv_transpose2d(lua_State *L)
 {
     const char *fn = "distill.conv_transpose2d";
     dt_tensor *x = lt_check(L, 1, fn), *w = lt_check(L, 2, fn), *b = opt_tensor(L, 3, fn);
-    static const char *const keys[] = {"stride", "padding", "output_padding", "dilation",
-                                       "groups", NULL};
-    lt_check_option_keys(L, 4, fn, keys);
-    int64_t stride[2], padding[2], output_padding[2], dilation[2];
-    opt_pair(L, 4, fn, "stride", 1, stride);
-    opt_pair(L, 4, fn, "padding", 0, padding);
-    opt_pair(L, 4, fn, "output_padding", 0, output_padding);
-    opt_pair(L, 4, fn, "dilation", 1, dilation);
-    int64_t groups = lt_opt_field_int(L, 4, fn, "groups", 1);
-    check_positive(L, fn, "stride", stride);
-    check_nonneg(L, fn, "padding", padding);
-    check_nonneg(L, fn, "output_padding", output_padding);
-    check_positive(L, fn, "dilation", dilation);
-    if (groups <= 0)
-        return lt_error(L, fn, "groups must be positive, got %lld", (long long)groups);
+    conv_options o;
+    check_conv_options(L, fn, true, &o);
     for (int d = 0; d < 2; d++)
-        if (output_padding[d] >= stride[d] && output_padding[d] >= dilation[d])
+        if (o.output_padding[d] >= o.stride[d] && o.output_padding[d] >= o.dilation[d])
             return lt_error(L, fn, "output_padding must be smaller than either stride or "
                             "dilation, got output_padding {%lld, %lld}, stride {%lld, %lld}, "
-                            "dilation {%lld, %lld}", (long long)output_padding[0],
-                            (long long)output_padding[1], (long long)stride[0],
-                            (long long)stride[1], (long long)dilation[0],
-                            (long long)dilation[1]);
+                            "dilation {%lld, %lld}", (long long)o.output_padding[0],
+                            (long long)o.output_padding[1], (long long)o.stride[0],
+                            (long long)o.stride[1], (long long)o.dilation[0],
+                            (long long)o.dilation[1]);
     check_conv_tensors(L, fn, x, w, b, "in_channels, out_channels/groups, kh, kw");
     dt_tensor *r;
-    LT_TRY(L, fn, dt_f_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation,
-                                        groups, &r));
+    LT_TRY(L, fn, dt_f_conv_transpose2d(x, w, b, o.stride, o.padding, o.output_padding,
+                                        o.dilation, o.groups, &r));
     lt_push(L, r);
     return 1;
 }

@@ -1,7 +1,6 @@
 /* bind/profile.c - distill.profile: start(), stop(), report(), enabled(), now(). */
 #include "bind.h"
 
-#include <time.h>
 
 static int l_start(lua_State *L)
 {
@@ -20,9 +19,7 @@ static int l_stop(lua_State *L)
 /* now() -> seconds on CLOCK_MONOTONIC (for wall-clock benchmarks). */
 static int l_now(lua_State *L)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + 1e-9 * (lua_Number)ts.tv_nsec);
+    lua_pushnumber(L, dt_wallclock());
     return 1;
 }
 

@@ -28,23 +28,14 @@ dt_status dt_sum_to_shape(const dt_tensor *grad, int ndim, const int64_t *shape,
     /* Summing through a broadcast (stride-0) view of the result adds every
      * gradient element into the cell it was broadcast from. */
     st = dt_expand(acc, grad->ndim, grad->shape, &acc_b);
+    if (st == DT_OK) {
+        st = dt_grad_add_into(acc_b, grad);
+        dt_tensor_release(acc_b);
+    }
     if (st) {
         dt_tensor_release(acc);
         return st;
     }
-    dt_iter it;
-    const dt_tensor *ts[2] = {acc_b, grad};
-    dt_iter_init(&it, 2, ts);
-    float *a = dt_f32(acc_b);
-    const float *g = dt_f32(grad);
-    while (dt_iter_next(&it)) {
-        float *ap = a + it.offset[0];
-        const float *gp = g + it.offset[1];
-        int64_t as = it.inner_stride[0], gs = it.inner_stride[1];
-        for (int64_t k = 0; k < it.inner; k++)
-            ap[k * as] += gp[k * gs];
-    }
-    dt_tensor_release(acc_b);
     *out = acc;
     return DT_OK;
 }
@@ -53,12 +44,7 @@ dt_status dt_sum_to_shape(const dt_tensor *grad, int ndim, const int64_t *shape,
 static dt_status record_view(const char *name, dt_backward_fn fn, dt_tensor *input, dt_tensor **out,
                              dt_node **node)
 {
-    dt_status st = dt_record(name, fn, 1, (const dt_tensor *[]){input}, 0, NULL, *out, node);
-    if (st) {
-        dt_tensor_release(*out);
-        *out = NULL;
-    }
-    return st;
+    return dt_record_or_drop(name, fn, 1, (const dt_tensor *[]){input}, 0, NULL, out, node);
 }
 
 /* ------------------------------------------- reshape-like: back to shape */

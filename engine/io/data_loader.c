@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_FILE_BYTES ((size_t)1 << 28)
 #define ERROR_LEN 512
@@ -76,13 +75,6 @@ struct dt_loader {
     atomic_bool cancel;
     atomic_llong skipped;
 };
-
-double dt_wallclock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------ filling */
 

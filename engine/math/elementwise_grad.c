@@ -110,7 +110,7 @@ dt_status dt_f_binary(dt_binop op, const dt_tensor *a, const dt_tensor *b, dt_te
     const dt_tensor *save[3] = {a, b, *out};
     int nsave = op == DT_ADD || op == DT_SUB ? 0 : op == DT_POW ? 3 : 2;
     dt_node *n;
-    st = record(binary_name(op), binary_backward, 2, inputs, nsave, save, out, &n);
+    st = dt_record_or_drop(binary_name(op), binary_backward, 2, inputs, nsave, save, out, &n);
     if (st == DT_OK && n)
         n->iarg[0] = op;
     return st;
@@ -174,8 +174,8 @@ static dt_status record_scalar(dt_binop op, const dt_tensor *a, double v, bool s
     bool needs_out = op == DT_POW && scalar_first;
     const dt_tensor *save[2] = {a, *out};
     dt_node *n;
-    dt_status st = record(binary_name(op), scalar_backward, 1, &a,
-                          needs_out ? 2 : needs_a ? 1 : 0, save, out, &n);
+    dt_status st = dt_record_or_drop(binary_name(op), scalar_backward, 1, &a,
+                                     needs_out ? 2 : needs_a ? 1 : 0, save, out, &n);
     if (st == DT_OK && n) {
         n->iarg[0] = op;
         n->iarg[1] = scalar_first;
@@ -245,7 +245,7 @@ dt_status dt_f_unary(dt_unop op, const dt_tensor *a, dt_tensor **out)
     else if (op != DT_NEG && op != DT_SIGN)
         save = *out;
     dt_node *n;
-    st = record(names[op], unary_backward, 1, &a, save ? 1 : 0, &save, out, &n);
+    st = dt_record_or_drop(names[op], unary_backward, 1, &a, save ? 1 : 0, &save, out, &n);
     if (st == DT_OK && n)
         n->iarg[0] = op;
     return st;
@@ -270,7 +270,7 @@ dt_status dt_f_clamp(const dt_tensor *a, double lo, double hi, dt_tensor **out)
     if (st || (*out)->dtype != DT_FLOAT32)
         return st;
     dt_node *n;
-    st = record("ClampBackward", clamp_backward, 1, &a, 1, &a, out, &n);
+    st = dt_record_or_drop("ClampBackward", clamp_backward, 1, &a, 1, &a, out, &n);
     if (st == DT_OK && n) {
         n->darg[0] = lo;
         n->darg[1] = hi;
@@ -297,5 +297,5 @@ dt_status dt_f_where(const dt_tensor *cond, const dt_tensor *a, const dt_tensor 
     if (st || (*out)->dtype != DT_FLOAT32)
         return st;
     const dt_tensor *inputs[2] = {a, b};
-    return record("WhereBackward", where_backward, 2, inputs, 1, &cond, out, NULL);
+    return dt_record_or_drop("WhereBackward", where_backward, 2, inputs, 1, &cond, out, NULL);
 }

@@ -117,17 +117,4 @@ static inline dt_status done(tmp *s)
     return s->st;
 }
 
-/* Record a node; on failure drop the result. */
-static inline dt_status record(const char *name, dt_backward_fn fn, int ninputs,
-                        const dt_tensor *const *inputs, int nsave, const dt_tensor *const *save,
-                        dt_tensor **out, dt_node **node)
-{
-    dt_status st = dt_record(name, fn, ninputs, inputs, nsave, save, *out, node);
-    if (st) {
-        dt_tensor_release(*out);
-        *out = NULL;
-    }
-    return st;
-}
-
 #endif

@@ -15,19 +15,6 @@ static dt_status zeros_for_input(const dt_node *n, int i, dt_tensor **out)
     return dt_zeros(DT_FLOAT32, n->input_ndims[i], n->input_shapes[i], out);
 }
 
-/* Record and, on failure, drop the result. */
-static dt_status record(const char *name, dt_backward_fn fn, int ninputs,
-                        const dt_tensor *const *inputs, int nsave, const dt_tensor *const *save,
-                        dt_tensor **out, dt_node **node)
-{
-    dt_status st = dt_record(name, fn, ninputs, inputs, nsave, save, *out, node);
-    if (st) {
-        dt_tensor_release(*out);
-        *out = NULL;
-    }
-    return st;
-}
-
 /* Only float32 results carry gradients (indexing keeps the dtype). */
 static bool float_result(const dt_tensor *t) { return t->dtype == DT_FLOAT32; }
 
@@ -69,7 +56,7 @@ dt_status dt_f_index_select(const dt_tensor *a, int dim, const dt_tensor *index,
     dt_status st = dt_index_select(a, dim, index, out);
     if (st || !float_result(*out))
         return st;
-    st = record("IndexSelectBackward", index_select_backward, 1, &a, 1, &index, out, &n);
+    st = dt_record_or_drop("IndexSelectBackward", index_select_backward, 1, &a, 1, &index, out, &n);
     if (st == DT_OK && n) {
         dt_normalize_dim(&dim, a->ndim);
         n->iarg[0] = dim;
@@ -102,7 +89,7 @@ dt_status dt_f_gather(const dt_tensor *a, int dim, const dt_tensor *index, dt_te
     dt_status st = dt_gather(a, dim, index, out);
     if (st || !float_result(*out))
         return st;
-    st = record("GatherBackward", gather_backward, 1, &a, 1, &index, out, &n);
+    st = dt_record_or_drop("GatherBackward", gather_backward, 1, &a, 1, &index, out, &n);
     if (st == DT_OK && n) {
         if (a->ndim)
             dt_normalize_dim(&dim, a->ndim);
@@ -171,7 +158,8 @@ dt_status dt_f_scatter_add(const dt_tensor *a, int dim, const dt_tensor *index,
     if (!float_result(*out))
         return DT_OK;
     const dt_tensor *inputs[2] = {a, src};
-    st = record("ScatterAddBackward", scatter_add_backward, 2, inputs, 1, &index, out, &n);
+    st = dt_record_or_drop("ScatterAddBackward", scatter_add_backward, 2, inputs, 1, &index, out,
+                           &n);
     if (st == DT_OK && n) {
         if (a->ndim)
             dt_normalize_dim(&dim, a->ndim);
@@ -212,7 +200,8 @@ dt_status dt_f_masked_fill(const dt_tensor *a, const dt_tensor *mask, double val
     }
     if (!float_result(*out))
         return DT_OK;
-    return record("MaskedFillBackward", masked_fill_backward, 1, &a, 1, &mask, out, NULL);
+    return dt_record_or_drop("MaskedFillBackward", masked_fill_backward, 1, &a, 1, &mask, out,
+                             NULL);
 }
 
 /* ------------------------------------------------------------- cat / stack */
@@ -245,7 +234,7 @@ dt_status dt_f_cat(int n, const dt_tensor *const *ts, int dim, dt_tensor **out)
     dt_status st = dt_cat(n, ts, dim, out);
     if (st || !float_result(*out))
         return st;
-    st = record("CatBackward", cat_backward, n, ts, 0, NULL, out, &node);
+    st = dt_record_or_drop("CatBackward", cat_backward, n, ts, 0, NULL, out, &node);
     if (st == DT_OK && node) {
         dt_normalize_dim(&dim, (*out)->ndim);
         node->iarg[0] = dim;
@@ -272,7 +261,7 @@ dt_status dt_f_stack(int n, const dt_tensor *const *ts, int dim, dt_tensor **out
     dt_status st = dt_stack(n, ts, dim, out);
     if (st || !float_result(*out))
         return st;
-    st = record("StackBackward", stack_backward, n, ts, 0, NULL, out, &node);
+    st = dt_record_or_drop("StackBackward", stack_backward, n, ts, 0, NULL, out, &node);
     if (st == DT_OK && node) {
         dt_normalize_dim(&dim, (*out)->ndim);
         node->iarg[0] = dim;
@@ -349,7 +338,7 @@ dt_status dt_f_repeat(const dt_tensor *a, int ndim, const int64_t *repeats, dt_t
     dt_status st = dt_repeat(a, ndim, repeats, out);
     if (st || !float_result(*out))
         return st;
-    st = record("RepeatBackward", repeat_backward, 1, &a, 0, NULL, out, &n);
+    st = dt_record_or_drop("RepeatBackward", repeat_backward, 1, &a, 0, NULL, out, &n);
     if (st == DT_OK && n)
         for (int d = 0; d < ndim; d++)
             n->iarg[d] = repeats[d];

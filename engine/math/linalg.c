@@ -192,25 +192,42 @@ static dt_status product(const dt_tensor *a, const dt_tensor *b, dt_tensor **out
     return st;
 }
 
+/* The two operands' shapes as text, for error messages. */
+typedef struct shape_texts {
+    char a[160], b[160];
+} shape_texts;
+
+static shape_texts shapes_of(const dt_tensor *a, const dt_tensor *b)
+{
+    shape_texts s;
+    dt_shape_str(a->shape, a->ndim, s.a, sizeof s.a);
+    dt_shape_str(b->shape, b->ndim, s.b, sizeof s.b);
+    return s;
+}
+
 static dt_status size_mismatch(const dt_tensor *a, const dt_tensor *b, int64_t ka, int64_t kb)
 {
-    char sa[160], sb[160];
-    return dt_fail(DT_ERR_SHAPE, "shapes %s and %s cannot be multiplied (%lld != %lld)",
-                   dt_shape_str(a->shape, a->ndim, sa, sizeof sa),
-                   dt_shape_str(b->shape, b->ndim, sb, sizeof sb), (long long)ka, (long long)kb);
+    shape_texts s = shapes_of(a, b);
+    return dt_fail(DT_ERR_SHAPE, "shapes %s and %s cannot be multiplied (%lld != %lld)", s.a, s.b,
+                   (long long)ka, (long long)kb);
+}
+
+/* mm's and bmm's operands: both `ndim`-d and float32. */
+static dt_status check_operands(const dt_tensor *a, const dt_tensor *b, int ndim)
+{
+    if (a->ndim != ndim || b->ndim != ndim) {
+        shape_texts s = shapes_of(a, b);
+        return dt_fail(DT_ERR_SHAPE, "expected two %d-d tensors, got shapes %s and %s", ndim, s.a,
+                       s.b);
+    }
+    return check_float(a, b);
 }
 
 dt_status dt_mm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
     DT_PROF_SCOPE(DT_PROF_GEMM);
     *out = NULL;
-    if (a->ndim != 2 || b->ndim != 2) {
-        char sa[160], sb[160];
-        return dt_fail(DT_ERR_SHAPE, "expected two 2-d tensors, got shapes %s and %s",
-                       dt_shape_str(a->shape, a->ndim, sa, sizeof sa),
-                       dt_shape_str(b->shape, b->ndim, sb, sizeof sb));
-    }
-    dt_status st = check_float(a, b);
+    dt_status st = check_operands(a, b, 2);
     if (st)
         return st;
     if (a->shape[1] != b->shape[0])
@@ -222,19 +239,14 @@ dt_status dt_bmm(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
 {
     DT_PROF_SCOPE(DT_PROF_GEMM);
     *out = NULL;
-    char sa[160], sb[160];
-    if (a->ndim != 3 || b->ndim != 3)
-        return dt_fail(DT_ERR_SHAPE, "expected two 3-d tensors, got shapes %s and %s",
-                       dt_shape_str(a->shape, a->ndim, sa, sizeof sa),
-                       dt_shape_str(b->shape, b->ndim, sb, sizeof sb));
-    dt_status st = check_float(a, b);
+    dt_status st = check_operands(a, b, 3);
     if (st)
         return st;
-    if (a->shape[0] != b->shape[0])
-        return dt_fail(DT_ERR_SHAPE, "batch sizes differ: shapes %s and %s (%lld != %lld)",
-                       dt_shape_str(a->shape, a->ndim, sa, sizeof sa),
-                       dt_shape_str(b->shape, b->ndim, sb, sizeof sb), (long long)a->shape[0],
-                       (long long)b->shape[0]);
+    if (a->shape[0] != b->shape[0]) {
+        shape_texts s = shapes_of(a, b);
+        return dt_fail(DT_ERR_SHAPE, "batch sizes differ: shapes %s and %s (%lld != %lld)", s.a,
+                       s.b, (long long)a->shape[0], (long long)b->shape[0]);
+    }
     if (a->shape[2] != b->shape[1])
         return size_mismatch(a, b, a->shape[2], b->shape[1]);
     return product(a, b, out);
@@ -304,10 +316,9 @@ static dt_status matmul_nd(const dt_tensor *a, const dt_tensor *b, dt_tensor **o
     int64_t batch[DT_MAX_DIMS];
     dt_status st = dt_broadcast_shape(a->ndim - 2, a->shape, b->ndim - 2, b->shape, &nb, batch);
     if (st) {
-        char sa[160], sb[160];
-        return dt_fail(DT_ERR_SHAPE, "batch dims of shapes %s and %s cannot be broadcast",
-                       dt_shape_str(a->shape, a->ndim, sa, sizeof sa),
-                       dt_shape_str(b->shape, b->ndim, sb, sizeof sb));
+        shape_texts s = shapes_of(a, b);
+        return dt_fail(DT_ERR_SHAPE, "batch dims of shapes %s and %s cannot be broadcast", s.a,
+                       s.b);
     }
     dt_tensor *ra = NULL, *rb = NULL, *ea = NULL, *eb = NULL;
     st = gemm_ready(a, &ra);
@@ -331,10 +342,9 @@ dt_status dt_matmul(const dt_tensor *a, const dt_tensor *b, dt_tensor **out)
     DT_PROF_SCOPE(DT_PROF_GEMM);
     *out = NULL;
     if (a->ndim == 0 || b->ndim == 0) {
-        char sa[160], sb[160];
+        shape_texts s = shapes_of(a, b);
         return dt_fail(DT_ERR_SHAPE, "both arguments need at least 1 dim, got shapes %s and %s",
-                       dt_shape_str(a->shape, a->ndim, sa, sizeof sa),
-                       dt_shape_str(b->shape, b->ndim, sb, sizeof sb));
+                       s.a, s.b);
     }
     dt_status st = check_float(a, b);
     if (st)

@@ -234,7 +234,7 @@ dt_status dt_f_reduce(dt_reduce_op op, const dt_tensor *a, const dt_reduce_opts 
     int nsave = op == DT_RED_SUM || op == DT_RED_MEAN ? 0 : save_out ? 2 : 1;
     const dt_tensor *save[2] = {a, *out};
     dt_node *n;
-    st = record(names[op], reduce_backward, 1, &a, nsave, save, out, &n);
+    st = dt_record_or_drop(names[op], reduce_backward, 1, &a, nsave, save, out, &n);
     if (st || !n)
         return st;
     /* dims as dt_reduce resolved them (it already validated them) */

@@ -9,6 +9,7 @@
 
 void dt_conv_bias_grad(const float *dy, int64_t N, int64_t C, int64_t plane, float *db)
 {
+    DT_PROF_BEGIN(t0);
     #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < C; c++) {
         double s = 0.0;
@@ -21,6 +22,7 @@ void dt_conv_bias_grad(const float *dy, int64_t N, int64_t C, int64_t plane, flo
         }
         db[c] = (float)s;
     }
+    DT_PROF_END(DT_PROF_CONV_BWD_WEIGHT, t0);
 }
 
 void dt_conv_add_bias(float *y, const float *bias, int64_t N, int64_t C, int64_t plane)
@@ -33,6 +35,47 @@ void dt_conv_add_bias(float *y, const float *bias, int64_t N, int64_t C, int64_t
     }
 }
 
+dt_status dt_conv_dense_operands(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
+                                 dt_tensor **xc, dt_tensor **wc, dt_tensor **bc)
+{
+    *xc = *wc = *bc = NULL;
+    dt_status st = dt_contiguous((dt_tensor *)x, xc);
+    if (st == DT_OK)
+        st = dt_contiguous((dt_tensor *)w, wc);
+    if (st == DT_OK && bias)
+        st = dt_contiguous((dt_tensor *)bias, bc);
+    if (st) {
+        dt_tensor_release(*xc);
+        dt_tensor_release(*wc);
+        *xc = *wc = NULL;
+    }
+    return st;
+}
+
+dt_status dt_conv_backward_operands(dt_node *node, const dt_tensor *grad_out, dt_tensor **xs,
+                                    dt_tensor **ws, dt_tensor **x, dt_tensor **w, dt_tensor **dy)
+{
+    *x = *w = *dy = NULL;
+    dt_status st = dt_node_saved(node, 0, xs);
+    if (st == DT_OK)
+        st = dt_node_saved(node, 1, ws);
+    if (st == DT_OK)
+        st = dt_contiguous(*xs, x);
+    if (st == DT_OK)
+        st = dt_contiguous(*ws, w);
+    if (st == DT_OK)
+        st = dt_contiguous((dt_tensor *)grad_out, dy);
+    return st;
+}
+
+dt_status dt_conv_record(const char *name, dt_backward_fn backward, const dt_tensor *x,
+                         const dt_tensor *w, const dt_tensor *bias, dt_tensor **y,
+                         dt_node **node)
+{
+    return dt_record_or_drop(name, backward, bias ? 3 : 2, (const dt_tensor *[]){x, w, bias}, 2,
+                             (const dt_tensor *[]){x, w}, y, node);
+}
+
 /* Whether a convolution has products to compute: with no images, no
  * output channels or no input channels (a valid, empty convolution) the
  * output is the bias alone and the gradients are zeros or empty. */
@@ -40,21 +83,12 @@ static bool has_work(const dt_conv_geom *g) { return g->N > 0 && g->O > 0 && g->
 
 static dt_status conv_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
 {
-    dt_tensor *xs, *ws, *x = NULL, *w = NULL, *dy = NULL;
-    dt_status st = dt_node_saved(node, 0, &xs);
+    dt_tensor *xs = NULL, *ws = NULL, *x, *w, *dy;
+    dt_conv_geom g = {0};
+    dt_status st = dt_conv_backward_operands(node, grad_out, &xs, &ws, &x, &w, &dy);
     if (st == DT_OK)
-        st = dt_node_saved(node, 1, &ws);
-    if (st)
-        return st;
-    dt_conv_geom g;
-    st = dt_conv_geom_of(xs, ws, NULL, &node->iarg[0], &node->iarg[2], &node->iarg[4],
-                         node->iarg[6], &g);
-    if (st == DT_OK)
-        st = dt_contiguous(xs, &x);
-    if (st == DT_OK)
-        st = dt_contiguous(ws, &w);
-    if (st == DT_OK)
-        st = dt_contiguous((dt_tensor *)grad_out, &dy);
+        st = dt_conv_geom_of(xs, ws, NULL, &node->iarg[0], &node->iarg[2], &node->iarg[4],
+                             node->iarg[6], &g);
     bool need_x = node->needs_grad[0], need_w = node->needs_grad[1];
     bool need_b = node->ninputs > 2 && node->needs_grad[2];
     bool work = st == DT_OK && has_work(&g);
@@ -85,11 +119,8 @@ static dt_status conv_backward(dt_node *node, const dt_tensor *grad_out, dt_tens
             }
         }
     }
-    if (st == DT_OK && need_b) {
-        DT_PROF_BEGIN(t0);
+    if (st == DT_OK && need_b)
         dt_conv_bias_grad(dt_f32(dy), g.N, g.O, g.P, dt_f32(gi[2]));
-        DT_PROF_END(DT_PROF_CONV_BWD_WEIGHT, t0);
-    }
     dt_tensor_release(x);
     dt_tensor_release(w);
     dt_tensor_release(dy);
@@ -105,12 +136,8 @@ dt_status dt_f_conv2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *b
     dt_status st = dt_conv_geom_of(x, w, bias, stride, padding, dilation, groups, &g);
     if (st)
         return st;
-    dt_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
-    st = dt_contiguous((dt_tensor *)x, &xc);
-    if (st == DT_OK)
-        st = dt_contiguous((dt_tensor *)w, &wc);
-    if (st == DT_OK && bias)
-        st = dt_contiguous((dt_tensor *)bias, &bc);
+    dt_tensor *xc, *wc, *bc, *y = NULL;
+    st = dt_conv_dense_operands(x, w, bias, &xc, &wc, &bc);
     int64_t shape[4] = {g.N, g.O, g.OH, g.OW};
     bool work = has_work(&g);
     if (st == DT_OK)
@@ -131,12 +158,11 @@ dt_status dt_f_conv2d(const dt_tensor *x, const dt_tensor *w, const dt_tensor *b
     dt_tensor_release(bc);
     dt_node *node = NULL;
     if (st == DT_OK)
-        st = dt_record("Conv2dBackward", conv_backward, bias ? 3 : 2,
-                       (const dt_tensor *[]){x, w, bias}, 2, (const dt_tensor *[]){x, w}, y, &node);
-    if (st) {
+        st = dt_conv_record("Conv2dBackward", conv_backward, x, w, bias, &y, &node);
+    else
         dt_tensor_release(y);
+    if (st)
         return st;
-    }
     if (node) {
         node->iarg[0] = g.sh, node->iarg[1] = g.sw, node->iarg[2] = g.ph, node->iarg[3] = g.pw;
         node->iarg[4] = g.dh, node->iarg[5] = g.dw, node->iarg[6] = g.groups;

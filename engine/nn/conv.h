@@ -50,10 +50,28 @@ void dt_conv_valid_cols(const dt_conv_geom *g, int64_t j, int64_t *lo, int64_t *
 /* ------------------------------------------------------------------ conv.c */
 
 /* db[c] = the sum of dy's channel c (dy: N x C planes of `plane` values),
- * per image in float, images added in order in double. */
+ * per image in float, images added in order in double. Timed as part of
+ * the weight-gradient pass. */
 void dt_conv_bias_grad(const float *dy, int64_t N, int64_t C, int64_t plane, float *db);
 /* y (N x C planes of `plane` values) += bias[c] on channel c's planes. */
 void dt_conv_add_bias(float *y, const float *bias, int64_t N, int64_t C, int64_t plane);
+
+/* conv2d's and conv_transpose2d's operands as contiguous tensors: x, w and,
+ * when given, bias (else *bc = NULL). On an error all three are NULL. */
+dt_status dt_conv_dense_operands(const dt_tensor *x, const dt_tensor *w, const dt_tensor *bias,
+                                 dt_tensor **xc, dt_tensor **wc, dt_tensor **bc);
+/* A convolution node's saved input and weight (*xs, *ws: borrowed, for
+ * their shapes) and contiguous copies of them and of grad_out (*x, *w, *dy:
+ * the caller releases them; NULL where an error stopped the copies). */
+dt_status dt_conv_backward_operands(dt_node *node, const dt_tensor *grad_out, dt_tensor **xs,
+                                    dt_tensor **ws, dt_tensor **x, dt_tensor **w,
+                                    dt_tensor **dy);
+
+/* Records the node of a convolution's output *y: inputs x, w and, when
+ * given, bias; x and w saved for backward. On failure *y is released. */
+dt_status dt_conv_record(const char *name, dt_backward_fn backward, const dt_tensor *x,
+                         const dt_tensor *w, const dt_tensor *bias, dt_tensor **y,
+                         dt_node **node);
 
 /* ------------------------------------------------------------ conv_algo.c */
 

@@ -14,21 +14,12 @@
 static dt_status conv_transpose_backward(dt_node *node, const dt_tensor *grad_out,
                                          dt_tensor **gi)
 {
-    dt_tensor *xs, *ws, *x = NULL, *w = NULL, *dy = NULL;
-    dt_status st = dt_node_saved(node, 0, &xs);
+    dt_tensor *xs = NULL, *ws = NULL, *x, *w, *dy;
+    dt_conv_geom g = {0};
+    dt_status st = dt_conv_backward_operands(node, grad_out, &xs, &ws, &x, &w, &dy);
     if (st == DT_OK)
-        st = dt_node_saved(node, 1, &ws);
-    if (st)
-        return st;
-    dt_conv_geom g;
-    st = dt_conv_transpose_geom_of(xs, ws, NULL, &node->iarg[0], &node->iarg[2], &node->iarg[4],
-                     &node->iarg[6], node->iarg[8], &g);
-    if (st == DT_OK)
-        st = dt_contiguous(xs, &x);
-    if (st == DT_OK)
-        st = dt_contiguous(ws, &w);
-    if (st == DT_OK)
-        st = dt_contiguous((dt_tensor *)grad_out, &dy);
+        st = dt_conv_transpose_geom_of(xs, ws, NULL, &node->iarg[0], &node->iarg[2],
+                                       &node->iarg[4], &node->iarg[6], node->iarg[8], &g);
     bool need_x = node->needs_grad[0], need_w = node->needs_grad[1];
     bool need_b = node->ninputs > 2 && node->needs_grad[2];
     if (st == DT_OK && need_x)
@@ -48,11 +39,8 @@ static dt_status conv_transpose_backward(dt_node *node, const dt_tensor *grad_ou
         st = dt_conv_forward_pass(&g, dt_f32(dy), dt_f32(w), NULL, dt_f32(gi[0]));
         DT_PROF_END(DT_PROF_CONV_BWD_DATA, t0);
     }
-    if (st == DT_OK && need_b) {
-        DT_PROF_BEGIN(t0);
+    if (st == DT_OK && need_b)
         dt_conv_bias_grad(dt_f32(dy), g.N, g.C, g.H * g.W, dt_f32(gi[2]));
-        DT_PROF_END(DT_PROF_CONV_BWD_WEIGHT, t0);
-    }
     dt_tensor_release(x);
     dt_tensor_release(w);
     dt_tensor_release(dy);
@@ -70,12 +58,8 @@ dt_status dt_f_conv_transpose2d(const dt_tensor *x, const dt_tensor *w, const dt
                                              dilation, groups, &g);
     if (st)
         return st;
-    dt_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
-    st = dt_contiguous((dt_tensor *)x, &xc);
-    if (st == DT_OK)
-        st = dt_contiguous((dt_tensor *)w, &wc);
-    if (st == DT_OK && bias)
-        st = dt_contiguous((dt_tensor *)bias, &bc);
+    dt_tensor *xc, *wc, *bc, *y = NULL;
+    st = dt_conv_dense_operands(x, w, bias, &xc, &wc, &bc);
     int64_t shape[4] = {g.N, g.C, g.H, g.W};
     if (st == DT_OK)
         st = dt_zeros(DT_FLOAT32, 4, shape, &y);
@@ -93,13 +77,12 @@ dt_status dt_f_conv_transpose2d(const dt_tensor *x, const dt_tensor *w, const dt
     dt_tensor_release(bc);
     dt_node *node = NULL;
     if (st == DT_OK)
-        st = dt_record("ConvTranspose2dBackward", conv_transpose_backward, bias ? 3 : 2,
-                       (const dt_tensor *[]){x, w, bias}, 2, (const dt_tensor *[]){x, w}, y,
-                       &node);
-    if (st) {
+        st = dt_conv_record("ConvTranspose2dBackward", conv_transpose_backward, x, w, bias, &y,
+                            &node);
+    else
         dt_tensor_release(y);
+    if (st)
         return st;
-    }
     if (node) {
         node->iarg[0] = g.sh, node->iarg[1] = g.sw, node->iarg[2] = g.ph, node->iarg[3] = g.pw;
         node->iarg[4] = output_padding[0], node->iarg[5] = output_padding[1];

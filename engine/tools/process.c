@@ -142,13 +142,6 @@ int dt_stop_signal_count(int *last_signal)
 
 /* -------------------------------------------------------------- waiting */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Polls only the given children, so that the runner never reaps a process
  * someone else in this process waits for (io.popen, os.execute). */
 dt_status dt_process_wait(const int *pids, int n, double timeout, dt_process_end *end)
@@ -159,7 +152,7 @@ dt_status dt_process_wait(const int *pids, int n, double timeout, dt_process_end
         return dt_fail(DT_ERR_ARG, "timeout must be >= 0 seconds, got %g", timeout);
     memset(end, 0, sizeof *end);
     int signals_at_start = stop_count;
-    double deadline = now_seconds() + timeout;
+    double deadline = dt_wallclock() + timeout;
     for (;;) {
         for (int i = 0; i < n; i++) {
             int status = 0;
@@ -179,7 +172,7 @@ dt_status dt_process_wait(const int *pids, int n, double timeout, dt_process_end
             }
             return DT_OK;
         }
-        double left = deadline - now_seconds();
+        double left = deadline - dt_wallclock();
         if (left <= 0 || stop_count != signals_at_start)
             return DT_OK;   /* end->pid == 0: nothing ended */
         double step = left < 0.02 ? left : 0.02;

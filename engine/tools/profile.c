@@ -22,7 +22,7 @@ static const char *const names[DT_PROF_NKINDS] = {
     "elementwise", "gemm", "loss", "optimizer", "other",
 };
 
-static double now(void)
+double dt_wallclock(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -40,7 +40,7 @@ double dt_prof_begin_(void)
 {
     if (depth++ > 0)
         return -2.0;
-    return now();
+    return dt_wallclock();
 }
 
 void dt_prof_end_(dt_prof_kind kind, double t0)
@@ -50,7 +50,7 @@ void dt_prof_end_(dt_prof_kind kind, double t0)
     if (t0 < 0 || !dt_prof_enabled || kind < 0 || kind >= DT_PROF_NKINDS)
         return;
     calls[kind]++;
-    seconds[kind] += now() - t0;
+    seconds[kind] += dt_wallclock() - t0;
 }
 
 void dt_prof_start(void)
@@ -58,7 +58,7 @@ void dt_prof_start(void)
     for (int k = 0; k < DT_PROF_NKINDS; k++)
         calls[k] = 0, seconds[k] = 0.0;
     depth = 0;
-    wall_start = now();
+    wall_start = dt_wallclock();
     wall_stop = 0.0;
     dt_prof_enabled = 1;
 }
@@ -68,7 +68,7 @@ bool dt_prof_on(void) { return dt_prof_enabled != 0; }
 void dt_prof_stop(void)
 {
     if (dt_prof_enabled)
-        wall_stop = now();
+        wall_stop = dt_wallclock();
     dt_prof_enabled = 0;
 }
 
@@ -83,5 +83,5 @@ double dt_prof_wall(void)
 {
     if (wall_start == 0.0)
         return 0.0;
-    return (dt_prof_enabled || wall_stop == 0.0 ? now() : wall_stop) - wall_start;
+    return (dt_prof_enabled || wall_stop == 0.0 ? dt_wallclock() : wall_stop) - wall_start;
 }

@@ -8,6 +8,8 @@
 local distill = require "distill"
 local checkpoint = require "distill.checkpoint"
 local cjson = require("cjson").new()
+-- describe/pending are globals of the spec files only, not of modules they load
+local busted = require "busted"
 
 local parity = {}
 
@@ -29,6 +31,18 @@ function parity.torch_available()
   return available
 end
 
+--- When PyTorch is missing, registers the suite `title` as pending and
+-- returns true: the spec file then returns before defining its tests.
+function parity.skip_without_torch(title)
+  if parity.torch_available() then
+    return false
+  end
+  busted.describe(title, function()
+    busted.pending(parity.SKIP_MESSAGE)
+  end)
+  return true
+end
+
 local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
@@ -46,13 +60,18 @@ function parity.run(cmd)
   return out
 end
 
---- Runs spec/oracle/oracle.py with the given arguments.
-function parity.oracle(...)
+--- Runs the Python script at `script` with the given arguments (quoted).
+function parity.python(script, ...)
   local args = {}
   for i, a in ipairs({ ... }) do
     args[i] = quote(a)
   end
-  return parity.run(parity.PYTHON .. " spec/oracle/oracle.py " .. table.concat(args, " "))
+  return parity.run(parity.PYTHON .. " " .. quote(script) .. " " .. table.concat(args, " "))
+end
+
+--- Runs spec/oracle/oracle.py with the given arguments.
+function parity.oracle(...)
+  return parity.python("spec/oracle/oracle.py", ...)
 end
 
 local dirs = {}
@@ -80,6 +99,16 @@ function parity.load(path)
     meta.cases = cjson.decode(meta.cases)
   end
   return tensors, meta
+end
+
+--- Runs oracle.py's `subcommand` into a fresh directory (parity.tmpdir)
+-- and loads the <subcommand>.safetensors it writes: tensors, metadata, the
+-- directory.
+function parity.oracle_tensors(subcommand)
+  local dir = parity.tmpdir()
+  parity.oracle(subcommand, dir)
+  local tensors, meta = parity.load(dir .. "/" .. subcommand .. ".safetensors")
+  return tensors, meta, dir
 end
 
 --- JSON numbers come back as floats: make whole numbers integers.
@@ -136,6 +165,17 @@ function parity.recorder()
     end
     if not (err <= tol) then
       self.bad[#self.bad + 1] = ("%s: rel error %.3g > %g"):format(name, err, tol)
+    end
+  end
+  --- checks the gradient of every role in `grads` (PyTorch's) against
+  -- leaves[role].grad; a role no gradient reached is an error
+  function rec:check_grads(label, grads, leaves)
+    for role, want in pairs(grads) do
+      local t = leaves[role]
+      if not (t and t.grad) then
+        error(label .. ": no gradient reached " .. role, 2)
+      end
+      self:check("grad", label .. " grad " .. role, t.grad, want, parity.GRAD_TOL)
     end
   end
   --- records a value for the worst-case summary without checking it

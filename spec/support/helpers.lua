@@ -14,6 +14,22 @@ function h.f32(values)
   return distill.tensor(values, "float32")
 end
 
+--- A C x H x W uint8 image whose value at (c, y, x) (0-based) is
+-- value(c, y, x).
+function h.uint8_image(channels, height, width, value)
+  local planes = {}
+  for c = 0, channels - 1 do
+    local plane = {}
+    for y = 0, height - 1 do
+      local row = {}
+      for x = 0, width - 1 do row[x + 1] = value(c, y, x) end
+      plane[y + 1] = row
+    end
+    planes[c + 1] = plane
+  end
+  return distill.tensor(planes, "uint8")
+end
+
 --- An int64 tensor from a (nested) Lua list.
 function h.long(values)
   return distill.tensor(values, "int64")
@@ -44,9 +60,9 @@ function h.check(fn, inputs, opts)
   assert(ok, report)
 end
 
---- Runs f, asserts that it raises, and returns the error.
-function h.err(f)
-  local ok, e = pcall(f)
+--- Runs f(...), asserts that it raises, and returns the error.
+function h.err(f, ...)
+  local ok, e = pcall(f, ...)
   assert.is_false(ok)
   return e
 end
@@ -113,6 +129,25 @@ function h.fails(pattern, fn, ...)
   assert.is_false(ok, "expected an error matching: " .. pattern)
   assert.truthy(tostring(err):find(pattern, 1, true),
     "error '" .. tostring(err) .. "' does not contain '" .. pattern .. "'")
+end
+
+--- Asserts that fn(...) refuses the Lua way, returning nil and a message
+-- that contains `pattern` (plain text).
+function h.refuses(pattern, fn, ...)
+  local ok, err = fn(...)
+  assert.is_nil(ok, "expected nil and a message matching: " .. pattern)
+  assert.truthy(tostring(err):find(pattern, 1, true),
+    "message '" .. tostring(err) .. "' does not contain '" .. pattern .. "'")
+end
+
+--- log(sum(exp(v))) over a Lua list, in double precision (shifted by the
+-- maximum so that no exp overflows): the reference for softmax and losses.
+function h.logsumexp(list)
+  local m = -math.huge
+  for _, v in ipairs(list) do m = math.max(m, v) end
+  local s = 0
+  for _, v in ipairs(list) do s = s + math.exp(v - m) end
+  return m + math.log(s)
 end
 
 --- Builds an assert_close(expected, actual, tol) for Lua lists.
@@ -247,6 +282,30 @@ function h.check_distiller_parity(tensors, meta, name, runner)
   assert.is_true(n > 0, "no oracle cases for " .. name)
   print(("\n  parity %-6s %2d cases, worst: %s"):format(name, n, rec:summary({ "loss", "grad" })))
   rec:assert_ok()
+end
+
+-- ------------------------------------------------------------ memory
+
+--- Two full collections: the first runs the tensors' finalizers, the
+-- second frees what those finalizers released.
+function h.full_gc()
+  collectgarbage()
+  collectgarbage()
+end
+
+--- This process's resident set size in bytes (VmRSS of /proc/self/status).
+function h.rss_bytes()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmRSS:%s*(%d+)%s*kB")
+    if kb then return tonumber(kb) * 1024 end
+  end
+  error("no VmRSS in /proc/self/status")
+end
+
+--- The engine's live tensor bytes once garbage is collected (h.full_gc).
+function h.settled_live_bytes()
+  h.full_gc()
+  return distill.core.live_bytes()
 end
 
 -- ------------------------------------------------------------ scratch files
