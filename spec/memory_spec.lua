@@ -6,7 +6,9 @@ local h = require "support.helpers"
 local MB = 1024 * 1024
 
 describe("memory", function()
-  it("20,000 tensors of 4 MB stay under 1 GiB of RSS without collectgarbage", function()
+  -- the growth is what counts: in a whole-suite run the process already holds
+  -- what earlier specs left (the allocator's cache, the Lua heap)
+  it("20,000 tensors of 4 MB grow RSS by less than 768 MB without collectgarbage", function()
     local start_rss = h.rss_bytes()
     local peak_rss, peak_live = start_rss, 0
     local started = os.time()
@@ -15,7 +17,7 @@ describe("memory", function()
       if i % 50 == 0 then
         peak_rss = math.max(peak_rss, h.rss_bytes())
         peak_live = math.max(peak_live, distill.core.live_bytes())
-        assert(peak_rss < 1024 * MB, string.format("RSS reached %.0f MB at tensor %d (at start "
+        assert(peak_rss - start_rss < 768 * MB, string.format("RSS reached %.0f MB at tensor %d (at start "
           .. "%.0f MB; live tensor bytes %.0f MB, allocator cache %.0f MB, Lua heap %.0f MB)",
           peak_rss / MB, i, start_rss / MB, distill.core.live_bytes() / MB,
           distill.core.cache_stats().cached / MB, collectgarbage("count") / 1024))
@@ -25,7 +27,7 @@ describe("memory", function()
     local seconds = os.time() - started
     print(string.format("\n  memory: 20000 x 4 MB: RSS %.0f MB at start, peak %.0f MB; peak live tensor bytes %.0f MB; %d s",
       start_rss / MB, peak_rss / MB, peak_live / MB, seconds))
-    assert.is_true(peak_rss < 1024 * MB)
+    assert.is_true(peak_rss - start_rss < 768 * MB)
   end)
 
   it("live_bytes returns to the baseline after a collection", function()
