@@ -540,6 +540,51 @@ describe("distill sweep: running", function()
     assert.are.equal(1, code)
     assert.truthy(out:find("--only matches no run", 1, true), out)
   end)
+
+  it("runs a shipped sweep by name from any directory, its scripts/configs paths resolved", function()
+    local root = assert(io.popen("pwd")):read("l")
+    local away = tmp .. "/away"
+    os.execute("mkdir -p " .. h.sh_quote(away))
+    local function sweep_in(dir, words)
+      return h.sh("cd " .. h.sh_quote(dir) .. " && lua5.4 " .. h.sh_quote(root .. "/scripts/distill")
+        .. " sweep " .. words)
+    end
+    -- by name, with or without .lua; the sweep names scripts/configs/fmnist_study.lua, which is
+    -- not there from this directory: the shipped config is found
+    for _, name in ipairs { "fmnist_table3", "fmnist_table3.lua" } do
+      local out, ok = sweep_in(away, name .. " --dry-run --root " .. h.sh_quote(away .. "/runs")
+        .. " --only seed=2 --only method=kd")
+      assert.is_true(ok, out)
+      assert.truthy(out:find("sweep fmnist_table3: 1 run: 1 new", 1, true), out)
+      assert.truthy(out:find(("distill %s/scripts/configs/fmnist_study.lua --set method=kd --set seed=2 "
+        .. "--set run_dir=%s/runs/fmnist_table3/kd-seed2 "):format(root, away), 1, true), out)
+    end
+    assert.is_nil(io.open(away .. "/runs"), "a dry run writes nothing")
+    -- a file of that name in the current directory comes first
+    h.write(away .. "/fmnist_table3", ("return { name = \"mine\", configs = { %q } }"):format(CONFIG_A))
+    local out, ok = sweep_in(away, "fmnist_table3 --dry-run")
+    assert.is_true(ok, out)
+    assert.truthy(out:find("sweep mine: 1 run", 1, true), out)
+    -- no such file or shipped sweep: the shipped ones are named
+    out, ok = sweep_in(away, "fmnist_table9")
+    assert.is_false(ok, out)
+    assert.truthy(out:find("distill sweep: no sweep file fmnist_table9 here, and no shipped sweep of that "
+      .. "name (shipped: cifar100_table2, ", 1, true), out)
+    assert.truthy(out:find("fmnist_table3, fmnist_teacher; `distill configs` describes them)", 1, true), out)
+    -- a config named relative to a sweep file in another folder: next to the sweep file
+    os.execute("mkdir -p " .. h.sh_quote(away .. "/sub/cfg"))
+    os.execute("cp " .. h.sh_quote(CONFIG_A) .. " " .. h.sh_quote(away .. "/sub/cfg/a.lua"))
+    h.write(away .. "/sub/s.lua", "return { name = \"rel\", configs = { \"cfg/a.lua\" } }")
+    out, ok = sweep_in(tmp, "away/sub/s.lua --dry-run")
+    assert.is_true(ok, out)
+    assert.truthy(out:find(" train away/sub/cfg/a.lua ", 1, true), out)
+    -- and a path that is nowhere names the sweep file
+    h.write(away .. "/sub/t.lua", "return { name = \"gone\", configs = { \"scripts/configs/nothing.lua\" } }")
+    out, ok = sweep_in(tmp, "away/sub/t.lua --dry-run")
+    assert.is_false(ok, out)
+    assert.truthy(out:find("sweep: away/sub/t.lua: config file scripts/configs/nothing.lua not found", 1, true),
+      out)
+  end)
 end)
 
 describe("distill sweep --emit", function()

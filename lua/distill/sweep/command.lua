@@ -90,7 +90,17 @@ function command.main(args, out, tools)
   local spec_path = positional[1]
   if not spec_path:find("/", 1, true) and not require("distill.files").exists(spec_path) then
     -- a shipped sweep by name: distill sweep fmnist_table3
-    spec_path = require("distill.configs").find(spec_path, "sweeps") or spec_path
+    local configs = require "distill.configs"
+    spec_path = configs.find(spec_path, "sweeps")
+    if not spec_path then
+      local names = {}
+      for _, c in ipairs(configs.list("sweeps")) do
+        names[#names + 1] = c.name
+      end
+      error(("distill sweep: no sweep file %s here, and no shipped sweep of that name (shipped: %s; "
+        .. "`distill configs` describes them)"):format(positional[1],
+          #names > 0 and table.concat(names, ", ") or "none"), 0)
+    end
   end
   local spec = sweep.load(spec_path)
   local runs = sweep.select(sweep.expand(spec, { root = options.root, set = options.set }), options.only)
