@@ -461,6 +461,9 @@ run_session = function(opts)
       or "none", out = opts.out, term_names = term_names(run.objective), plot = cfg.plot,
     lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10 })
 
+  if session.note then
+    logger:print(session.note)
+  end
   local best = { top1 = -1, epoch = 0 }
   if session.checkpoint then
     best = resume(session, run, logger)
