@@ -496,6 +496,8 @@ describe("distill sweep: running", function()
     local third = sleeper("run_dir=" .. dirs[3])
     h.write(dirs[3] .. "/sweep.pid", third .. "\n")
     local code = wait_exit(pid, 120)
+    -- emitted commands leave them out too
+    local emit_code, emitted = h.run_distill({ "sweep", path, "--emit", "commands" })
     for _, p in ipairs { first, third } do
       process.signal(p, "KILL")
       process.wait({ p }, 30)
@@ -514,6 +516,12 @@ describe("distill sweep: running", function()
     assert.is_nil(io.open(dirs[3] .. "/run.json"))
     assert.is_nil(io.open(dirs[2] .. "/sweep.pid"), "the runner removes its pid file when the run ends")
     assert.truthy(h.read(dirs[2] .. "/console.log"):find("--set seed=2", 1, true))
+    assert.are.equal(0, emit_code, emitted)
+    for seed, p in pairs { [1] = first, [3] = third } do
+      assert.truthy(emitted:find(("note: %s is being trained by process %d (another sweep?) (left out)")
+        :format(dirs[seed], p), 1, true), emitted)
+    end
+    assert.is_nil(emitted:find("distill train", 1, true), emitted)
   end)
 
   it("fails a pair whose teacher is missing at its start and runs the rest", function()
