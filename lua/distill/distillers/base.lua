@@ -75,15 +75,15 @@ local function check_kind(name, key, value, kind)
       shown[i] = type(allowed) == "string" and ("%q"):format(allowed) or tostring(allowed)
     end
     error(("distillers.%s: option %s must be one of %s, got %s"):format(name, key,
-      table.concat(shown, ", "), type(value) == "string" and ("%q"):format(value) or tostring(value)), 4)
+      table.concat(shown, ", "), type(value) == "string" and ("%q"):format(value) or tostring(value)), 0)
   end
   local spec = base.KINDS[kind]
   if not spec then
-    error(("distillers.%s: option %s declares an unknown kind %s"):format(name, key, tostring(kind)), 4)
+    error(("distillers.%s: option %s declares an unknown kind %s"):format(name, key, tostring(kind)), 0)
   end
   if not spec[1](value) then
     error(("distillers.%s: option %s must be %s, got %s"):format(name, key, spec[2],
-      type(value) == "string" and ("%q"):format(value) or tostring(value)), 4)
+      type(value) == "string" and ("%q"):format(value) or tostring(value)), 0)
   end
 end
 
@@ -92,7 +92,8 @@ end
 -- declares what each value may be ({T = "positive", policy = {"instance",
 -- "class"}}; base.KINDS lists the kinds), checked after the merge, so that
 -- a bad value is an error naming the distiller and the option instead of
--- a NaN loss later.
+-- a NaN loss later. These errors carry no position: the distiller is
+-- mostly built by the trainer from a config, and the message names it.
 function base.options(name, opts, defaults, kinds)
   opts = opts or {}
   if type(opts) ~= "table" then
@@ -105,7 +106,7 @@ function base.options(name, opts, defaults, kinds)
   for key, value in pairs(opts) do
     if defaults[key] == nil and key ~= "probe" then
       error(("distillers.%s: unknown option '%s' (valid: %s)"):format(
-        name, tostring(key), table.concat(registry.sorted_keys(defaults), ", ")), 3)
+        name, tostring(key), table.concat(registry.sorted_keys(defaults), ", ")), 0)
     end
     merged[key] = value
   end
