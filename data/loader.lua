@@ -42,6 +42,9 @@ local function new(ds, opts)
   if type(ds) ~= "table" and type(ds) ~= "userdata" then
     error("loader: expected a dataset, got " .. type(ds), 2)
   end
+  if core.is_tensor(ds) then
+    error("loader: argument #1: expected a dataset (a table with :get(i) and #), got a tensor", 2)
+  end
   if type(opts) ~= "table" then error("loader: options must be a table", 2) end
   for k in pairs(opts) do
     if not valid[k] then error(("loader: unknown option '%s'"):format(tostring(k)), 2) end

@@ -100,16 +100,20 @@ describe("nn", function()
       assert.are.same({ "ReLU", "Identity", "Sequential" }, order)
     end)
 
-    it("prints the tree like PyTorch", function()
+    it("prints the tree like PyTorch, numbered children with their Lua index too", function()
       local net = nn.Sequential(nn.Conv2d(3, 8, 3, { padding = 1, bias = false }), nn.ReLU(),
         nn.Linear(8, 2))
       assert.are.equal(table.concat({
         "Sequential(",
-        "  (0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=false)",
-        "  (1): ReLU()",
-        "  (2): Linear(in_features=8, out_features=2, bias=true)",
+        "  [1] (0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=false)",
+        "  [2] (1): ReLU()",
+        "  [3] (2): Linear(in_features=8, out_features=2, bias=true)",
         ")",
       }, "\n"), tostring(net))
+      assert.are.equal(net[2], net._modules["1"])
+      local block = nn.class("Block")
+      function block:init() self.conv = nn.Conv2d(1, 1, 1) end
+      assert.truthy(tostring(block()):find("\n  (conv): Conv2d", 1, true))
     end)
 
     it("indexes Sequential from 1 while naming children from 0", function()

@@ -266,6 +266,76 @@ describe("distill.repl line editing and completion", function()
     assert.are.same({}, repl.load_history(path))
   end)
 
+  it("prints tables with depth and length limits, not table: 0x...", function()
+    assert.are.equal('{1, 2, {a = "s", b = {1.5}}}', repl.format_value({ 1, 2, { a = "s", b = { 1.5 } } }))
+    local big = {}
+    for i = 1, 100 do big[i] = i end
+    local text = repl.format_value(big)
+    assert.truthy(text:find("... 80 more}", 1, true), text)
+    assert.truthy(repl.format_value({ { { { { 1 } } } } }):find("{... 1 entry}", 1, true))
+    local cycle = {}
+    cycle.me = cycle
+    assert.are.equal("{me = <cycle>}", repl.format_value(cycle))
+    local t = repl.format_value({ x = distill.ones{ 100, 20 } })
+    assert.truthy(t:find("{x = tensor{100x20, float32}", 1, true), t)
+    assert.are.equal("plain", repl.format_value("plain"))
+  end)
+
+  it("lists at most COMPLETION_LIMIT completions, says how many more, all on a second Tab", function()
+    local env = {}
+    for i = 1, 70 do env[("item%02d"):format(i)] = i end
+    local ed, written = editor("item\9\r", { env = env })
+    ed:read_line("> ")
+    local text = table.concat(written)
+    assert.truthy(text:find("item60", 1, true), text)
+    assert.is_nil(text:find("item61", 1, true), text)
+    assert.truthy(text:find("... and 10 more (Tab again lists all)", 1, true), text)
+    ed, written = editor("item\9\9\r", { env = env })
+    ed:read_line("> ")
+    text = table.concat(written)
+    assert.truthy(text:find("item70", 1, true), text)
+  end)
+
+  it("recalls a multi-line chunk as one history entry, kept so in the history file", function()
+    local path = os.tmpname()
+    local out_path = os.tmpname()
+    local out = assert(io.open(out_path, "w"))
+    -- edit mode reads keys byte by byte: feed the chunk's lines through an editor
+    local env = repl.environment()
+    local keys = "for i = 1, 2 do\r  n = (n or 0) + i\rend\r\27[A\r"
+    local i = 0
+    local keyboard = { read = function()
+      i = i + 1
+      return i <= #keys and keys:sub(i, i) or nil
+    end }
+    repl.run{ input = keyboard, output = out, errors = out, prompt = true, edit = true, env = env,
+      history = path }
+    out:close()
+    local history = repl.load_history(path)
+    assert.are.same({ "for i = 1, 2 do\n  n = (n or 0) + i\nend" }, history)
+    local f = assert(io.open(path))
+    local raw = f:read("a")
+    f:close()
+    assert.are.equal(1, select(2, raw:gsub("\n", "")), raw)   -- one line in the file
+    -- the recalled chunk ran again, as a whole
+    assert.are.equal(6, env.n, io.open(out_path):read("a"))
+    os.remove(path)
+    os.remove(out_path)
+  end)
+
+  it("help(x) and ?name show the documentation of functions, classes and modules", function()
+    local env = repl.environment()
+    assert.truthy(repl.help_text(env.F.conv2d):find("2-d convolution", 1, true))
+    assert.truthy(repl.help_text(env.nn.Conv2d):find("Conv2d(in_channels, out_channels", 1, true))
+    assert.truthy(repl.help_text(require "distill.checkpoint"):find("safetensors", 1, true))
+    assert.truthy(repl.help_text(require("distill.log").read_metrics):find("metrics.jsonl", 1, true))
+    assert.truthy(repl.help_text(42):find("no documentation", 1, true))
+    local out = distill_cmd("", "?F.cross_entropy\nhelp(nn.Linear)\n?nosuch.name\n")
+    assert.truthy(out:find("cross_entropy(", 1, true), out)
+    assert.truthy(out:find("Linear(in_features", 1, true), out)
+    assert.truthy(out:find("nosuch.name: no such name", 1, true), out)
+  end)
+
   it("prints large tensors compactly and small ones in full", function()
     local t = distill.ones{ 100, 20 }
     local text = repl.format_value(t)
@@ -273,5 +343,54 @@ describe("distill.repl line editing and completion", function()
     assert.truthy(text:find("mean=1", 1, true), text)
     assert.truthy(#text < 200)
     assert.are.equal(tostring(distill.ones{ 2 }), repl.format_value(distill.ones{ 2 }))
+  end)
+end)
+
+describe("distill REPL on a terminal", function()
+  it("Ctrl-C interrupts each running command and returns to the prompt; at the prompt it drops the line; Ctrl-D exits", function()
+    local history = os.tmpname()
+    local p = assert(io.popen(env_prefix() .. "python3 spec/support/repl_pty.py " .. sh_quote(history) .. " 2>&1"))
+    local text = p:read("a")
+    p:close()
+    os.remove(history)
+    assert.truthy(text:find("STATUS 0", 1, true), text)
+    local _, interrupts = text:gsub("interrupted", "")
+    assert.are.equal(2, interrupts, text)
+    assert.truthy(text:find("abc^C", 1, true), text)
+    assert.truthy(text:find("\n42\r?\n"), text)
+    assert.is_nil(text:find("error", 1, true), text)
+  end)
+end)
+
+describe("distill.inspect and distill.help", function()
+  local inspect = require "distill.inspect"
+  local help = require "distill.help"
+
+  it("inspect.format takes depth, items and leaf", function()
+    assert.are.equal("{1, ... 2 more}", inspect.format({ 1, 2, 3 }, { items = 1 }))
+    assert.are.equal("{a = {... 1 entry}}", inspect.format({ a = { 1 } }, { depth = 1 }))
+    assert.are.equal("{<n>, [true] = 2}", inspect.format({ 5, [true] = 2 }, {
+      leaf = function(v) return v == 5 and "<n>" or nil end }))
+    assert.has_error(function() inspect.format({}, 3) end,
+      "inspect.format: argument #2: expected an options table {depth =, items =, leaf =}, got number")
+    assert.has_error(function() inspect.format({}, { depth = 0 }) end,
+      "inspect.format: depth and items must be integers >= 1")
+  end)
+
+  it("help.lookup finds names in an environment and says when it cannot", function()
+    local env = { F = require "distill.functional" }
+    assert.are.equal(env.F.conv2d, help.lookup("F.conv2d", env))
+    assert.are.same({ nil, "F.nosuch: no such name" }, { help.lookup("F.nosuch", env) })
+    assert.is_nil((help.lookup("1 + 1", env)))
+    assert.has_error(function() help.lookup(nil, env) end,
+      "help.lookup: argument #1: expected a name such as \"F.conv2d\", got nil")
+    assert.has_error(function() help.lookup("x", nil) end,
+      "help.lookup: argument #2: expected the environment table, got nil")
+  end)
+
+  it("help.text reads doc comments, and says when there are none", function()
+    assert.truthy(help.text(require("distill.functional").conv2d):find("2-d convolution", 1, true))
+    assert.are.same({ nil, "a number value has no documentation" }, { help.text(3) })
+    assert.are.same({ nil, "no documentation found for this table" }, { help.text({}) })
   end)
 end)

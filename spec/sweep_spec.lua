@@ -325,6 +325,7 @@ describe("distill.sweep: run directories", function()
     h.fails("state.command: expected (run of sweep.expand", state.command, runs[1], { status = "new" }, {})
     h.fails("state.missing_teacher: expected a run of sweep.expand", state.missing_teacher, {})
     h.fails("state.of: expected a run of sweep.expand", state.of, nil)
+    h.fails("state.pid_file: expected a run of sweep.expand", state.pid_file, {})
     assert.are.equal("'a b'", state.shell_word("a b"))
     assert.are.equal("run_dir=x/y", state.shell_word("run_dir=x/y"))
 

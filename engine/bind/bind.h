@@ -123,5 +123,6 @@ void lt_open_gemm(lua_State *L, int mod_idx);     /* gemm_f32: the internal GEMM
 void lt_open_cpu(lua_State *L, int mod_idx);      /* isa, set_isa, cpu_info */
 void lt_open_dist(lua_State *L, int mod_idx);     /* MPI collectives, DDP */
 void lt_open_process(lua_State *L, int mod_idx);  /* child processes, stop signals */
+void lt_open_interrupt(lua_State *L, int mod_idx); /* Ctrl-C as a Lua error */
 
 #endif /* DISTILL_BIND_H */

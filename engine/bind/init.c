@@ -24,6 +24,7 @@ static const lt_opener openers[] = {
     lt_open_cpu,        /* isa, set_isa, cpu_info */
     lt_open_dist,       /* MPI collectives, DDP */
     lt_open_process,    /* child processes, stop signals (the sweep runner) */
+    lt_open_interrupt,  /* Ctrl-C as a Lua error */
 };
 
 int luaopen_distill_core(lua_State *L)

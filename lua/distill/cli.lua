@@ -11,6 +11,8 @@
 --   distill --version
 --
 -- cli.main(args) returns the exit code: 0 ok, 1 failure, 2 usage error.
+local errors = require "distill.errors"
+
 local cli = {}
 
 local USAGE = [[
@@ -27,6 +29,9 @@ commands:
   repl              a Lua 5.4 REPL with distill loaded (also: distill with no arguments)
   FILE.lua [ARGS]   run a Lua script with distill on the path
   --version         the version, the CPU and the kernels in use
+
+global options:
+  --debug           on an error, the full Lua traceback (before or after the command)
 
 `distill <command> --help` describes a command's options.]]
 
@@ -351,7 +356,7 @@ local function cmd_script(path, args)
     script_args[i] = a
   end
   _G.arg = script_args
-  local ok, run_err = xpcall(chunk, debug.traceback, table.unpack(script_args))
+  local ok, run_err = xpcall(chunk, errors.capture, table.unpack(script_args))
   if not ok then
     error(run_err, 0)
   end
@@ -409,14 +414,39 @@ local commands = {
   end,
 }
 
---- Runs the command line `args` (a list of strings). Returns the exit code.
+-- The global --debug flag, anywhere before a script's own arguments:
+-- the arguments without it, and whether it was there.
+local function take_debug_flag(args)
+  local kept, debug_on = {}, false
+  for i, a in ipairs(args) do
+    local script_args = #kept > 0 and kept[1]:match("%.lua$")
+    if a == "--debug" and not script_args then
+      debug_on = true
+    else
+      kept[#kept + 1] = args[i]
+    end
+  end
+  return kept, debug_on
+end
+
+--- Runs the command line `args` (a list of strings). Returns the exit code:
+-- 0 ok, 1 failure, 2 usage error, 130 stopped by Ctrl-C.
 -- opts.out / opts.err: file handles (default io.stdout / io.stderr).
+-- Errors print as `distill: <message>`, without the positions of distill's
+-- own files; --debug (before or after the command) prints the traceback.
 function cli.main(args, opts)
   opts = opts or {}
+  if type(args) ~= "table" then
+    error("cli.main: argument #1: expected a list of strings, got " .. type(args), 2)
+  end
   local out, err_out = opts.out or io.stdout, opts.err or io.stderr
+  local debug_on
+  args, debug_on = take_debug_flag(args)
   local command = args[1]
   local rest = { table.unpack(args, 2) }
-  local ok, code = pcall(function()
+  local interrupt = require "distill.interrupt"
+  local interrupts_were_on = interrupt.enable()
+  local ok, code = xpcall(function()
     if command == nil then
       return cmd_repl({}, out)
     elseif command == "--help" or command == "-h" or command == "help" then
@@ -444,7 +474,10 @@ function cli.main(args, opts)
     end
     usage_error(("distill: unknown command '%s' (valid: %s, or a FILE.lua)\n%s"):format(command,
       table.concat(sorted(names), ", "), USAGE))
-  end)
+  end, errors.capture)
+  if not interrupts_were_on then
+    interrupt.disable()
+  end
   if ok then
     return code or 0
   end
@@ -452,13 +485,24 @@ function cli.main(args, opts)
     err_out:write(code.message, "\n")
     return 2
   end
-  local message = tostring(code)
+  local status = interrupt.is_interrupt(code) and interrupt.EXIT_CODE or 1
+  local message = errors.display(code)
+  if status == interrupt.EXIT_CODE then
+    interrupt.clear()
+    if not interrupt.is_stopped(code) then
+      message = "interrupted"
+    end
+  end
+  if debug_on then
+    err_out:write(errors.traceback_of(code) or debug.traceback(tostring(code)), "\n")
+  end
   local dist = require "distill.dist"
   if dist.size() > 1 then   -- the other ranks must not wait for this one
-    dist.fail_all(message)
+    dist.fail_all(message, status)
   end
   err_out:write((message:match("^distill[: ]") and "" or "distill: "), message, "\n")
-  return 1
+  err_out:flush()
+  return status
 end
 
 return cli

@@ -183,17 +183,19 @@ function dist.code_fingerprint()
 end
 
 --- Ends a distributed run from one rank's error: prints "distill: rank R
--- of N: message" and ends every rank (exit 1), so that no rank waits for
--- this one in a collective. Alone (one rank) it raises the error instead.
-function dist.fail_all(message)
+-- of N: message" and ends every rank with exit status `code` (default 1;
+-- 130 for a Ctrl-C), so that no rank waits for this one in a collective.
+-- Alone (one rank) it raises the error instead.
+function dist.fail_all(message, code)
   message = tostring(message):gsub("^distill: ", "")
+  code = math.tointeger(code) or 1
   if core.dist_size() == 1 then
     error(message, 0)
   end
   io.stdout:flush()
   io.stderr:write(("distill: rank %d of %d: %s\n"):format(core.dist_rank(), core.dist_size(), message))
   io.stderr:flush()
-  core.dist_abort(1)
+  core.dist_abort(code)
 end
 
 --- Runs fn(...) and returns its results; in a distributed run an error
@@ -202,9 +204,10 @@ function dist.run_or_abort(fn, ...)
   if core.dist_size() == 1 then
     return fn(...)
   end
-  local results = table.pack(xpcall(fn, tostring, ...))
+  local results = table.pack(xpcall(fn, function(e) return e end, ...))
   if not results[1] then
-    dist.fail_all(results[2])
+    local stopped = require("distill.interrupt").is_stopped(results[2])
+    dist.fail_all(tostring(results[2]), stopped and 130 or 1)
   end
   return table.unpack(results, 2, results.n)
 end

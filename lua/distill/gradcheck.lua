@@ -51,6 +51,17 @@ end
 
 --- opts: eps (1e-2), atol (1e-2), rtol (1e-2), max_checks per input (64), seed.
 function M.gradcheck(fn, inputs, opts)
+  local callable = type(fn) == "function" or (type(getmetatable(fn)) == "table" and getmetatable(fn).__call)
+  if not callable then
+    error(("gradcheck: argument #1: expected the function to check, got %s"):format(type(fn)), 2)
+  end
+  if type(inputs) ~= "table" then
+    error(("gradcheck: argument #2: expected a list of inputs (tensors), got %s"):format(type(inputs)), 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("gradcheck: argument #3: expected options {eps =, atol =, rtol =, max_checks =, seed =}, got %s")
+      :format(type(opts)), 2)
+  end
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-2, opts.atol or 1e-2, opts.rtol or 1e-2
   local max_checks = opts.max_checks or 64

@@ -18,6 +18,22 @@ local log = {}
 local Logger = {}
 Logger.__index = Logger
 
+-- Loggers whose progress bar line is open (not ended by a newline yet).
+local open_bars = setmetatable({}, { __mode = "k" })
+
+--- Ends every open progress bar line, so that what is printed next (an
+-- error, the interrupt line) starts on a line of its own.
+function log.end_progress_lines()
+  for logger in pairs(open_bars) do
+    if logger.bar_open then
+      logger.out:write("\n")
+      logger.out:flush()
+      logger.bar_open = false
+    end
+  end
+  open_bars = setmetatable({}, { __mode = "k" })
+end
+
 --- Is standard output a terminal? (os.execute inherits our stdout; a
 -- popen'd `test -t 1` would test its own pipe.)
 function log.stdout_is_tty()
@@ -27,6 +43,58 @@ function log.stdout_is_tty()
   end
   local ok = os.execute("test -t 1")
   return ok == true
+end
+
+--- The terminal's width in columns: $COLUMNS, else `stty size`, else 80.
+function log.terminal_width()
+  local columns = math.tointeger(tonumber(os.getenv("COLUMNS") or ""))
+  if columns and columns > 0 then
+    return columns
+  end
+  local p = io.popen("stty size 2>/dev/null")
+  local text = p and p:read("a") or ""
+  if p then
+    p:close()
+  end
+  columns = math.tointeger(tonumber(text:match("^%s*%d+%s+(%d+)") or ""))
+  return (columns and columns > 0) and columns or 80
+end
+
+--- The progress bar line that fits `width` columns: the bar shrinks (to 10
+-- cells), then img/s, acc and ETA are dropped, then the line is cut; it
+-- never reaches the last column, so the terminal never wraps it.
+function log.bar_line(width, fields)
+  if math.type(width) ~= "integer" or width < 1 or type(fields) ~= "table" then
+    error("log.bar_line: expected (width: an integer >= 1, fields: a table)", 2)
+  end
+  local limit = width - 1
+  local function render(cells, dropped)
+    local filled = fields.total > 0 and math.floor(cells * fields.done / fields.total) or 0
+    local bar = string.rep("=", filled) .. (filled < cells and ">" or "") ..
+      string.rep(" ", math.max(0, cells - filled - 1))
+    local parts = { ("%sepoch %d/%d [%s] %d/%d loss %.4f"):format(fields.prefix or "", fields.epoch,
+      fields.epochs, bar, fields.done, fields.total, fields.loss) }
+    if not dropped.acc then parts[#parts + 1] = ("acc %5.2f%%"):format(fields.acc) end
+    if not dropped.speed then parts[#parts + 1] = ("%6.0f img/s"):format(fields.images_per_s or 0) end
+    if not dropped.eta then parts[#parts + 1] = "ETA " .. fields.eta end
+    return table.concat(parts, " ")
+  end
+  local dropped = {}
+  local line
+  for cells = 24, 10, -2 do
+    line = render(cells, dropped)
+    if #line <= limit then
+      return line
+    end
+  end
+  for _, field in ipairs { "speed", "acc", "eta" } do
+    dropped[field] = true
+    line = render(10, dropped)
+    if #line <= limit then
+      return line
+    end
+  end
+  return line:sub(1, limit)
 end
 
 local function format_duration(seconds)
@@ -149,11 +217,13 @@ end
 
 function Logger:epoch_begin(epoch, epochs, num_batches)
   self.epoch, self.epochs, self.num_batches = epoch, epochs, num_batches
+  self.batch_index = 0
   self.last_draw = nil
 end
 
 -- stats = {loss =, acc =, images_per_s =, elapsed =}
 function Logger:batch(i, stats)
+  self.batch_index = i
   if self.mode == "none" then
     return
   end
@@ -167,15 +237,13 @@ function Logger:batch(i, stats)
       return
     end
     self.last_draw = now
-    local width = 24
-    local filled = n > 0 and math.floor(width * i / n) or 0
-    local bar = string.rep("=", filled) .. (filled < width and ">" or "") ..
-      string.rep(" ", math.max(0, width - filled - 1))
-    self.out:write(("\r\27[K%sepoch %d/%d [%s] %d/%d loss %.4f acc %5.2f%% %6.0f img/s ETA %s"):format(
-      self.prefix, self.epoch, self.epochs, bar, i, n, stats.loss, stats.acc, stats.images_per_s or 0,
-      format_duration(eta)))
+    self.columns = self.columns or log.terminal_width()
+    self.out:write("\r\27[K", log.bar_line(self.columns, { prefix = self.prefix, epoch = self.epoch,
+      epochs = self.epochs, done = i, total = n, loss = stats.loss, acc = stats.acc,
+      images_per_s = stats.images_per_s, eta = format_duration(eta) }))
     self.out:flush()
     self.bar_open = true
+    open_bars[self] = true
     if i == n then
       self.out:write("\n")
       self.bar_open = false
@@ -261,6 +329,12 @@ function Logger:epoch_end(record)
   parts[#parts + 1] = ("%.0f img/s"):format(record.images_per_s)
   parts[#parts + 1] = format_duration(record.epoch_time)
   self:print(table.concat(parts, "  "))
+  self:draw_curves()
+end
+
+--- Redraws the run directory's curves (when plotting is on); a failure is
+-- said once.
+function Logger:draw_curves()
   if self.plot and self.run_dir then
     local ok, err = plot.curves(self.run_dir)
     if not ok and not self.plot_warned then

@@ -6,15 +6,26 @@
 -- An expression prints its values (no leading `=` needed); tensors print
 -- compactly (shape, dtype, the first values) once they are large; a chunk
 -- that is not complete yet ("<eof>" in the parse error) continues on the
--- next line; errors are printed and the loop goes on.
+-- next line; errors are printed and the loop goes on. Tables print with
+-- depth and length limits (distill.inspect); help(x) and ?name show the
+-- documentation of a distill function, module or class (distill.help).
+-- Ctrl-C interrupts the running command and returns to the prompt (each
+-- time: distill.interrupt keeps its handler installed); at the prompt it
+-- clears the line.
 --
 -- On a terminal: line editing in Lua over `stty raw -echo` (left/right,
 -- Home/End, Ctrl-A/E/U/K/W, backspace/delete, up/down through the history
 -- kept in ~/.distill_history across sessions, Tab completion of globals and
 -- of fields and methods through metatables: `distill.ran<Tab>`,
--- `x:vi<Tab>`), and each command's time when it exceeds 0.5 s. Over a
+-- `x:vi<Tab>`; a long list says how many more, a second Tab shows them
+-- all), a multi-line chunk recalled as one history entry, and each
+-- command's time when it exceeds 0.5 s. Over a
 -- pipe: no prompt, no editing, plain results, so scripts can drive it. It
 -- ends at end of input (Ctrl-D) or with os.exit().
+local inspect = require "distill.inspect"
+local help = require "distill.help"
+local interrupt = require "distill.interrupt"
+
 local M = {}
 
 local function stdin_is_tty()
@@ -33,7 +44,25 @@ function M.environment()
       env[name] = module
     end
   end
+  env.help = function(...)
+    if select("#", ...) == 0 then
+      print(M.HELP)
+      return
+    end
+    print(M.help_text((...)))
+  end
   return env
+end
+
+M.HELP = [[help(x) or ?name: the documentation of a distill function, module or class
+(help(F.conv2d), ?nn.Conv2d, ?distill.checkpoint). Tab completes; Tab twice
+lists every completion. Up/down walk the history. Ctrl-C interrupts the
+running command (or clears the line); Ctrl-D exits.]]
+
+--- The text help(value) prints.
+function M.help_text(value)
+  local text, why = help.text(value)
+  return text or ("(%s)"):format(why)
 end
 
 local function is_incomplete(err)
@@ -58,6 +87,7 @@ function M.compile(source, env)
 end
 
 M.COMPACT_NUMEL = 64    -- tensors with more elements print compactly
+M.COMPLETION_LIMIT = 60 -- completions listed before "... and N more"
 M.TIME_THRESHOLD = 0.5  -- seconds; longer commands show their time (terminal only)
 
 local function is_tensor(value)
@@ -91,14 +121,16 @@ function M.format_tensor(t)
   return ("tensor{%s, %s%s} [%s, ...]%s"):format(shape, t:dtype(), grad, table.concat(shown, ", "), extra)
 end
 
-local function format_value(value)
+local function tensor_text(value)
   if is_tensor(value) then
     local ok, text = pcall(M.format_tensor, value)
-    if ok then
-      return text
-    end
+    return ok and text or tostring(value)
   end
-  return tostring(value)
+  return nil
+end
+
+local function format_value(value)
+  return inspect.format(value, { leaf = tensor_text })
 end
 M.format_value = format_value
 
@@ -120,7 +152,12 @@ function M.eval(fn, out, err_out)
     return e
   end))
   if not results[1] then
-    err_out:write("error: ", tostring(results[2]), "\n")
+    if interrupt.is_interrupt(results[2]) then
+      interrupt.clear()
+      err_out:write("interrupted\n")
+    else
+      err_out:write("error: ", tostring(results[2]), "\n")
+    end
     err_out:flush()
     return false
   end
@@ -230,6 +267,10 @@ end
 
 -- --------------------------------------------------------------- history
 
+-- A multi-line entry is one line of the history file, its newlines
+-- written as this control character (one nobody types).
+local HISTORY_NEWLINE = "\30"
+
 local function history_path()
   local home = os.getenv("HOME")
   return os.getenv("DISTILL_HISTORY") or (home and (home .. "/.distill_history")) or nil
@@ -241,7 +282,7 @@ function M.load_history(path)
   if f then
     for line in f:lines() do
       if line ~= "" then
-        list[#list + 1] = line
+        list[#list + 1] = line:gsub(HISTORY_NEWLINE, "\n")
       end
     end
     f:close()
@@ -255,7 +296,7 @@ end
 local function append_history(path, line)
   local f = path and io.open(path, "a")
   if f then
-    f:write((line:gsub("\n", " ")), "\n")
+    f:write((line:gsub("\n", HISTORY_NEWLINE)), "\n")
     f:close()
   end
 end
@@ -275,8 +316,11 @@ function M.editor(opts)
   }, Editor)
 end
 
+-- A recalled multi-line entry shows its newlines as one-column arrows.
+local NEWLINE_MARK = "\u{21B5}"
+
 function Editor:redraw(prompt, line, pos)
-  self.write("\r\27[K" .. prompt .. line)
+  self.write("\r\27[K" .. prompt .. line:gsub("\n", NEWLINE_MARK))
   local back = #line - pos
   if back > 0 then
     self.write("\27[" .. back .. "D")
@@ -288,12 +332,14 @@ function Editor:read_line(prompt)
   local hist_index = #self.history + 1
   local saved_current = ""
   self.write(prompt)
+  local previous_tab = false
   while true do
     local c = self.read_byte()
     if c == nil then
       return nil
     end
     local b = c:byte()
+    self.last_key_tab, previous_tab = previous_tab, b == 9
     if b == 13 or b == 10 then
       self.write("\r\n")
       return line
@@ -307,7 +353,7 @@ function Editor:read_line(prompt)
       end
     elseif b == 3 then                                   -- Ctrl-C: drop the line
       self.write("^C\r\n")
-      return ""
+      return "", "cancelled"
     elseif b == 127 or b == 8 then                       -- backspace
       if pos > 0 then
         line = line:sub(1, pos - 1) .. line:sub(pos + 1)
@@ -334,11 +380,14 @@ function Editor:read_line(prompt)
           line = line:sub(1, pos - #word) .. prefix .. line:sub(pos + 1)
           pos = pos - #word + #prefix
         elseif #list > 1 then
+          -- a second Tab in a row shows the whole list
+          local limit = self.last_key_tab and #list or M.COMPLETION_LIMIT
           local shown = {}
-          for i = 1, math.min(#list, 60) do
+          for i = 1, math.min(#list, limit) do
             shown[i] = list[i]:match("[%w_]*$")
           end
-          self.write("\r\n" .. table.concat(shown, "  ") .. (#list > 60 and "  ..." or "") .. "\r\n")
+          local more = #list > limit and ("  ... and %d more (Tab again lists all)"):format(#list - limit) or ""
+          self.write("\r\n" .. table.concat(shown, "  ") .. more .. "\r\n")
         end
       end
     elseif b == 27 then                                  -- escape sequences
@@ -435,12 +484,12 @@ function M.run(opts)
   local function read_line(prompt)
     if editor then
       set_raw(true)
-      local ok, line = pcall(editor.read_line, editor, prompt)
+      local ok, line, cancelled = pcall(editor.read_line, editor, prompt)
       set_raw(false)
       if not ok then
         error(line, 0)
       end
-      return line and (line .. "\n") or nil
+      return line and (line .. "\n") or nil, cancelled == "cancelled"
     end
     if interactive then
       out:write(prompt)
@@ -450,50 +499,92 @@ function M.run(opts)
   end
 
   local buffer = nil
-  local ok_run, run_err = pcall(function()
-    while true do
-      local line = read_line(buffer and ">> " or "> ")
-      if line == nil then
-        if buffer then
-          -- input ended inside an unfinished chunk: report it
-          local _, err = M.compile(buffer, env)
-          err_out:write("error: ", tostring(err), "\n")
-        end
-        if interactive and not editor then
-          out:write("\n")
-        end
-        out:flush()
-        return
+
+  local function remember(chunk)
+    local entry = chunk:gsub("\n$", "")
+    if editor and entry:match("%S") and editor.history[#editor.history] ~= entry then
+      editor.history[#editor.history + 1] = entry
+      append_history(history_file, entry)
+    end
+  end
+
+  -- One line read and, once a chunk is complete, run; "end" at end of input.
+  local function step()
+    local line, cancelled = read_line(buffer and ">> " or "> ")
+    if cancelled then
+      buffer = nil   -- Ctrl-C at a prompt drops the line and an unfinished chunk
+      return
+    end
+    if line == nil then
+      if buffer then
+        -- input ended inside an unfinished chunk: report it
+        local _, err = M.compile(buffer, env)
+        err_out:write("error: ", tostring(err), "\n")
       end
-      if editor and line:match("%S") then
-        local entry = line:gsub("\n$", "")
-        if editor.history[#editor.history] ~= entry then
-          editor.history[#editor.history + 1] = entry
-          append_history(history_file, entry)
-        end
+      if interactive and not editor then
+        out:write("\n")
       end
-      buffer = buffer and (buffer .. line) or line
-      if buffer:match("^%s*$") then
-        buffer = nil
+      out:flush()
+      return "end"
+    end
+    buffer = buffer and (buffer .. line) or line
+    if buffer:match("^%s*$") then
+      buffer = nil
+    elseif buffer:match("^%s*%?") then
+      local name = buffer:match("^%s*%?%s*(.-)%s*$")
+      remember(buffer)
+      buffer = nil
+      if name == "" then
+        out:write(M.HELP, "\n")
       else
-        local fn, err, incomplete = M.compile(buffer, env)
-        if fn then
-          buffer = nil
-          local t0 = clock()
-          M.eval(fn, out, err_out)
-          local seconds = clock() - t0
-          if interactive and seconds >= M.TIME_THRESHOLD then
-            out:write(("(%.2f s)\n"):format(seconds))
-            out:flush()
-          end
-        elseif not incomplete then
-          buffer = nil
-          err_out:write("error: ", tostring(err), "\n")
-          err_out:flush()
+        local value, why = help.lookup(name, env)
+        out:write(value ~= nil and M.help_text(value) or why, "\n")
+      end
+      out:flush()
+    else
+      local fn, err, incomplete = M.compile(buffer, env)
+      if fn or not incomplete then
+        remember(buffer)   -- a multi-line chunk is one history entry
+      end
+      if fn then
+        buffer = nil
+        local t0 = clock()
+        M.eval(fn, out, err_out)
+        local seconds = clock() - t0
+        if interactive and seconds >= M.TIME_THRESHOLD then
+          out:write(("(%.2f s)\n"):format(seconds))
+          out:flush()
         end
+      elseif not incomplete then
+        buffer = nil
+        err_out:write("error: ", tostring(err), "\n")
+        err_out:flush()
       end
     end
-  end)
+  end
+
+  local interrupts_were_on = interrupt.enable()
+  local ok_run, run_err = true, nil
+  while true do
+    local ok, result = pcall(step)
+    if not ok then
+      set_raw(false)
+      if not interrupt.is_interrupt(result) then
+        ok_run, run_err = false, result
+        break
+      end
+      -- a Ctrl-C outside a command (reading a line, printing): drop the chunk
+      interrupt.clear()
+      buffer = nil
+      err_out:write("\ninterrupted\n")
+      err_out:flush()
+    elseif result == "end" then
+      break
+    end
+  end
+  if not interrupts_were_on then
+    interrupt.disable()
+  end
   set_raw(false)
   if not ok_run then
     error(run_err, 0)

@@ -31,6 +31,8 @@ local log = require "distill.log"
 local run_dir = require "distill.run_dir"
 local teacher_base = require "distill.distillers.base"
 local stages = require "distill.stages"
+local interrupt = require "distill.interrupt"
+local errors = require "distill.errors"
 
 local trainer = {}
 
@@ -387,7 +389,7 @@ local function train_epoch(run, epoch, logger, on_batch)
   return record
 end
 
-local run_session
+local guarded_session
 
 --- Runs (or resumes) a training run. opts:
 --   config = resolved config table | config_path = file (+ overrides = {"k=v"})
@@ -408,7 +410,15 @@ function trainer.run(opts)
     error("trainer.run: on_batch must be a function, got " .. type(opts.on_batch), 2)
   end
   dist.init()   -- when mpirun or srun started this process; nothing otherwise
-  return dist.run_or_abort(run_session, opts)
+  local was_enabled = interrupt.enable()
+  local results = table.pack(pcall(dist.run_or_abort, guarded_session, opts))
+  if not was_enabled then
+    interrupt.disable()
+  end
+  if not results[1] then
+    error(results[2], 0)
+  end
+  return table.unpack(results, 2, results.n)
 end
 
 -- The run's start line (rank 1).
@@ -447,9 +457,10 @@ local function resume(session, run, logger)
   return best
 end
 
-run_session = function(opts)
+local function run_session(opts, where)
   local session = run_dir.open(opts)
   local cfg, dir, mode = session.cfg, session.dir, session.mode
+  where.session = session
   dist.check_same(mode .. "\n" .. config.serialize(cfg), "config")
   dist.check_same(dist.code_fingerprint(), "code")
   dist.barrier()   -- every rank has looked at the run directory before rank 1 writes it
@@ -460,6 +471,7 @@ run_session = function(opts)
   local logger = log.new(main and dir or nil, { progress = main and (opts.progress or cfg.progress)
       or "none", out = opts.out, term_names = term_names(run.objective), plot = cfg.plot,
     lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10 })
+  where.run, where.logger = run, logger
 
   if session.note then
     logger:print(session.note)
@@ -467,10 +479,12 @@ run_session = function(opts)
   local best = { top1 = -1, epoch = 0 }
   if session.checkpoint then
     best = resume(session, run, logger)
+    where.saved_epoch = session.start_epoch - 1
   else
     run_dir.begin(session)
     logger:print(describe(run, cfg, mode, dir))
   end
+  where.begun = true
 
   stages.run(run, session, logger, { train_epoch = train_epoch, best = best, on_batch = opts.on_batch })
   local started = distill.wallclock()
@@ -493,8 +507,12 @@ run_session = function(opts)
     if improved then
       best.top1, best.epoch = record.test_top1, epoch
     end
-    run_dir.save_epoch(session, run, epoch, best, record, improved)
-    logger:epoch_end(record)
+    -- the checkpoint and the metrics of an epoch are written whole
+    interrupt.held(function()
+      run_dir.save_epoch(session, run, epoch, best, record, improved)
+      where.saved_epoch = epoch
+      logger:epoch_end(record)
+    end)
     last = record
   end
 
@@ -515,6 +533,65 @@ run_session = function(opts)
   run.data.train_loader:close()
   run.data.test_loader:close()
   return summary, run
+end
+
+-- The one line that says where an interrupted run stopped and how to go on.
+local function stopped_message(where)
+  local session, logger = where.session, where.logger
+  if not session or not where.begun then
+    return "interrupted while setting up the run" .. (session and (", before anything was written to "
+      .. session.dir) or "")
+  end
+  local at = ""
+  if logger and logger.epoch then
+    at = (" at epoch %d/%d"):format(logger.epoch, logger.epochs or session.cfg.epochs)
+    if logger.batch_index and logger.num_batches then
+      local batch, batches = logger.batch_index, logger.num_batches
+      at = at .. (batch == 0 and " (before its first batch)" or batch >= batches and " (testing)"
+        or (" (batch %d/%d)"):format(batch, batches))
+    end
+  end
+  local resume = ("distill %s --resume %s"):format(session.mode, session.dir)
+  if (where.saved_epoch or 0) > 0 then
+    return ("interrupted%s; last checkpoint %s/last.safetensors (epoch %d); resume with: %s"):format(
+      at, session.dir, where.saved_epoch, resume)
+  end
+  return ("interrupted%s, before the first checkpoint; start it again with: %s"):format(at, resume)
+end
+
+-- After a Ctrl-C: the progress line ended, the finished epochs' metrics and
+-- curves on disk, the loader threads stopped.
+local function clean_up_after_stop(where)
+  log.end_progress_lines()
+  if where.logger and where.logger.run_dir and #where.logger.records > 0 then
+    pcall(where.logger.write_metrics, where.logger)
+    pcall(where.logger.draw_curves, where.logger)
+  end
+  local data = where.run and where.run.data
+  for _, loader in ipairs { data and data.train_loader, data and data.test_loader } do
+    pcall(loader.close, loader)
+  end
+end
+
+-- run_session, with a Ctrl-C turned into one clean Stopped error.
+guarded_session = function(opts)
+  local where = {}
+  local results = table.pack(xpcall(run_session, function(err)
+    if interrupt.is_interrupt(err) then
+      return setmetatable({ message = stopped_message(where) }, interrupt.Stopped)
+    end
+    return errors.capture(err)
+  end, opts, where))
+  if results[1] then
+    return table.unpack(results, 2, results.n)
+  end
+  local err = results[2]
+  if interrupt.is_stopped(err) then
+    interrupt.held(clean_up_after_stop, where)
+    interrupt.clear()
+    interrupt.stop(err.message)
+  end
+  error(err, 0)
 end
 
 return trainer

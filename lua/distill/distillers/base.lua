@@ -42,10 +42,44 @@ function base.class(name, needs)
   end
   local class = Module.class(name)
   class.needs = needs
-  class.loss = function(self)
+  local class_meta = getmetatable(class)
+  local parent_index = class_meta.__index
+  local function not_implemented(self)
     error(("%s:loss is not implemented"):format(self.__name), 2)
   end
+  class_meta.__index = function(_, key)
+    if key == "loss" then
+      return not_implemented
+    end
+    return parent_index[key]
+  end
+  -- the loss a class defines is wrapped in a check of its arguments, so a
+  -- call without the model outputs names the distiller, not a nil field
+  class_meta.__newindex = function(cls, key, value)
+    if key == "loss" and type(value) == "function" then
+      value = base.checked_loss(name, needs, value)
+    end
+    rawset(cls, key, value)
+  end
   return class
+end
+
+local OUTPUTS = "{feats =, pooled =, logits =} (a model's forward(x, {features = true}))"
+
+--- loss_fn with its model-output arguments checked: the student's outputs
+-- always, the teacher's when the class needs a teacher.
+function base.checked_loss(name, needs, loss_fn)
+  return function(self, student_out, teacher_out, ...)
+    if type(student_out) ~= "table" then
+      error(("%s:loss: argument #1: expected the student's outputs %s, got %s"):format(name, OUTPUTS,
+        type(student_out)), 2)
+    end
+    if needs.teacher ~= false and type(teacher_out) ~= "table" then
+      error(("%s:loss: argument #2: expected the teacher's outputs %s, got %s"):format(name, OUTPUTS,
+        type(teacher_out)), 2)
+    end
+    return loss_fn(self, student_out, teacher_out, ...)
+  end
 end
 
 local function finite(v)

@@ -409,7 +409,13 @@ function Module:__tostring()
   local lines = { head }
   for _, pair in ipairs(children) do
     local text = tostring(pair[2]):gsub("\n", "\n  ")
-    lines[#lines + 1] = ("  (%s): %s"):format(pair[1], text)
+    -- a numbered child (Sequential, ModuleList) shows its Lua index too:
+    -- "[1] (0): ..." is seq[1], named "0" in the state dict (docs/nn.md)
+    local position = pair[1]:match("^%d+$") and math.tointeger(tonumber(pair[1]) + 1)
+    local ok, indexed = pcall(function() return position and self[position] end)
+    local label = (ok and position and rawequal(indexed, pair[2])) and ("[%d] (%s)"):format(position, pair[1])
+      or ("(%s)"):format(pair[1])
+    lines[#lines + 1] = ("  %s: %s"):format(label, text)
   end
   lines[#lines + 1] = ")"
   return table.concat(lines, "\n")

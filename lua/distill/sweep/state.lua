@@ -45,6 +45,9 @@ end
 
 --- The file in which the runner keeps the id of the process training a run.
 function state.pid_file(run)
+  if type(run) ~= "table" or type(run.dir) ~= "string" then
+    error("state.pid_file: expected a run of sweep.expand", 2)
+  end
   return run.dir .. "/sweep.pid"
 end
 
