@@ -16,6 +16,8 @@ runs them here N at a time, each writing <run dir>/console.log. Finished
 runs are skipped and interrupted ones resumed, so the same command
 continues a sweep. Ctrl-C stops it cleanly (the runs keep their last
 epoch; exit code 130); a failed run does not stop the others (exit code 1).
+SPEC is a sweep file or the name of a shipped sweep (distill sweep
+fmnist_table3; `distill configs` lists them).
 
 options:
   --jobs N            runs at a time (default 1)
