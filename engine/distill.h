@@ -696,7 +696,9 @@ dt_status dt_read_file(const char *path, size_t max_bytes, uint8_t **data, size_
  * and a scratch buffer; use one per thread. Pixels are always RGB. A file
  * the decoder only warns about (truncated or corrupt data, which it would
  * fill with grey) is an error, and so is a header claiming more than
- * DT_JPEG_MAX_PIXELS pixels (refused before any decoding). */
+ * DT_JPEG_MAX_PIXELS pixels, or (Huffman-coded files) more than 512 pixels
+ * per byte of the file, which a valid file cannot hold (refused before any
+ * decoding). */
 #define DT_JPEG_MAX_PIXELS ((int64_t)1 << 27)
 typedef struct dt_jpeg_decoder dt_jpeg_decoder;
 dt_status dt_jpeg_decoder_new(dt_jpeg_decoder **out);

@@ -120,6 +120,11 @@ describe("distill command", function()
     assert.truthy(err:find("expected a number", 1, true))
     code = run("eval " .. quote(tmp .. "/none.safetensors") .. " --data synthetic")
     assert.are.equal(1, code)
+    -- a distiller's option out of range: the distiller and the option, no internal position
+    code, _, err = run("train " .. quote(CONFIG) .. " --set methods.ce.1.label_smoothing=2 --set run_dir="
+      .. quote(tmp .. "/smoothing"))
+    assert.are.equal(1, code)
+    assert.are.equal("distill: distillers.ce: option label_smoothing must be a number in [0, 1], got 2\n", err)
   end)
 
   it("trains, evaluates and plots a run", function()

@@ -116,7 +116,14 @@ describe("data.cifar", function()
   it("reports a missing directory or file", function()
     local ok, err = pcall(cifar.cifar10, { root = root .. "/nowhere" })
     assert.is_false(ok)
-    assert.matches("data_batch_1.bin not found in " .. root .. "/nowhere", err, 1, true)
+    local nowhere = root .. "/nowhere"
+    assert.matches(("cifar10: no CIFAR-10 files found: looked for data_batch_1.bin (binary version) in %s "
+      .. "or %s/cifar-10-batches-bin, and for data_batch_1 (python version) in %s or %s/cifar-10-batches-py "
+      .. "(missing directory or download?)"):format(nowhere, nowhere, nowhere, nowhere), err, 1, true)
+    ok, err = pcall(cifar.cifar100, { root = nowhere, split = "test" })
+    assert.is_false(ok)
+    assert.matches(("looked for test.bin (binary version) in %s or %s/cifar-100-binary, and for test "
+      .. "(python version) in %s or %s/cifar-100-python"):format(nowhere, nowhere, nowhere, nowhere), err, 1, true)
     write(root .. "/data_batch_1.bin", record({ 1 }, 0))
     ok, err = pcall(cifar.cifar10, { root = root })
     assert.is_false(ok)
@@ -124,6 +131,66 @@ describe("data.cifar", function()
     ok, err = pcall(cifar.cifar100, { root = root, split = "valid" })
     assert.is_false(ok)
     assert.matches("split must be", err)
+  end)
+
+  -- the python version as published: pickled dicts with a uint8 data array
+  local cifar_pickle = require "support.cifar_pickle"
+  local function pickled(n, first, labels)
+    return cifar_pickle.batch { n = n, labels = labels, label_order = labels.labels and { "labels" }
+      or { "fine_labels", "coarse_labels" },
+      pixel = function(k, i) return pixel(first + k, i // 1024, i % 1024 // 32, i % 32) end }
+  end
+
+  it("reads CIFAR-100's python version (train, test, meta) through a config's data table", function()
+    local sub = root .. "/cifar-100-python"
+    assert(lfs.mkdir(sub))
+    write(sub .. "/train", pickled(4, 0, { fine_labels = { 90, 91, 92, 93 }, coarse_labels = { 10, 11, 12, 13 } }))
+    write(sub .. "/test", pickled(2, 50, { fine_labels = { 99, 0 }, coarse_labels = { 19, 0 } }))
+    write(sub .. "/meta", cifar_pickle.meta { { "fine_label_names", cifar.cifar100_fine_classes },
+      { "coarse_label_names", cifar.cifar100_coarse_classes } })
+    local datasets = require "distill.data.datasets"
+    local train = datasets.open({ dataset = "cifar100", root = root }, "train")
+    assert.equal(4, #train)
+    assert.same({ 91, 92, 93, 94 }, train.labels:totable())
+    assert.same({ 4, 3, 32, 32 }, train.images:shape())
+    assert.equal(pixel(2, 1, 3, 4), train:get(3).input[2][4][5])
+    assert.equal(pixel(3, 2, 31, 31), train:get(4).input[3][32][32])
+    local test = datasets.open({ dataset = "cifar100", root = root }, "test")
+    assert.same({ 100, 1 }, test.labels:totable())
+    assert.equal("worm", test.classes[test:get(1).target])
+    assert.equal(pixel(51, 0, 7, 9), test:get(2).input[1][8][10])
+    local coarse = cifar.cifar100 { root = sub, split = "train", label = "coarse" }
+    assert.same({ 11, 12, 13, 14 }, coarse.labels:totable())
+    -- the loader and the config's transforms take it like the binary version
+    local loader = distill.data.loader(train, { batch_size = 4,
+      transform = datasets.transform({ dataset = "cifar100", augment = "none" }, { 3, 32, 32 }, "test") })
+    local seen = 0
+    for batch in loader:epoch(1) do
+      seen = seen + #batch.index
+      assert.same({ 4, 3, 32, 32 }, batch.input:shape())
+    end
+    assert.equal(4, seen)
+    -- a malformed batch names the file
+    write(sub .. "/test", "\128\002}q\001.")
+    local ok, err = pcall(cifar.cifar100, { root = root, split = "test" })
+    assert.is_false(ok)
+    assert.matches("^cifar100: " .. (sub .. "/test"):gsub("%p", "%%%0") .. ": ", err)
+  end)
+
+  it("reads CIFAR-10's python version; the binary version first when both are there", function()
+    local sub = root .. "/cifar-10-batches-py"
+    assert(lfs.mkdir(sub))
+    for b = 1, 5 do
+      write(sub .. "/data_batch_" .. b, pickled(2, 10 * b, { labels = { b, 9 - b } }))
+    end
+    write(sub .. "/test_batch", pickled(1, 7, { labels = { 3 } }))
+    local train = cifar.cifar10 { root = root }
+    assert.equal(10, #train)
+    assert.same({ 2, 9, 3, 8, 4, 7, 5, 6, 6, 5 }, train.labels:totable())
+    assert.equal(pixel(51, 2, 0, 31), train:get(10).input[3][1][32])
+    assert.equal(4, cifar.cifar10 { root = root, split = "test" }:get(1).target)
+    write_cifar10(root, 1, 1)
+    assert.equal(5, #cifar.cifar10 { root = root }, "the binary files in root")
   end)
 
   it("feeds the loader", function()

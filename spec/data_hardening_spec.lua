@@ -95,6 +95,28 @@ describe("data readers, hardened", function()
     assert.truthy(err:find(dir .. "/huge.jpg", 1, true) and err:find("65500 x 65500", 1, true), err)
   end)
 
+  it("refuse a JPEG header claiming more pixels than the file's bytes can encode", function()
+    -- the fuzzer's find: a 340-byte file claiming 35080 x 2080 pixels cost a 219 MB buffer
+    local jpeg = dataio.encode_jpeg(image(1, 16, 16), 90)
+    local sof = jpeg:find("\255\192", 1, true)
+    local function claiming(h, w)
+      return jpeg:sub(1, sof + 4) .. string.pack(">I2>I2", h, w) .. jpeg:sub(sof + 9)
+    end
+    local limit = #jpeg * 512   -- pixels: one Huffman bit per 8 x 8 block at least
+    fails("dataio.decode_jpeg:", function() return dataio.decode_jpeg(claiming(2080, 35080)) end,
+      "JPEG header claims 35080 x 2080 pixels, more than a file of " .. #jpeg .. " bytes can hold")
+    local h = limit // 512
+    fails("dataio.decode_jpeg:", function() return dataio.decode_jpeg(claiming(h + 1, 512)) end,
+      "bytes can hold")
+    -- at the bound the header passes, and the decoder finds the data missing
+    fails("dataio.decode_jpeg:", function() return dataio.decode_jpeg(claiming(h, 512)) end, "corrupt JPEG data")
+    -- the bound is far above what real files need: a uniform image, the most compressible
+    local flat = distill.full({ 1, 1024, 1024 }, 128):to("uint8")
+    local flat_jpeg = dataio.encode_jpeg(flat, 50)
+    assert.is_true(#flat_jpeg * 512 > 1024 * 1024 * 4, #flat_jpeg)
+    assert.same({ 3, 1024, 1024 }, dataio.decode_jpeg(flat_jpeg):shape())   -- always RGB
+  end)
+
   it("make the loader skip damaged, oversized and unreadable files in skip mode", function()
     local good = dataio.encode_jpeg(image(3, 20, 20), 90)
     write(dir .. "/1.jpg", good)

@@ -91,6 +91,73 @@ describe("distillers", function()
     assert.truthy(err:find("distillers.kd: unknown option 'temperature' (valid: T)", 1, true))
   end)
 
+  it("checks every hyperparameter's range, naming the distiller and the option", function()
+    local probe = distillers.probe(Tiny(4, 5), Tiny(8, 5), { 2, 1, 16, 16 })
+    local NAN = 0 / 0
+    -- {distiller, option, bad value, what the message says it must be}
+    local cases = {
+      { "ce", "label_smoothing", 1.5, "a number in [0, 1]" },
+      { "ce", "label_smoothing", -0.1, "a number in [0, 1]" },
+      { "kd", "T", 0, "a finite number > 0" },
+      { "kd", "T", -4, "a finite number > 0" },
+      { "kd", "T", NAN, "a finite number > 0" },
+      { "kd", "T", "4", "a finite number > 0" },
+      { "dkd", "alpha", -1, "a finite number >= 0" },
+      { "dkd", "beta", math.huge, "a finite number >= 0" },
+      { "dkd", "T", 0, "a finite number > 0" },
+      { "dkd", "warmup", -5, "a finite number >= 0" },
+      { "rkd", "distance_weight", -25, "a finite number >= 0" },
+      { "rkd", "angle_weight", NAN, "a finite number >= 0" },
+      { "at", "p", 0, "a finite number > 0" },
+      { "fitnet", "hint_layer", 2.5, "an integer > 0" },
+      { "fitnet", "hint_layer", 0, "an integer > 0" },
+      { "crd", "nce_k", 0, "an integer > 0" },
+      { "crd", "nce_k", 16.5, "an integer > 0" },
+      { "crd", "nce_t", 0, "a finite number > 0" },
+      { "crd", "nce_m", 1.5, "a number in [0, 1]" },
+      { "crd", "feat_dim", -128, "an integer > 0" },
+      { "fsecd", "tau", 0, "a finite number > 0" },
+      { "fsecd", "tau", -0.1, "a finite number > 0" },
+      { "fsecd", "eps", 0, "a finite number > 0" },
+      { "fsecd", "symmetric", "yes", "true or false" },
+      { "fsecd", "gather", 1, "true or false" },
+      { "fsecd", "policy", "batch", 'one of "instance", "class"' },
+      { "fsecd", "feature", "feats", 'one of "pooled", "logits"' },
+      { "fsecd", "embed", "mlp", 'one of false, "linear", "identity"' },
+      { "ab", "margin", -1, "a finite number >= 0" },
+      { "ft", "rate", 0, "a finite number > 0" },
+      { "ft", "translator_bn", "no", "true or false" },
+      { "reviewkd", "max_mid_channel", 0, "an integer > 0" },
+    }
+    for _, case in ipairs(cases) do
+      local name, key, bad, must = table.unpack(case)
+      local opts = { probe = probe, n_data = 16, [key] = bad }
+      if name ~= "crd" then
+        opts.n_data = nil
+      end
+      local shown = type(bad) == "string" and ("%q"):format(bad) or tostring(bad)
+      h.fails(("distillers.%s: option %s must be %s, got %s"):format(name, key, must, shown),
+        distillers.create, name, opts)
+    end
+    -- the same through a config's term
+    h.fails("distillers.dkd: option T must be a finite number > 0, got 0", distillers.objective,
+      { { distiller = "dkd", weight = 1, T = 0 } }, { teacher = Tiny(8, 5), student = Tiny(4, 5), input_shape = { 1, 16, 16 } })
+    -- good values at the edges of the ranges are taken
+    distillers.create("ce", { label_smoothing = 1 })
+    distillers.create("dkd", { alpha = 0, beta = 0, warmup = 0 })
+    distillers.create("crd", { probe = probe, n_data = 16, nce_k = 1, nce_m = 0 })
+    distillers.create("fsecd", { probe = probe, embed = "linear", policy = "class" })
+    -- F.kd_loss and the objective's weights
+    local z = distill.randn{ 2, 5 }
+    for _, T in ipairs { 0, -1, NAN, math.huge, "4" } do
+      h.fails("F.kd_loss: temperature must be a finite number > 0, got " .. tostring(T), F.kd_loss, z, z, T)
+    end
+    for _, w in ipairs { NAN, math.huge, -math.huge } do
+      h.fails("distillers.objective: term 1's weight must be a finite number or a function of epoch, got "
+        .. tostring(w), distillers.objective, { { distillers.ce(), w } })
+    end
+  end)
+
   describe("hand-computed losses", function()
     local s_rows = { { 1, 2, 3 }, { 0, 0, 1 } }
     local t_rows = { { 3, 2, 1 }, { 1, 0, 0 } }

@@ -44,7 +44,8 @@ describe("AB (activation boundaries)", function()
     local probe = probe_of(s, t, true)
     h.fails("distillers.ab: unknown option 'margn' (valid: margin)", distillers.ab, { probe = probe, margn = 1 })
     for _, bad in ipairs { -1, "1", 0 / 0, math.huge } do
-      h.fails("distillers.ab: margin must be a non-negative number, got " .. tostring(bad), distillers.ab,
+      h.fails("distillers.ab: option margin must be a finite number >= 0, got "
+        .. (type(bad) == "string" and ("%q"):format(bad) or tostring(bad)), distillers.ab,
         { probe = probe, margin = bad })
     end
     h.fails("distillers.ab: needs opts.probe = {student = out, teacher = out}", distillers.ab, {})
@@ -134,7 +135,7 @@ describe("FT (factor transfer)", function()
     h.fails("distillers.ft: unknown option 'k' (valid: p1, p2, paraphraser_bn, rate, translator_bn)",
       distillers.ft, { probe = probe, k = 0.5 })
     for _, key in ipairs { "rate", "p1", "p2" } do
-      h.fails("distillers.ft: " .. key .. " must be a positive number, got 0", distillers.ft,
+      h.fails("distillers.ft: option " .. key .. " must be a finite number > 0, got 0", distillers.ft,
         { probe = probe, [key] = 0 })
     end
     h.fails("distillers.ft: rate 0.05 leaves no factor channels of the teacher's 16", distillers.ft,
@@ -197,9 +198,9 @@ describe("ReviewKD", function()
     local probe = probe_of(s, t)
     h.fails("distillers.reviewkd: unknown option 'weight_hcl' (valid: max_mid_channel, warmup)",
       distillers.reviewkd, { probe = probe, weight_hcl = 1 })
-    h.fails("distillers.reviewkd: warmup must be a non-negative number of epochs, got -1",
+    h.fails("distillers.reviewkd: option warmup must be a finite number >= 0, got -1",
       distillers.reviewkd, { probe = probe, warmup = -1 })
-    h.fails("distillers.reviewkd: max_mid_channel must be a positive integer, got 0",
+    h.fails("distillers.reviewkd: option max_mid_channel must be an integer > 0, got 0",
       distillers.reviewkd, { probe = probe, max_mid_channel = 0 })
     local short = { student = out_of({ distill.zeros{ 2, 4, 6, 6 } }, 2), teacher = probe.teacher }
     h.fails("distillers.reviewkd: the student has 1 block features and the teacher 3", distillers.reviewkd,

@@ -130,5 +130,15 @@ describe("luarocks make", function()
     local log = assert(io.open(tree .. "/runs/grid/seed2/console.log")):read("a")
     local child = tree .. "/lib/luarocks/rocks-5.4/distill/scm-1/bin/distill train tiny.lua"
     assert.truthy(log:find(child, 1, true), log)
+    -- a shipped sweep by name: its scripts/configs/... paths are the installed configs
+    out, ok = in_tree(sh_quote(tree .. "/bin/distill") .. " sweep fmnist_table3 --dry-run --root "
+      .. sh_quote(tree .. "/study") .. " --only seed=1 --only method=kd")
+    assert.is_true(ok, out)
+    assert.truthy(out:find("sweep fmnist_table3: 1 run: 1 new", 1, true), out)
+    local config = out:match("/bin/distill distill (%S+) ")
+    assert.truthy(config and config:find(tree, 1, true) == 1
+      and config:find("/distill/share/configs/fmnist_study.lua$"), out)
+    assert.truthy(out:find("--set run_dir=" .. tree .. "/study/fmnist_table3/kd-seed1 ", 1, true), out)
+    assert.is_nil(out:find("blocked", 1, true), "the installed teacher is found: " .. out)
   end)
 end)

@@ -64,6 +64,36 @@ static bool looks_like_jpeg(const uint8_t *buf, size_t len)
     return len >= 3 && buf[0] == 0xFF && buf[1] == 0xD8 && buf[2] == 0xFF;
 }
 
+/* Is the frame arithmetic-coded (SOF9-SOF11, SOF13-SOF15)? Walks the marker
+ * segments before the first scan; a walk that goes wrong answers true, so
+ * that the size bound below only refuses what it is sure of. */
+static bool arithmetic_coded(const uint8_t *buf, size_t len)
+{
+    size_t i = 2;
+    while (i + 4 <= len) {
+        if (buf[i] != 0xFF)
+            return true;
+        uint8_t m = buf[i + 1];
+        if (m == 0xFF) { /* fill byte */
+            i++;
+            continue;
+        }
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)
+            return m >= 0xC9;
+        if (m == 0xDA || m == 0xD9)
+            return true;
+        i += 2 + ((size_t)buf[i + 2] << 8 | buf[i + 3]);
+    }
+    return true;
+}
+
+/* Huffman coding spends at least one bit on every 8 x 8 block of the
+ * full-resolution component (its DC code, in every mode), so a file of len
+ * bytes holds at most 512 * len pixels. A header that claims more is a
+ * truncated or corrupt file, refused before its pixel buffer is allocated
+ * (a 300-byte file could otherwise cost a 200 MB buffer). */
+#define PIXELS_PER_BYTE 512
+
 dt_status dt_jpeg_header(dt_jpeg_decoder *d, const uint8_t *buf, size_t len, int64_t *h,
                          int64_t *w)
 {
@@ -84,6 +114,9 @@ dt_status dt_jpeg_header(dt_jpeg_decoder *d, const uint8_t *buf, size_t len, int
         return dt_fail(DT_ERR_FORMAT, "JPEG header claims %d x %d pixels, more than the %lld "
                        "allowed (corrupt, or too large to decode)", width, height,
                        (long long)DT_JPEG_MAX_PIXELS);
+    if ((int64_t)width * height > (int64_t)len * PIXELS_PER_BYTE && !arithmetic_coded(buf, len))
+        return dt_fail(DT_ERR_FORMAT, "JPEG header claims %d x %d pixels, more than a file of %zu "
+                       "bytes can hold (truncated or corrupt)", width, height, len);
     *h = height;
     *w = width;
     return DT_OK;

@@ -500,7 +500,7 @@ function cli.main(args, opts)
   if dist.size() > 1 then   -- the other ranks must not wait for this one
     dist.fail_all(message, status)
   end
-  err_out:write((message:match("^distill") and "" or "distill: "), message, "\n")
+  err_out:write((message:match("^distill[: ]") and "" or "distill: "), message, "\n")
   err_out:flush()
   return status
 end

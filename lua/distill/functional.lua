@@ -81,6 +81,9 @@ F.smooth_l1_loss = core.smooth_l1_loss
 -- KL(softmax(t/T) || softmax(s/T)) * T^2, averaged over the batch.
 function F.kd_loss(student_logits, teacher_logits, temperature)
   local T = temperature or 4
+  if type(T) ~= "number" or not (T > 0) or T == math.huge then
+    error(("F.kd_loss: temperature must be a finite number > 0, got %s"):format(tostring(T)), 2)
+  end
   local log_p = core.log_softmax(student_logits / T, 2)
   local q = core.softmax(teacher_logits / T, 2)
   return core.kl_div(log_p, q, { reduction = "batchmean" }) * (T * T)

@@ -9,7 +9,8 @@
 --   local run_dir = require "distill.run_dir"
 --   local session = run_dir.open{config_path = "x.lua", overrides = {"epochs=3"}, mode = "train"}
 --   local session = run_dir.open{resume = "runs/x"}
---     --> {dir, mode, cfg, config_source, overrides, config_path, checkpoint, start_epoch}
+--     --> {dir, mode, cfg, config_source, overrides, config_path, checkpoint, start_epoch,
+--          note (the stale temporaries it removed)}
 --   run_dir.begin(session)                        -- a fresh run: its config and run.json
 --   local best = run_dir.restore(session, run)   -- a resumed run
 --   run_dir.save_epoch(session, run, epoch, best, record, improved)
@@ -26,7 +27,62 @@ local args = require "distill.args"
 local RUN_FILES = { "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.csv",
   "summary.json", "curves.svg", "curves.png", "stages.jsonl", "steps.jsonl", "log.txt" }
 
+-- Every file a run writes through a temporary (files.write: <name>.tmp;
+-- checkpoint.save: <name>.tmp.XXXXXX, mkstemp's six letters).
+local OWN_FILES = { "config.lua", "config.source.lua", "run.json" }
+for _, name in ipairs(RUN_FILES) do
+  OWN_FILES[#OWN_FILES + 1] = name
+end
+
 local run_dir = {}
+
+--- Removes the temporaries that a write interrupted by a crash or SIGKILL
+-- left beside the run's own files (<file>.tmp, <file>.tmp.XXXXXX): they are
+-- never read, and a checkpoint's can be as large as the checkpoint. Only
+-- the run's own names: other files of the directory (a sweep's sweep.pid
+-- being written, a user's) are left alone. Returns the note to show, or nil.
+function run_dir.remove_stale_temporaries(dir)
+  if type(dir) ~= "string" or dir == "" then
+    error("run_dir.remove_stale_temporaries: expected a run directory (a string), got " .. type(dir), 2)
+  end
+  local lfs = require "lfs"
+  if lfs.attributes(dir, "mode") ~= "directory" then
+    return nil
+  end
+  local own = {}
+  for _, name in ipairs(OWN_FILES) do
+    own[name] = true
+  end
+  local removed, failed, bytes = {}, {}, 0
+  for name in lfs.dir(dir) do
+    local target = name:match("^(.+)%.tmp$") or name:match("^(.+)%.tmp%.%w%w%w%w%w%w$")
+    local path = dir .. "/" .. name
+    if target and own[target] and lfs.symlinkattributes(path, "mode") == "file" then
+      local size = lfs.attributes(path, "size") or 0
+      if os.remove(path) then
+        removed[#removed + 1] = name
+        bytes = bytes + size
+      else
+        failed[#failed + 1] = name
+      end
+    end
+  end
+  if #removed == 0 and #failed == 0 then
+    return nil
+  end
+  table.sort(removed)
+  table.sort(failed)
+  local parts = {}
+  if #removed > 0 then
+    parts[#parts + 1] = ("removed %d stale temporary file%s (%.1f MB) of a write that was interrupted: %s")
+      :format(#removed, #removed == 1 and "" or "s", bytes / 1e6, table.concat(removed, ", "))
+  end
+  if #failed > 0 then
+    parts[#parts + 1] = ("cannot remove the stale temporary file%s %s (ignored, never read)")
+      :format(#failed == 1 and "" or "s", table.concat(failed, ", "))
+  end
+  return ("note: %s: %s"):format(dir, table.concat(parts, "; "))
+end
 
 --- runs/<name>, with -<method> for distillation methods.
 function run_dir.default(cfg)
@@ -60,7 +116,8 @@ local function open_resumed(opts)
   local cfg = config.load_string(source, overrides, dir .. "/config.source.lua")
   cfg.run_dir = dir
   local session = { dir = dir, mode = info.mode or opts.mode or "train", cfg = cfg,
-    config_source = source, overrides = overrides, config_path = opts.config_path, start_epoch = 1 }
+    config_source = source, overrides = overrides, config_path = opts.config_path, start_epoch = 1,
+    note = dist.is_main() and run_dir.remove_stale_temporaries(dir) or nil }
   if files.exists(dir .. "/last.safetensors") then
     local ck = checkpoint.load(dir .. "/last.safetensors")
     if type(ck.meta) ~= "table" or math.type(ck.meta.epoch) ~= "integer" or type(ck.model) ~= "table" then
@@ -99,7 +156,8 @@ local function open_fresh(opts)
     end
   end
   return { dir = dir, mode = opts.mode or "train", cfg = cfg, config_source = source,
-    overrides = overrides, config_path = opts.config_path, start_epoch = 1 }
+    overrides = overrides, config_path = opts.config_path, start_epoch = 1,
+    note = dist.is_main() and run_dir.remove_stale_temporaries(dir) or nil }
 end
 
 --- The session of a run: opts as trainer.run's (config | config_path,

@@ -535,6 +535,9 @@ local function run_session(opts, where)
     fresh = not opts.resume, header = main and session_header(mode, opts.resume ~= nil) or nil })
   where.run, where.logger = run, logger
 
+  if session.note then
+    logger:print(session.note)
+  end
   local best = { top1 = -1, epoch = 0 }
   if session.checkpoint then
     best = resume(session, run, logger)

@@ -75,4 +75,17 @@ function M.batch(opts)
   return w.bytes()
 end
 
+--- The pickle bytes of a meta file (batches.meta / meta): a dict of lists
+--- of label names, keys in the given order ({{"fine_label_names", {...}}, ...}).
+function M.meta(lists)
+  local w = writer()
+  w.raw("\128\002}"); w.put(); w.raw("(")
+  for _, entry in ipairs(lists) do
+    w.str(entry[1])
+    w.list(entry[2], w.str)
+  end
+  w.raw("u.")
+  return w.bytes()
+end
+
 return M

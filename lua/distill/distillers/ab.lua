@@ -26,11 +26,7 @@ local AB = base.class("AB", { teacher = true, probe = true, preact = true })
 --- ab{probe = {student =, teacher =} (pre-ReLU outputs), margin = 1}
 function AB:init(opts, given)
   local probe = base.probe("ab", opts, given)
-  self.options = base.options("ab", opts, { margin = 1 })
-  local margin = self.options.margin
-  if type(margin) ~= "number" or not (margin >= 0) or margin == math.huge then
-    error(("distillers.ab: margin must be a non-negative number, got %s"):format(tostring(margin)), 2)
-  end
+  self.options = base.options("ab", opts, { margin = 1 }, { margin = "nonnegative" })
   local s_feats, t_feats = base.block_features(probe.student), base.block_features(probe.teacher)
   if #s_feats ~= #t_feats or #s_feats == 0 then
     error(("distillers.ab: the student has %d block features and the teacher %d (they must pair up)")

@@ -9,7 +9,7 @@ local AT = base.class("AT", { teacher = true })
 
 --- at{p = 2}
 function AT:init(opts)
-  self.options = base.options("at", opts, { p = 2 })
+  self.options = base.options("at", opts, { p = 2 }, { p = "positive" })
 end
 
 local function attention(f, p)

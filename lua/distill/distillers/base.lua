@@ -82,9 +82,53 @@ function base.checked_loss(name, needs, loss_fn)
   end
 end
 
+local function finite(v)
+  return type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge
+end
+
+-- The kinds of value an option may declare: a check and the words of the
+-- error ("option T must be <words>, got 0").
+base.KINDS = {
+  positive = { function(v) return finite(v) and v > 0 end, "a finite number > 0" },
+  nonnegative = { function(v) return finite(v) and v >= 0 end, "a finite number >= 0" },
+  finite = { finite, "a finite number" },
+  unit = { function(v) return finite(v) and v >= 0 and v <= 1 end, "a number in [0, 1]" },
+  positive_integer = { function(v) return math.type(v) == "integer" and v > 0 end, "an integer > 0" },
+  boolean = { function(v) return type(v) == "boolean" end, "true or false" },
+}
+
+local function check_kind(name, key, value, kind)
+  if type(kind) == "table" then   -- one of the listed values
+    for _, allowed in ipairs(kind) do
+      if value == allowed then
+        return
+      end
+    end
+    local shown = {}
+    for i, allowed in ipairs(kind) do
+      shown[i] = type(allowed) == "string" and ("%q"):format(allowed) or tostring(allowed)
+    end
+    error(("distillers.%s: option %s must be one of %s, got %s"):format(name, key,
+      table.concat(shown, ", "), type(value) == "string" and ("%q"):format(value) or tostring(value)), 0)
+  end
+  local spec = base.KINDS[kind]
+  if not spec then
+    error(("distillers.%s: option %s declares an unknown kind %s"):format(name, key, tostring(kind)), 0)
+  end
+  if not spec[1](value) then
+    error(("distillers.%s: option %s must be %s, got %s"):format(name, key, spec[2],
+      type(value) == "string" and ("%q"):format(value) or tostring(value)), 0)
+  end
+end
+
 --- Checks an options table against {key = default} and returns the merged
--- options; unknown keys are an error naming the distiller.
-function base.options(name, opts, defaults)
+-- options; unknown keys are an error naming the distiller. `kinds`
+-- declares what each value may be ({T = "positive", policy = {"instance",
+-- "class"}}; base.KINDS lists the kinds), checked after the merge, so that
+-- a bad value is an error naming the distiller and the option instead of
+-- a NaN loss later. These errors carry no position: the distiller is
+-- mostly built by the trainer from a config, and the message names it.
+function base.options(name, opts, defaults, kinds)
   opts = opts or {}
   if type(opts) ~= "table" then
     error(("distillers.%s: options must be a table, got %s"):format(name, type(opts)), 3)
@@ -96,9 +140,12 @@ function base.options(name, opts, defaults)
   for key, value in pairs(opts) do
     if defaults[key] == nil and key ~= "probe" then
       error(("distillers.%s: unknown option '%s' (valid: %s)"):format(
-        name, tostring(key), table.concat(registry.sorted_keys(defaults), ", ")), 3)
+        name, tostring(key), table.concat(registry.sorted_keys(defaults), ", ")), 0)
     end
     merged[key] = value
+  end
+  for _, key in ipairs(registry.sorted_keys(kinds or {})) do
+    check_kind(name, key, merged[key], kinds[key])
   end
   return merged
 end

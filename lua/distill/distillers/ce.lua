@@ -6,7 +6,7 @@ local CE = base.class("CE", { teacher = false })
 
 --- ce{label_smoothing = 0}
 function CE:init(opts)
-  self.options = base.options("ce", opts, { label_smoothing = 0 })
+  self.options = base.options("ce", opts, { label_smoothing = 0 }, { label_smoothing = "unit" })
 end
 
 function CE:loss(student_out, _, labels)

@@ -31,7 +31,7 @@ function CRD:init(opts, given)
   local probe = base.probe("crd", opts, given)
   self.options = base.options("crd", opts, {
     n_data = false, feat_dim = 128, nce_k = 16384, nce_t = 0.07, nce_m = 0.5,
-  })
+  }, { feat_dim = "positive_integer", nce_k = "positive_integer", nce_t = "positive", nce_m = "unit" })
   local o = self.options
   o.n_data = o.n_data or (given and given.dataset_size) or false
   if math.type(o.n_data) ~= "integer" or o.n_data < 1 then

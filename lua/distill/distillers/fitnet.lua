@@ -12,7 +12,7 @@ local FitNet = base.class("FitNet", { teacher = true, probe = true })
 --- fitnet{probe = {student =, teacher =}, hint_layer = 3}
 function FitNet:init(opts, given)
   local probe = base.probe("fitnet", opts, given)
-  self.options = base.options("fitnet", opts, { hint_layer = 3 })
+  self.options = base.options("fitnet", opts, { hint_layer = 3 }, { hint_layer = "positive_integer" })
   local layer = self.options.hint_layer
   local s_feat, t_feat = probe.student.feats[layer], probe.teacher.feats[layer]
   if not s_feat or not t_feat or s_feat:dim() ~= 4 or t_feat:dim() ~= 4 then

@@ -25,7 +25,8 @@ function FSECD:init(opts, given)
   self.options = base.options("fsecd", opts, {
     policy = "instance", tau = 0.1, symmetric = false, feature = "pooled",
     embed = false, eps = 1e-8, gather = true,
-  })
+  }, { policy = { "instance", "class" }, tau = "positive", symmetric = "boolean", feature = { "pooled", "logits" },
+       embed = { false, "linear", "identity" }, eps = "positive", gather = "boolean" })
   local o = self.options
   if type(o.gather) ~= "boolean" then
     error(("distillers.fsecd: gather must be true or false, got %s"):format(tostring(o.gather)), 2)

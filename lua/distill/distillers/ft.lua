@@ -52,13 +52,9 @@ function FT:init(opts, given)
   local probe = base.probe("ft", opts, given)
   self.options = base.options("ft", opts, {
     rate = 0.5, p1 = 2, p2 = 1, paraphraser_bn = false, translator_bn = true,
-  })
+  }, { rate = "positive", p1 = "positive", p2 = "positive", paraphraser_bn = "boolean",
+       translator_bn = "boolean" })
   local o = self.options
-  for _, key in ipairs { "rate", "p1", "p2" } do
-    if type(o[key]) ~= "number" or not (o[key] > 0) or o[key] == math.huge then
-      error(("distillers.ft: %s must be a positive number, got %s"):format(key, tostring(o[key])), 2)
-    end
-  end
   local s_channels = last_block(probe.student, "the student"):size(2)
   local t_channels = last_block(probe.teacher, "the teacher"):size(2)
   local factor = math.floor(t_channels * o.rate)

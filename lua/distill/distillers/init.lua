@@ -257,9 +257,10 @@ function distillers.objective(terms, context)
     if type(d) ~= "table" or type(d.loss) ~= "function" then
       error(("distillers.objective: term %d has no distiller"):format(i), 2)
     end
-    if type(weight) ~= "number" and type(weight) ~= "function" then
-      error(("distillers.objective: term %d's weight must be a number or a function of epoch")
-        :format(i), 2)
+    if type(weight) ~= "function" and (type(weight) ~= "number" or weight ~= weight
+        or weight == math.huge or weight == -math.huge) then
+      error(("distillers.objective: term %d's weight must be a finite number or a function of epoch, "
+        .. "got %s"):format(i, tostring(weight)), 2)
     end
     local name = term.name or d.__name:lower()
     if used[name] then

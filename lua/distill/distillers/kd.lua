@@ -8,7 +8,7 @@ local KD = base.class("KD", { teacher = true })
 
 --- kd{T = 4}
 function KD:init(opts)
-  self.options = base.options("kd", opts, { T = 4 })
+  self.options = base.options("kd", opts, { T = 4 }, { T = "positive" })
 end
 
 function KD:loss(student_out, teacher_out)

@@ -121,16 +121,9 @@ end
 --- reviewkd{probe = {student =, teacher =}, warmup = 20, max_mid_channel = 512}
 function ReviewKD:init(opts, given)
   local probe = base.probe("reviewkd", opts, given)
-  self.options = base.options("reviewkd", opts, { warmup = 20, max_mid_channel = 512 })
+  self.options = base.options("reviewkd", opts, { warmup = 20, max_mid_channel = 512 },
+    { warmup = "nonnegative", max_mid_channel = "positive_integer" })
   local o = self.options
-  if type(o.warmup) ~= "number" or o.warmup < 0 then
-    error(("distillers.reviewkd: warmup must be a non-negative number of epochs, got %s")
-      :format(tostring(o.warmup)), 2)
-  end
-  if math.type(o.max_mid_channel) ~= "integer" or o.max_mid_channel < 1 then
-    error(("distillers.reviewkd: max_mid_channel must be a positive integer, got %s")
-      :format(tostring(o.max_mid_channel)), 2)
-  end
   local s_feats = review_features(probe.student, "student")
   local t_feats = review_features(probe.teacher, "teacher")
   if #s_feats ~= #t_feats then

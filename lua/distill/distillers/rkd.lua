@@ -10,7 +10,8 @@ local RKD = base.class("RKD", { teacher = true })
 
 --- rkd{distance_weight = 25, angle_weight = 50}
 function RKD:init(opts)
-  self.options = base.options("rkd", opts, { distance_weight = 25, angle_weight = 50 })
+  self.options = base.options("rkd", opts, { distance_weight = 25, angle_weight = 50 },
+    { distance_weight = "nonnegative", angle_weight = "nonnegative" })
 end
 
 -- Euclidean distances between rows, zero on the diagonal.

@@ -16,6 +16,8 @@ runs them here N at a time, each writing <run dir>/console.log. Finished
 runs are skipped and interrupted ones resumed, so the same command
 continues a sweep. Ctrl-C stops it cleanly (the runs keep their last
 epoch; exit code 130); a failed run does not stop the others (exit code 1).
+SPEC is a sweep file or the name of a shipped sweep (distill sweep
+fmnist_table3; `distill configs` lists them).
 
 options:
   --jobs N            runs at a time (default 1)
@@ -90,7 +92,17 @@ function command.main(args, out, tools)
   local spec_path = positional[1]
   if not spec_path:find("/", 1, true) and not require("distill.files").exists(spec_path) then
     -- a shipped sweep by name: distill sweep fmnist_table3
-    spec_path = require("distill.configs").find(spec_path, "sweeps") or spec_path
+    local configs = require "distill.configs"
+    spec_path = configs.find(spec_path, "sweeps")
+    if not spec_path then
+      local names = {}
+      for _, c in ipairs(configs.list("sweeps")) do
+        names[#names + 1] = c.name
+      end
+      error(("distill sweep: no sweep file %s here, and no shipped sweep of that name (shipped: %s; "
+        .. "`distill configs` describes them)"):format(positional[1],
+          #names > 0 and table.concat(names, ", ") or "none"), 0)
+    end
   end
   local spec = sweep.load(spec_path)
   local runs = sweep.select(sweep.expand(spec, { root = options.root, set = options.set }), options.only)

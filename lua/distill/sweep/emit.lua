@@ -20,7 +20,7 @@ local function pending(spec, runs, err)
   local list = {}
   for _, run in ipairs(runs) do
     local st = state.of(run)
-    if st.status == "conflict" then
+    if st.status == "conflict" or st.status == "running" then
       err:write("note: ", st.reason, " (left out)\n")
     elseif st.status ~= "done" then
       local missing = state.missing_teacher(run, spec)

@@ -6,17 +6,20 @@
 --
 -- Each child writes to <run dir>/console.log and gets OMP_NUM_THREADS =
 -- max(1, cores // (jobs * ranks)). Finished runs are skipped, interrupted
--- ones resumed, and a failing run does not stop the others. SIGINT/SIGTERM
+-- ones resumed, and a failing run does not stop the others. A run that
+-- another sweep's child trains (state "running": <run dir>/sweep.pid, kept
+-- by the runner while its child runs) is left alone. SIGINT/SIGTERM
 -- (Ctrl-C) stop the sweep: the children get SIGINT and leave their last
 -- completed epoch as a checkpoint (a second signal, or 30 s, sends SIGTERM);
 -- the sweep waits for them, says what is left and returns 130. Rerunning
 -- the same command continues.
 -- Returns the exit code (0 all done, 1 a run failed, 130 stopped) and the
--- tally {done =, failed =, skipped =, stopped =, not_started =, failures = {...},
+-- tally {done =, failed =, skipped =, stopped =, not_started =, elsewhere =, failures = {...},
 -- left = {names of the runs a stop left}}.
 local distill = require "distill"
 local state = require "distill.sweep.state"
 local log = require "distill.log"
+local files = require "distill.files"
 
 local runner = {}
 
@@ -99,12 +102,15 @@ function runner.run(spec, runs, opts)
     out:flush()
   end
 
-  local tally = { done = 0, failed = 0, skipped = 0, stopped = 0, not_started = 0, failures = {}, left = {} }
+  local tally = { done = 0, failed = 0, skipped = 0, stopped = 0, not_started = 0, elsewhere = 0,
+    failures = {}, left = {} }
   local queue = {}
   for _, run in ipairs(runs) do
     local st = state.of(run)
     if st.status == "done" then
       tally.skipped = tally.skipped + 1
+    elseif st.status == "running" then
+      tally.elsewhere = tally.elsewhere + 1
     elseif st.status == "conflict" then
       tally.failed = tally.failed + 1
       tally.failures[#tally.failures + 1] = { run = run, reason = st.reason }
@@ -126,11 +132,21 @@ function runner.run(spec, runs, opts)
     .. "%d thread%s each\n"):format(spec.name, #runs, #runs == 1 and "" or "s", #queue - resuming,
       resuming, tally.skipped, #tally.failures > 0 and (", " .. #tally.failures .. " in conflict") or "",
       math.min(jobs, math.max(#queue, 1)), threads, threads == 1 and "" or "s"))
+  local function elsewhere(run, st)
+    say(run, "running", ("  trained elsewhere (process %d, %s): left alone"):format(st.pid,
+      state.pid_file(run)))
+  end
+  for _, run in ipairs(runs) do
+    local st = tally.elsewhere > 0 and not opts.dry_run and state.of(run)
+    if st and st.status == "running" then
+      elsewhere(run, st)
+    end
+  end
   if opts.dry_run then
     for _, run in ipairs(runs) do
       local st = state.of(run)
       local note = st.status
-      if st.status ~= "done" and st.status ~= "conflict" then
+      if st.status == "new" or st.status == "resume" then
         local missing = state.missing_teacher(run, spec)
         say(run, missing and "blocked" or note, "\n    " .. state.shell_line(state.command(run, st, launch)))
         if missing then
@@ -150,6 +166,24 @@ function runner.run(spec, runs, opts)
 
   local function start(item)
     local run = item.run
+    -- another sweep of the same runs may have started, finished or stopped
+    -- this one since the queue was made
+    local now = state.of(run)
+    if now.status == "running" then
+      tally.elsewhere = tally.elsewhere + 1
+      elsewhere(run, now)
+      return
+    elseif now.status == "done" then
+      tally.skipped = tally.skipped + 1
+      say(run, "skipped", "  finished elsewhere meanwhile")
+      return
+    elseif now.status == "conflict" then
+      tally.failed = tally.failed + 1
+      tally.failures[#tally.failures + 1] = { run = run, reason = now.reason }
+      say(run, "FAILED", ": " .. now.reason)
+      return
+    end
+    item.state = now
     local missing = state.missing_teacher(run, spec)
     if missing then
       tally.failed = tally.failed + 1
@@ -170,6 +204,8 @@ function runner.run(spec, runs, opts)
       return
     end
     running[pid] = { run = run, started = distill.wallclock() }
+    -- replaces a stale file of a killed sweep; other sweeps read it whole or not at all
+    pcall(files.write, state.pid_file(run), pid .. "\n")
     pids[#pids + 1] = pid
     say(run, "start", (" (%s)"):format(item.state.status == "resume" and "resuming" or "new"))
   end
@@ -177,6 +213,7 @@ function runner.run(spec, runs, opts)
   local function finish(pid, how, code)
     local entry = running[pid]
     running[pid] = nil
+    os.remove(state.pid_file(entry.run))
     for i, p in ipairs(pids) do
       if p == pid then
         table.remove(pids, i)
@@ -253,8 +290,9 @@ function runner.run(spec, runs, opts)
   end)
   if not ok then
     signal_all("TERM")
-    for pid in pairs(running) do
+    for pid, entry in pairs(running) do
       pcall(process.wait, { pid }, 5)
+      os.remove(state.pid_file(entry.run))
     end
   end
   process.watch_stop_signals(false)
@@ -264,9 +302,10 @@ function runner.run(spec, runs, opts)
 
   tally.not_started = #queue - (next_item - 1)
   local wall = log.format_duration(distill.wallclock() - started_at)
-  out:write(("sweep %s: %d done, %d failed, %d skipped (finished before)%s; wall %s\n"):format(spec.name,
-    tally.done, tally.failed, tally.skipped, stopping and (", %d stopped, %d not started"):format(
-      tally.stopped, tally.not_started) or "", wall))
+  out:write(("sweep %s: %d done, %d failed, %d skipped (finished before)%s%s; wall %s\n"):format(
+    spec.name, tally.done, tally.failed, tally.skipped,
+    tally.elsewhere > 0 and (", %d running elsewhere"):format(tally.elsewhere) or "",
+    stopping and (", %d stopped, %d not started"):format(tally.stopped, tally.not_started) or "", wall))
   for _, f in ipairs(tally.failures) do
     out:write(("failed: %s: %s\n"):format(f.run.dir, f.reason))
     for _, line in ipairs(f.log and tail(f.log, LOG_TAIL) or {}) do

@@ -2,7 +2,8 @@
 -- directory, and the command that takes it further.
 --
 --   local state = require "distill.sweep.state"
---   local st = state.of(run)   --> {status = "done" | "resume" | "new" | "conflict", summary =, reason =}
+--   local st = state.of(run)   --> {status = "done" | "resume" | "new" | "conflict" | "running",
+--                                   summary =, reason =, pid =}
 --   state.missing_teacher(run, spec)   --> nil, or what to run first
 --   state.command(run, st, {program = {"lua5.4", "scripts/distill"}, prefix = {"mpirun", "-np", "2"}})
 --
@@ -11,7 +12,8 @@
 -- its last completed epoch (from scratch when it had none). new: nothing
 -- of it yet, or only the output of an attempt that failed before training
 -- began. conflict: the directory holds a run of other settings, which the
--- sweep never overwrites.
+-- sweep never overwrites. running: another sweep's child is training it
+-- now (its id in <run dir>/sweep.pid, and the process still runs it).
 local files = require "distill.files"
 local json = require "distill.json"
 
@@ -41,12 +43,62 @@ local function same_list(a, b)
   return true
 end
 
+--- The file in which the runner keeps the id of the process training a run.
+function state.pid_file(run)
+  if type(run) ~= "table" or type(run.dir) ~= "string" then
+    error("state.pid_file: expected a run of sweep.expand", 2)
+  end
+  return run.dir .. "/sweep.pid"
+end
+
+-- Does a command line (its arguments) train run? Either it names the run's
+-- directory exactly (--resume DIR, --set run_dir=DIR), or it starts the
+-- run's config with exactly the run's --set values (runs that keep their
+-- config's run_dir).
+local function trains(args, run)
+  local sets, has_config = {}, false
+  for i, arg in ipairs(args) do
+    if arg == run.dir or arg == "run_dir=" .. run.dir then
+      return true
+    end
+    has_config = has_config or arg == run.config_path
+    if arg == "--set" and args[i + 1] then
+      sets[#sets + 1] = args[i + 1]
+    end
+  end
+  return has_config and type(run.overrides) == "table" and same_list(sets, run.overrides)
+end
+
+-- The id of a live process that trains run (Linux's /proc), or nil. The
+-- file outlives its process when a sweep is killed, and the kernel reuses
+-- ids: the process counts only while its command line trains this very run,
+-- so neither a dead process, nor an unrelated one that got the id, nor a
+-- sibling run whose name starts the same, blocks the run.
+local function running_pid(run)
+  local text = files.read(state.pid_file(run))
+  local pid = text and text:match("^%s*(%d+)%s*$")
+  local cmdline = pid and files.read("/proc/" .. pid .. "/cmdline")
+  if not cmdline then
+    return nil
+  end
+  local args = {}
+  for arg in cmdline:gmatch("%Z+") do
+    args[#args + 1] = arg
+  end
+  return trains(args, run) and tonumber(pid) or nil
+end
+
 --- The state of a run of sweep.expand.
 function state.of(run)
   if type(run) ~= "table" or type(run.dir) ~= "string" then
     error("state.of: expected a run of sweep.expand", 2)
   end
   local dir = run.dir
+  local pid = running_pid(run)
+  if pid then
+    return { status = "running", pid = pid,
+      reason = ("%s is being trained by process %d (another sweep?)"):format(dir, pid) }
+  end
   local info, bad = read_json(dir .. "/run.json")
   if bad then
     return { status = "conflict", reason = bad }
