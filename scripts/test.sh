@@ -5,8 +5,10 @@
 # oracle of the parity specs; qemu-user emulates CPUs without AVX-512 or
 # AVX (spec/cpu_emulated_spec.lua). clang-14 with its sanitizer and
 # libFuzzer runtimes and OpenMP builds the hardening variants
-# (scripts/hardening.sh): spec/sanitizer_spec.lua runs the engine-facing
-# specs under AddressSanitizer + UBSan and spec/fuzz_spec.lua each fuzzer
+# (scripts/hardening.sh): spec/sanitizer_spec.lua runs the specs of the
+# hardened surfaces (sizes, views, readers, loader, checkpoints, misuse)
+# under AddressSanitizer + UBSan (DISTILL_SANITIZE_ALL=1: the numeric
+# kernels' specs too, much longer) and spec/fuzz_spec.lua each fuzzer
 # of fuzz/ for a few seconds, so their findings count in the last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,17 +3,27 @@
 -- command runs): every spec must pass and the sanitizers must report
 -- nothing (a report stops the process, so it also shows as a failure).
 -- The specs that mostly drive Lua code (trainer, CLI, REPL), compare with
--- PyTorch in subprocesses or emulate other CPUs are left out to keep the
--- run short; they exercise the same engine paths as the ones here.
+-- PyTorch in subprocesses or emulate other CPUs are left out; they exercise
+-- the same engine paths as the ones here.
 local lfs = require "lfs"
 
+-- The default suite runs the specs of the surfaces the hardening is about
+-- (sizes, views and indexing, in-place overlap, readers, the loader,
+-- checkpoints, misuse) under the sanitizers; DISTILL_SANITIZE_ALL=1 adds the
+-- numeric kernels' specs (convolutions, GEMM, Winograd, ...), which take
+-- several times longer under the sanitizers.
 local SPECS = {
-  "tensor", "views", "index", "math", "grad_ops", "autograd", "linalg", "gemm", "conv",
-  "conv_transpose", "winograd", "pool", "batchnorm", "activation", "dropout", "loss", "distance",
-  "fsecd", "optim", "random", "format", "allocator", "checkpoint", "data_cifar", "data_idx",
-  "data_jpeg", "data_loader", "data_transforms", "data_hardening", "misuse", "hardening", "fuse",
-  "profile", "cpu",
+  "tensor", "views", "index", "hardening", "misuse", "fsecd", "loss", "random", "format",
+  "allocator", "checkpoint", "data_cifar", "data_idx", "data_jpeg", "data_loader",
+  "data_transforms", "data_hardening",
 }
+if os.getenv("DISTILL_SANITIZE_ALL") == "1" then
+  for _, name in ipairs { "math", "grad_ops", "autograd", "linalg", "gemm", "conv", "conv_transpose",
+      "winograd", "pool", "batchnorm", "activation", "dropout", "distance", "optim", "fuse",
+      "profile", "cpu" } do
+    SPECS[#SPECS + 1] = name
+  end
+end
 
 local function runtime()
   local p = io.popen("clang-14 -print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null")
@@ -48,7 +58,7 @@ describe("the sanitizer build", function()
     assert.is_nil(report, "sanitizer report: " .. tostring(report))
     assert.truthy(passed, "the sanitized run did not finish:\n" .. out:sub(-3000))
     assert.equal("0", failed, "failures in the sanitized run:\n" .. out:sub(-3000))
-    assert.is_true(tonumber(passed) > 400, "too few specs ran: " .. passed)
+    assert.is_true(tonumber(passed) > 200, "too few specs ran: " .. passed)
     print(("\n  sanitizer build: %s passed, %s failed, %s skipped, no report; %d s")
       :format(passed, failed, skipped, os.time() - t0))
   end)
