@@ -106,9 +106,7 @@ describe("PyTorch parity: AB, FT, ReviewKD", function()
   local tensors, meta
 
   setup(function()
-    local dir = parity.tmpdir()
-    parity.oracle("zoo_staged", dir)
-    tensors, meta = parity.load(dir .. "/zoo_staged.safetensors")
+    tensors, meta = parity.oracle_tensors("zoo_staged")
   end)
 
   teardown(function()
