@@ -11,12 +11,7 @@ local distillers = require "distill.distillers"
 local parity = require "oracle.parity"
 local h = require "support.helpers"
 
-if not parity.torch_available() then
-  describe("PyTorch parity: the distiller zoo", function()
-    pending(parity.SKIP_MESSAGE)
-  end)
-  return
-end
+if parity.skip_without_torch("PyTorch parity: the distiller zoo") then return end
 
 local leaf = h.leaf_clone
 local STEM = distill.zeros{ 1 }
