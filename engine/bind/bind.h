@@ -45,6 +45,10 @@ dt_tensor *lt_check_tensor_or_number(lua_State *L, int idx, const char *fn, dt_d
 int lt_fail(lua_State *L, const char *fn);
 /* Raise "fn: <formatted message>". */
 int lt_error(lua_State *L, const char *fn, const char *fmt, ...);
+/* Push the result *out and return 1, or raise fn's engine error when st
+ * failed. `out` is passed by address so that a call may compute st in the
+ * same expression that fills *out. */
+int lt_push_or_fail(lua_State *L, const char *fn, dt_status st, dt_tensor **out);
 #define LT_TRY(L, fn, call)                      \
     do {                                         \
         if ((call) != DT_OK)                     \

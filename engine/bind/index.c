@@ -47,10 +47,7 @@ static int dim_index(lua_State *L, const char *fn, dim_index_op op)
     dt_tensor *index = index_arg(L, 3, fn, dim, a->ndim ? a->shape[dim] : 1);
     dt_status st = op(a, dim, index, &r);
     dt_tensor_release(index);
-    if (st)
-        return lt_fail(L, fn);
-    lt_push(L, r);
-    return 1;
+    return lt_push_or_fail(L, fn, st, &r);
 }
 
 static int l_index_select(lua_State *L)

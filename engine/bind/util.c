@@ -8,6 +8,14 @@
 
 int lt_fail(lua_State *L, const char *fn) { return luaL_error(L, "%s: %s", fn, dt_last_error()); }
 
+int lt_push_or_fail(lua_State *L, const char *fn, dt_status st, dt_tensor **out)
+{
+    if (st)
+        return lt_fail(L, fn);
+    lt_push(L, *out);
+    return 1;
+}
+
 int lt_error(lua_State *L, const char *fn, const char *fmt, ...)
 {
     char msg[512];
