@@ -443,11 +443,7 @@ describe("distillers", function()
           assert.is_true(value == value, "loss is NaN at step " .. step)
           first = first or value
           last = value
-          loss:backward()
-          if d.after_backward then
-            d:after_backward()
-          end
-          opt:step()
+          h.distiller_step(d, opt, loss)
         end
         assert.is_true(last < first, ("%s: loss went from %.5g to %.5g"):format(name, first, last))
       end)

@@ -284,6 +284,16 @@ function h.check_distiller_parity(tensors, meta, name, runner)
   rec:assert_ok()
 end
 
+--- One training step's end for a single distiller d: loss:backward(),
+-- d:after_backward() when d has one (CRD's bank update), opt:step().
+function h.distiller_step(d, opt, loss)
+  loss:backward()
+  if d.after_backward then
+    d:after_backward()
+  end
+  opt:step()
+end
+
 -- ------------------------------------------------------------ memory
 
 --- Two full collections: the first runs the tensors' finalizers, the
