@@ -119,13 +119,7 @@ static int m_backward(lua_State *L)
     return 0;
 }
 
-static int m_detach(lua_State *L)
-{
-    dt_tensor *t = lt_check(L, 1, "Tensor:detach"), *r;
-    LT_TRY(L, "Tensor:detach", dt_detach(t, &r));
-    lt_push(L, r);
-    return 1;
-}
+static int m_detach(lua_State *L) { return lt_tensor_method(L, "Tensor:detach", dt_detach); }
 
 static int m_detach_(lua_State *L)
 {

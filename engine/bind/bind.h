@@ -49,6 +49,9 @@ int lt_error(lua_State *L, const char *fn, const char *fmt, ...);
  * failed. `out` is passed by address so that a call may compute st in the
  * same expression that fills *out. */
 int lt_push_or_fail(lua_State *L, const char *fn, dt_status st, dt_tensor **out);
+/* A method fn of the tensor at index 1 that returns op's new tensor. */
+typedef dt_status (*lt_tensor_op)(dt_tensor *t, dt_tensor **out);
+int lt_tensor_method(lua_State *L, const char *fn, lt_tensor_op op);
 #define LT_TRY(L, fn, call)                      \
     do {                                         \
         if ((call) != DT_OK)                     \
