@@ -9,6 +9,13 @@ void lt_check_inplace(lua_State *L, dt_tensor *t, const char *fn)
                  "or use the out-of-place op");
 }
 
+dt_tensor *lt_check_mutable(lua_State *L, int idx, const char *fn)
+{
+    dt_tensor *t = lt_check(L, idx, fn);
+    lt_check_inplace(L, t, fn);
+    return t;
+}
+
 static int get_requires_grad(lua_State *L)
 {
     dt_tensor *t = lt_check(L, 1, "Tensor.requires_grad");

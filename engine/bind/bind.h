@@ -32,6 +32,8 @@ typedef struct lt_tensor {
 void lt_push(lua_State *L, dt_tensor *t);
 /* The tensor at idx, or a Lua error "fn: argument #arg: expected a tensor, got T". */
 dt_tensor *lt_check(lua_State *L, int idx, const char *fn);
+/* lt_check for the tensor an in-place op writes: also lt_check_inplace. */
+dt_tensor *lt_check_mutable(lua_State *L, int idx, const char *fn);
 /* The type of the value at idx for messages: "tensor", "freed tensor
  * (...)" for a tensor whose :free() was called, else Lua's type name. */
 const char *lt_typename(lua_State *L, int idx);

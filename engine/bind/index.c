@@ -78,8 +78,7 @@ static dt_status scatter_into(lua_State *L, const char *fn, dt_tensor *a, dt_ten
 static int l_scatter_add_(lua_State *L)
 {
     const char *fn = "distill.scatter_add_";
-    dt_tensor *a = lt_check(L, 1, fn);
-    lt_check_inplace(L, a, fn);
+    dt_tensor *a = lt_check_mutable(L, 1, fn);
     if (scatter_into(L, fn, a, NULL))
         return lt_fail(L, fn);
     lua_settop(L, 1);

@@ -537,8 +537,7 @@ static int m_copy_(lua_State *L)
 static int m_fill_(lua_State *L)
 {
     const char *fn = "Tensor:fill_";
-    dt_tensor *t = lt_check(L, 1, fn);
-    lt_check_inplace(L, t, fn);
+    dt_tensor *t = lt_check_mutable(L, 1, fn);
     LT_TRY(L, fn, dt_fill_(t, lt_check_num(L, 2, fn, "value")));
     lua_settop(L, 1);
     return 1;
