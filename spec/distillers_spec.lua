@@ -691,6 +691,16 @@ describe("distillers built from declarations and a build context", function()
     h.fails("distillers.objective: term 1 must be a table, got string", distillers.objective, { "kd" })
   end)
 
+  it("gives a class configured by its options alone an init from its defaults", function()
+    local Scaled = base.class("Scaled", { teacher = false })
+    Scaled.init = base.options_init("scaled", { factor = 2 })
+    assert.are.same({ factor = 2 }, Scaled().options)
+    assert.are.same({ factor = 5 }, Scaled{ factor = 5 }.options)
+    h.fails("distillers.scaled: unknown option 'size' (valid: factor)", Scaled, { size = 1 })
+    h.fails("distillers.options_init: expected a distiller name and a table of defaults, got string and nil",
+      base.options_init, "scaled")
+  end)
+
   it("builds one distiller from a context", function()
     local crd = distillers.build("crd", { nce_k = 8, feat_dim = 4 }, context())
     assert.are.equal(40, crd.options.n_data)
