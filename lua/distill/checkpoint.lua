@@ -230,6 +230,15 @@ local function read_safetensors(fn, path)
   return tensors, meta
 end
 
+-- Writes a safetensors file for the public function fn (its caller gets
+-- the errors).
+local function write_safetensors(fn, path, tensors, metadata)
+  local ok, err = pcall(core.save_safetensors, path, tensors, metadata)
+  if not ok then
+    rethrow(fn, err, 1)
+  end
+end
+
 function checkpoint.save(path, obj)
   check_path("checkpoint.save", path)
   if type(obj) ~= "table" or is_tensor(obj) then
@@ -245,11 +254,7 @@ function checkpoint.save(path, obj)
   if not ok2 then
     error("checkpoint.save: cannot encode the metadata: " .. tostring(json), 2)
   end
-  local ok3, err = pcall(core.save_safetensors, path, tensors,
-    {format = checkpoint.FORMAT, distill = json})
-  if not ok3 then
-    rethrow("checkpoint.save", err)
-  end
+  write_safetensors("checkpoint.save", path, tensors, {format = checkpoint.FORMAT, distill = json})
 end
 
 function checkpoint.load(path)
@@ -285,10 +290,7 @@ function checkpoint.save_tensors(path, tensors, metadata)
     error("checkpoint.save_tensors: argument #2: expected a table {name = tensor}, got "
       .. type(tensors), 2)
   end
-  local ok, err = pcall(core.save_safetensors, path, tensors, metadata)
-  if not ok then
-    rethrow("checkpoint.save_tensors", err)
-  end
+  write_safetensors("checkpoint.save_tensors", path, tensors, metadata)
 end
 
 function checkpoint.load_tensors(path)
