@@ -507,6 +507,17 @@ function h.run_lua_with_threads(script, threads)
   return result
 end
 
+--- A describe block "determinism across thread counts" with one test,
+-- `title`: h.assert_same_across_threads(script, counts).
+function h.describe_thread_determinism(title, counts, script)
+  local busted = require "busted"
+  busted.describe("determinism across thread counts", function()
+    busted.it(title, function()
+      h.assert_same_across_threads(script, counts)
+    end)
+  end)
+end
+
 --- Asserts that `script` prints the same non-empty text with each thread
 -- count in `counts` (the first is the reference).
 function h.assert_same_across_threads(script, counts)
