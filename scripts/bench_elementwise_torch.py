@@ -32,24 +32,16 @@ def bn_params(c):
     return torch.rand(c) + 0.5, torch.randn(c), torch.zeros(c), torch.ones(c)
 
 
-def op_bn_train_fwd(shape):
-    x = torch.randn(shape)
-    w, b, rm, rv = bn_params(shape[1])
+def op_bn_fwd(training):
+    def build(shape):
+        x = torch.randn(shape)
+        w, b, rm, rv = bn_params(shape[1])
 
-    def f():
-        with torch.no_grad():
-            F.batch_norm(x, rm, rv, w, b, training=True)
-    return f
-
-
-def op_bn_eval_fwd(shape):
-    x = torch.randn(shape)
-    w, b, rm, rv = bn_params(shape[1])
-
-    def f():
-        with torch.no_grad():
-            F.batch_norm(x, rm, rv, w, b, training=False)
-    return f
+        def f():
+            with torch.no_grad():
+                F.batch_norm(x, rm, rv, w, b, training=training)
+        return f
+    return build
 
 
 def backward_of(make):
@@ -96,8 +88,8 @@ def binary(fn):
 
 
 OPS = [
-    ("bn_train_fwd", 2, op_bn_train_fwd),
-    ("bn_eval_fwd", 2, op_bn_eval_fwd),
+    ("bn_train_fwd", 2, op_bn_fwd(training=True)),
+    ("bn_eval_fwd", 2, op_bn_fwd(training=False)),
     ("bn_train_bwd", 3, backward_of(bn_graph)),
     ("relu_fwd", 2, unary(torch.relu)),
     ("relu_bwd", 3, backward_of(relu_graph)),

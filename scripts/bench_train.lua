@@ -135,10 +135,7 @@ workloads.eval = function()
 end
 
 local function stats(times)
-  local s = {}
-  for i, t in ipairs(times) do
-    s[i] = t
-  end
+  local s = table.move(times, 1, #times, 1, {})
   table.sort(s)
   local n = #s
   local median = n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2

@@ -180,8 +180,7 @@ describe("batch_norm", function()
     end)
   end)
 
-  describe("determinism across thread counts", function()
-    local script = [[
+  h.describe_thread_determinism("gives the same bits with 1, 2 and 3 threads", { 1, 2, 3 }, [[
       local d = require "distill"
       d.manual_seed(5)
       local out = {}
@@ -198,11 +197,7 @@ describe("batch_norm", function()
         end
       end
       print(table.concat(out, " "))
-    ]]
-    it("gives the same bits with 1, 2 and 3 threads", function()
-      h.assert_same_across_threads(script, { 1, 2, 3 })
-    end)
-  end)
+    ]])
 
   describe("gradients", function()
     it("training, 2-d, affine", function()

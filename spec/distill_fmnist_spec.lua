@@ -75,11 +75,7 @@ describe("distillation on Fashion-MNIST", function()
           ("%s: loss %s at step %d"):format(method, tostring(value), step))
         losses[step] = value
         opt:zero_grad()
-        loss:backward()
-        if d.after_backward then
-          d:after_backward()
-        end
-        opt:step()
+        h.distiller_step(d, opt, loss)
       end
       local early, late = mean(losses, 1, 4), mean(losses, 13, 16)
       assert.is_true(late < early, ("%s: loss %.5g over the first 4 steps, %.5g over the last 4")

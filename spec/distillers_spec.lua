@@ -443,11 +443,7 @@ describe("distillers", function()
           assert.is_true(value == value, "loss is NaN at step " .. step)
           first = first or value
           last = value
-          loss:backward()
-          if d.after_backward then
-            d:after_backward()
-          end
-          opt:step()
+          h.distiller_step(d, opt, loss)
         end
         assert.is_true(last < first, ("%s: loss went from %.5g to %.5g"):format(name, first, last))
       end)
@@ -693,6 +689,16 @@ describe("distillers built from declarations and a build context", function()
       .. "teacher_preact)",
       base.class, "X", { gpu = true })
     h.fails("distillers.objective: term 1 must be a table, got string", distillers.objective, { "kd" })
+  end)
+
+  it("gives a class configured by its options alone an init from its defaults", function()
+    local Scaled = base.class("Scaled", { teacher = false })
+    Scaled.init = base.options_init("scaled", { factor = 2 })
+    assert.are.same({ factor = 2 }, Scaled().options)
+    assert.are.same({ factor = 5 }, Scaled{ factor = 5 }.options)
+    h.fails("distillers.scaled: unknown option 'size' (valid: factor)", Scaled, { size = 1 })
+    h.fails("distillers.options_init: expected a distiller name and a table of defaults, got string and nil",
+      base.options_init, "scaled")
   end)
 
   it("builds one distiller from a context", function()

@@ -11,12 +11,7 @@ local distillers = require "distill.distillers"
 local parity = require "oracle.parity"
 local h = require "support.helpers"
 
-if not parity.torch_available() then
-  describe("PyTorch parity: the distiller zoo", function()
-    pending(parity.SKIP_MESSAGE)
-  end)
-  return
-end
+if parity.skip_without_torch("PyTorch parity: the distiller zoo") then return end
 
 local leaf = h.leaf_clone
 local STEM = distill.zeros{ 1 }
@@ -55,9 +50,11 @@ local function probe_of(s_out, t_out)
 end
 
 -- Loads tensors into the distiller's parameters and returns those
--- parameters as leaves by role: map = {role = "state.dict.key"}.
-local function load_parameters(d, i, map)
-  local state, leaves = {}, {}
+-- parameters as leaves by role: map = {role = "state.dict.key"}, added to
+-- the table `leaves` when given.
+local function load_parameters(d, i, map, leaves)
+  local state = {}
+  leaves = leaves or {}
   for role, key in pairs(map) do
     state[key] = i[role]
   end
@@ -108,9 +105,7 @@ local runners = {
         map["M" .. k] = "connector" .. k .. ".weight"
       end
     end
-    for role, p in pairs(load_parameters(d, i, map)) do
-      leaves[role] = p
-    end
+    load_parameters(d, i, map, leaves)
     return d:loss(s_out, t_out), leaves
   end,
   vid = function(i, o)
@@ -130,9 +125,7 @@ local runners = {
       local t = i[role]
       state[role] = t:dim() == 2 and t:view{ t:size(1), t:size(2), 1, 1 } or t
     end
-    for role, p in pairs(load_parameters(d, state, map)) do
-      leaves[role] = p
-    end
+    load_parameters(d, state, map, leaves)
     return d:loss(s_out, t_out), leaves
   end,
 }
@@ -141,9 +134,7 @@ describe("PyTorch parity: the distiller zoo", function()
   local tensors, meta
 
   setup(function()
-    local dir = parity.tmpdir()
-    parity.oracle("zoo", dir)
-    tensors, meta = parity.load(dir .. "/zoo.safetensors")
+    tensors, meta = parity.oracle_tensors("zoo")
   end)
 
   teardown(function()

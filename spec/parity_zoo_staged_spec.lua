@@ -14,12 +14,7 @@ local distillers = require "distill.distillers"
 local parity = require "oracle.parity"
 local h = require "support.helpers"
 
-if not parity.torch_available() then
-  describe("PyTorch parity: AB, FT, ReviewKD", function()
-    pending(parity.SKIP_MESSAGE)
-  end)
-  return
-end
+if parity.skip_without_torch("PyTorch parity: AB, FT, ReviewKD") then return end
 
 -- Below ZERO a PyTorch gradient is float64 rounding of an exact zero; ours
 -- must then be below ZERO_OURS (float32 rounding of the same sums).
@@ -106,9 +101,7 @@ describe("PyTorch parity: AB, FT, ReviewKD", function()
   local tensors, meta
 
   setup(function()
-    local dir = parity.tmpdir()
-    parity.oracle("zoo_staged", dir)
-    tensors, meta = parity.load(dir .. "/zoo_staged.safetensors")
+    tensors, meta = parity.oracle_tensors("zoo_staged")
   end)
 
   teardown(function()

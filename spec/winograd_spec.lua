@@ -191,8 +191,7 @@ describe("winograd convolution", function()
     end)
   end)
 
-  describe("determinism", function()
-    local script = [[
+  h.describe_thread_determinism("gives the same bits with 1, 2 and 3 threads", { 1, 2, 3 }, [[
       local d = require "distill"
       d.conv_algorithm("winograd")
       d.manual_seed(3)
@@ -210,9 +209,5 @@ describe("winograd convolution", function()
         end
       end
       print(table.concat(out, " "))
-    ]]
-    it("gives the same bits with 1, 2 and 3 threads", function()
-      h.assert_same_across_threads(script, { 1, 2, 3 })
-    end)
-  end)
+    ]])
 end)

@@ -9,6 +9,13 @@ void lt_check_inplace(lua_State *L, dt_tensor *t, const char *fn)
                  "or use the out-of-place op");
 }
 
+dt_tensor *lt_check_mutable(lua_State *L, int idx, const char *fn)
+{
+    dt_tensor *t = lt_check(L, idx, fn);
+    lt_check_inplace(L, t, fn);
+    return t;
+}
+
 static int get_requires_grad(lua_State *L)
 {
     dt_tensor *t = lt_check(L, 1, "Tensor.requires_grad");
@@ -119,13 +126,7 @@ static int m_backward(lua_State *L)
     return 0;
 }
 
-static int m_detach(lua_State *L)
-{
-    dt_tensor *t = lt_check(L, 1, "Tensor:detach"), *r;
-    LT_TRY(L, "Tensor:detach", dt_detach(t, &r));
-    lt_push(L, r);
-    return 1;
-}
+static int m_detach(lua_State *L) { return lt_tensor_method(L, "Tensor:detach", dt_detach); }
 
 static int m_detach_(lua_State *L)
 {

@@ -32,6 +32,8 @@ typedef struct lt_tensor {
 void lt_push(lua_State *L, dt_tensor *t);
 /* The tensor at idx, or a Lua error "fn: argument #arg: expected a tensor, got T". */
 dt_tensor *lt_check(lua_State *L, int idx, const char *fn);
+/* lt_check for the tensor an in-place op writes: also lt_check_inplace. */
+dt_tensor *lt_check_mutable(lua_State *L, int idx, const char *fn);
 /* The type of the value at idx for messages: "tensor", "freed tensor
  * (...)" for a tensor whose :free() was called, else Lua's type name. */
 const char *lt_typename(lua_State *L, int idx);
@@ -45,6 +47,13 @@ dt_tensor *lt_check_tensor_or_number(lua_State *L, int idx, const char *fn, dt_d
 int lt_fail(lua_State *L, const char *fn);
 /* Raise "fn: <formatted message>". */
 int lt_error(lua_State *L, const char *fn, const char *fmt, ...);
+/* Push the result *out and return 1, or raise fn's engine error when st
+ * failed. `out` is passed by address so that a call may compute st in the
+ * same expression that fills *out. */
+int lt_push_or_fail(lua_State *L, const char *fn, dt_status st, dt_tensor **out);
+/* A method fn of the tensor at index 1 that returns op's new tensor. */
+typedef dt_status (*lt_tensor_op)(dt_tensor *t, dt_tensor **out);
+int lt_tensor_method(lua_State *L, const char *fn, lt_tensor_op op);
 #define LT_TRY(L, fn, call)                      \
     do {                                         \
         if ((call) != DT_OK)                     \

@@ -48,10 +48,7 @@ static int l_fsecd_loss(lua_State *L)
     dt_tensor *out;
     dt_status st = dt_f_fsecd_loss(z, t, shifted ? shifted : labels, &opts, &out);
     dt_tensor_release(shifted);
-    if (st)
-        return lt_fail(L, fn);
-    lt_push(L, out);
-    return 1;
+    return lt_push_or_fail(L, fn, st, &out);
 }
 
 /* 1-based Lua indices -> a 0-based int64 copy the caller releases (the
@@ -73,10 +70,7 @@ static int l_crd_scores(lua_State *L)
     dt_tensor *idx = zero_based(L, 2, fn), *out;
     dt_status st = dt_f_crd_scores(bank, idx, v, temperature, &out);
     dt_tensor_release(idx);
-    if (st)
-        return lt_fail(L, fn);
-    lt_push(L, out);
-    return 1;
+    return lt_push_or_fail(L, fn, st, &out);
 }
 
 static int l_crd_update_bank_(lua_State *L)

@@ -73,8 +73,7 @@ static int l_abort(lua_State *L)
 static int l_all_reduce_(lua_State *L)
 {
     const char *fn = "distill.dist.all_reduce_";
-    dt_tensor *t = lt_check(L, 1, fn);
-    lt_check_inplace(L, t, fn);
+    dt_tensor *t = lt_check_mutable(L, 1, fn);
     LT_TRY(L, fn, dt_dist_allreduce_(t));
     lua_settop(L, 1);
     return 1;

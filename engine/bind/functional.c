@@ -31,23 +31,13 @@ static dt_reduction check_reduction(lua_State *L, int opts, const char *fn, bool
     return r;
 }
 
-/* Push a result, or raise the engine's error (nothing else is held).
- * `out` is passed by address: it is read only after `st` was computed. */
-static int push_or_fail(lua_State *L, const char *fn, dt_status st, dt_tensor **out)
-{
-    if (st)
-        return lt_fail(L, fn);
-    lt_push(L, *out);
-    return 1;
-}
-
 /* ----------------------------------------------------------- activations */
 
 static int l_relu6(lua_State *L)
 {
     const char *fn = "distill.relu6";
     dt_tensor *x = lt_check(L, 1, fn), *out;
-    return push_or_fail(L, fn, dt_f_relu6(x, &out), &out);
+    return lt_push_or_fail(L, fn, dt_f_relu6(x, &out), &out);
 }
 
 static int l_leaky_relu(lua_State *L)
@@ -55,7 +45,7 @@ static int l_leaky_relu(lua_State *L)
     const char *fn = "distill.leaky_relu";
     dt_tensor *x = lt_check(L, 1, fn), *out;
     double slope = lua_isnoneornil(L, 2) ? 0.01 : lt_check_num(L, 2, fn, "negative_slope");
-    return push_or_fail(L, fn, dt_f_leaky_relu(x, slope, &out), &out);
+    return lt_push_or_fail(L, fn, dt_f_leaky_relu(x, slope, &out), &out);
 }
 
 static int softmax_common(lua_State *L, const char *fn, bool log_space)
@@ -63,7 +53,7 @@ static int softmax_common(lua_State *L, const char *fn, bool log_space)
     dt_tensor *x = lt_check(L, 1, fn), *out;
     int dim = lt_check_dim(L, 2, fn, x->ndim);
     dt_status st = log_space ? dt_f_log_softmax(x, dim, &out) : dt_f_softmax(x, dim, &out);
-    return push_or_fail(L, fn, st, &out);
+    return lt_push_or_fail(L, fn, st, &out);
 }
 
 static int l_softmax(lua_State *L) { return softmax_common(L, "distill.softmax", false); }
@@ -79,7 +69,7 @@ static int l_dropout(lua_State *L)
     bool training = lt_opt_field_bool(L, 2, fn, "training", 1);
     if (!(p >= 0.0 && p <= 1.0))
         return lt_error(L, fn, "p must be between 0 and 1, got %g", p);
-    return push_or_fail(L, fn, dt_f_dropout(x, p, training, dt_default_rng(), &out), &out);
+    return lt_push_or_fail(L, fn, dt_f_dropout(x, p, training, dt_default_rng(), &out), &out);
 }
 
 /* --------------------------------------------------- classification losses */
@@ -147,7 +137,7 @@ static int l_cross_entropy(lua_State *L)
     dt_status st = dt_f_cross_entropy(logits, target, reduction, smoothing,
                                       shifted_ignore(ignore_index), &out);
     dt_tensor_release(target);
-    return push_or_fail(L, fn, st, &out);
+    return lt_push_or_fail(L, fn, st, &out);
 }
 
 static int l_nll_loss(lua_State *L)
@@ -163,7 +153,7 @@ static int l_nll_loss(lua_State *L)
     dt_tensor *target = zero_based_target(L, 2, fn, logp, "log-probabilities", ignore_index);
     dt_status st = dt_f_nll_loss(logp, target, reduction, shifted_ignore(ignore_index), &out);
     dt_tensor_release(target);
-    return push_or_fail(L, fn, st, &out);
+    return lt_push_or_fail(L, fn, st, &out);
 }
 
 /* ------------------------------------------------------ pointwise losses */
@@ -176,7 +166,7 @@ static int l_kl_div(lua_State *L)
     lt_check_option_keys(L, 3, fn, keys);
     dt_reduction reduction = check_reduction(L, 3, fn, true);
     bool log_target = lt_opt_field_bool(L, 3, fn, "log_target", 0);
-    return push_or_fail(L, fn, dt_f_kl_div(input, target, reduction, log_target, &out), &out);
+    return lt_push_or_fail(L, fn, dt_f_kl_div(input, target, reduction, log_target, &out), &out);
 }
 
 enum { LOSS_MSE, LOSS_L1, LOSS_SMOOTH_L1 };
@@ -199,7 +189,7 @@ static int regression_loss(lua_State *L, const char *fn, int kind)
             return lt_error(L, fn, "beta must be >= 0, got %g", beta);
         st = dt_f_smooth_l1_loss(a, b, reduction, beta, &out);
     }
-    return push_or_fail(L, fn, st, &out);
+    return lt_push_or_fail(L, fn, st, &out);
 }
 
 static int l_mse_loss(lua_State *L) { return regression_loss(L, "distill.mse_loss", LOSS_MSE); }
@@ -220,7 +210,7 @@ static int l_normalize(lua_State *L)
     double p = lt_opt_field_num(L, 2, fn, "p", 2.0);
     int dim = lt_dim_from_lua(L, lt_opt_field_int(L, 2, fn, "dim", 2), fn, x->ndim);
     double eps = lt_opt_field_num(L, 2, fn, "eps", 1e-12);
-    return push_or_fail(L, fn, dt_f_normalize(x, p, dim, eps, &out), &out);
+    return lt_push_or_fail(L, fn, dt_f_normalize(x, p, dim, eps, &out), &out);
 }
 
 static int l_cdist(lua_State *L)
@@ -230,7 +220,7 @@ static int l_cdist(lua_State *L)
     static const char *const keys[] = {"p", NULL};
     lt_check_option_keys(L, 3, fn, keys);
     double p = lt_opt_field_num(L, 3, fn, "p", 2.0);
-    return push_or_fail(L, fn, dt_f_cdist(x1, x2, p, &out), &out);
+    return lt_push_or_fail(L, fn, dt_f_cdist(x1, x2, p, &out), &out);
 }
 
 static int l_pairwise_distance(lua_State *L)
@@ -241,7 +231,7 @@ static int l_pairwise_distance(lua_State *L)
     lt_check_option_keys(L, 3, fn, keys);
     double p = lt_opt_field_num(L, 3, fn, "p", 2.0);
     double eps = lt_opt_field_num(L, 3, fn, "eps", 1e-6);
-    return push_or_fail(L, fn, dt_f_pairwise_distance(x1, x2, p, eps, &out), &out);
+    return lt_push_or_fail(L, fn, dt_f_pairwise_distance(x1, x2, p, eps, &out), &out);
 }
 
 static int l_cosine_similarity(lua_State *L)
@@ -252,7 +242,7 @@ static int l_cosine_similarity(lua_State *L)
     lt_check_option_keys(L, 3, fn, keys);
     int dim = lt_dim_from_lua(L, lt_opt_field_int(L, 3, fn, "dim", 2), fn, x1->ndim);
     double eps = lt_opt_field_num(L, 3, fn, "eps", 1e-8);
-    return push_or_fail(L, fn, dt_f_cosine_similarity(x1, x2, dim, eps, &out), &out);
+    return lt_push_or_fail(L, fn, dt_f_cosine_similarity(x1, x2, dim, eps, &out), &out);
 }
 
 static const luaL_Reg funcs[] = {

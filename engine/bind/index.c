@@ -47,10 +47,7 @@ static int dim_index(lua_State *L, const char *fn, dim_index_op op)
     dt_tensor *index = index_arg(L, 3, fn, dim, a->ndim ? a->shape[dim] : 1);
     dt_status st = op(a, dim, index, &r);
     dt_tensor_release(index);
-    if (st)
-        return lt_fail(L, fn);
-    lt_push(L, r);
-    return 1;
+    return lt_push_or_fail(L, fn, st, &r);
 }
 
 static int l_index_select(lua_State *L)
@@ -81,8 +78,7 @@ static dt_status scatter_into(lua_State *L, const char *fn, dt_tensor *a, dt_ten
 static int l_scatter_add_(lua_State *L)
 {
     const char *fn = "distill.scatter_add_";
-    dt_tensor *a = lt_check(L, 1, fn);
-    lt_check_inplace(L, a, fn);
+    dt_tensor *a = lt_check_mutable(L, 1, fn);
     if (scatter_into(L, fn, a, NULL))
         return lt_fail(L, fn);
     lua_settop(L, 1);

@@ -104,8 +104,7 @@ static int mm_pow(lua_State *L) { return binary(L, DT_POW, "Tensor.__pow"); }
 /* x:add_(y [, alpha]) and friends: write into x (keeping its dtype), return x. */
 static int binary_inplace(lua_State *L, dt_binop op, const char *fn, int allow_alpha)
 {
-    dt_tensor *x = lt_check(L, 1, fn);
-    lt_check_inplace(L, x, fn);
+    dt_tensor *x = lt_check_mutable(L, 1, fn);
     dt_tensor *y = opt_tensor(L, 2, fn);
     if (!y && lua_type(L, 2) != LUA_TNUMBER)
         return lt_error(L, fn, "argument #2: expected a tensor or a number, got %s",
@@ -152,8 +151,7 @@ static int unary(lua_State *L, dt_unop op, const char *fn)
 
 static int unary_inplace(lua_State *L, dt_unop op, const char *fn)
 {
-    dt_tensor *x = lt_check(L, 1, fn);
-    lt_check_inplace(L, x, fn);
+    dt_tensor *x = lt_check_mutable(L, 1, fn);
     LT_TRY(L, fn, dt_unary_(op, x));
     lua_settop(L, 1);
     return 1;
@@ -209,8 +207,7 @@ static int l_clamp(lua_State *L)
 static int l_clamp_(lua_State *L)
 {
     const char *fn = "Tensor:clamp_";
-    dt_tensor *x = lt_check(L, 1, fn);
-    lt_check_inplace(L, x, fn);
+    dt_tensor *x = lt_check_mutable(L, 1, fn);
     double lo, hi;
     clamp_bounds(L, fn, &lo, &hi);
     LT_TRY(L, fn, dt_clamp_(x, lo, hi));

@@ -107,8 +107,7 @@ static int l_randperm(lua_State *L)
 static int m_uniform_(lua_State *L)
 {
     const char *fn = "Tensor:uniform_";
-    dt_tensor *t = lt_check(L, 1, fn);
-    lt_check_inplace(L, t, fn);
+    dt_tensor *t = lt_check_mutable(L, 1, fn);
     double lo = lua_isnoneornil(L, 2) ? 0 : lt_check_num(L, 2, fn, "low");
     double hi = lua_isnoneornil(L, 3) ? 1 : lt_check_num(L, 3, fn, "high");
     LT_TRY(L, fn, dt_rand_(t, dt_default_rng(), lo, hi));
@@ -119,8 +118,7 @@ static int m_uniform_(lua_State *L)
 static int m_normal_(lua_State *L)
 {
     const char *fn = "Tensor:normal_";
-    dt_tensor *t = lt_check(L, 1, fn);
-    lt_check_inplace(L, t, fn);
+    dt_tensor *t = lt_check_mutable(L, 1, fn);
     double mean = lua_isnoneornil(L, 2) ? 0 : lt_check_num(L, 2, fn, "mean");
     double std = lua_isnoneornil(L, 3) ? 1 : lt_check_num(L, 3, fn, "std");
     if (std < 0)
@@ -133,8 +131,7 @@ static int m_normal_(lua_State *L)
 static int m_random_(lua_State *L)
 {
     const char *fn = "Tensor:random_";
-    dt_tensor *t = lt_check(L, 1, fn);
-    lt_check_inplace(L, t, fn);
+    dt_tensor *t = lt_check_mutable(L, 1, fn);
     int64_t low = lt_check_int(L, 2, fn, "low"), high = lt_check_int(L, 3, fn, "high");
     LT_TRY(L, fn, dt_randint_(t, dt_default_rng(), low, high));
     lua_settop(L, 1);

@@ -521,21 +521,8 @@ static int m_flatten(lua_State *L)
     return 1;
 }
 
-static int m_contiguous(lua_State *L)
-{
-    dt_tensor *t = lt_check(L, 1, "Tensor:contiguous"), *r;
-    LT_TRY(L, "Tensor:contiguous", dt_f_contiguous(t, &r));
-    lt_push(L, r);
-    return 1;
-}
-
-static int m_clone(lua_State *L)
-{
-    dt_tensor *t = lt_check(L, 1, "Tensor:clone"), *r;
-    LT_TRY(L, "Tensor:clone", dt_f_clone(t, &r));
-    lt_push(L, r);
-    return 1;
-}
+static int m_contiguous(lua_State *L) { return lt_tensor_method(L, "Tensor:contiguous", dt_f_contiguous); }
+static int m_clone(lua_State *L) { return lt_tensor_method(L, "Tensor:clone", dt_f_clone); }
 
 static int m_copy_(lua_State *L)
 {
@@ -550,8 +537,7 @@ static int m_copy_(lua_State *L)
 static int m_fill_(lua_State *L)
 {
     const char *fn = "Tensor:fill_";
-    dt_tensor *t = lt_check(L, 1, fn);
-    lt_check_inplace(L, t, fn);
+    dt_tensor *t = lt_check_mutable(L, 1, fn);
     LT_TRY(L, fn, dt_fill_(t, lt_check_num(L, 2, fn, "value")));
     lua_settop(L, 1);
     return 1;

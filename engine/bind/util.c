@@ -8,6 +8,22 @@
 
 int lt_fail(lua_State *L, const char *fn) { return luaL_error(L, "%s: %s", fn, dt_last_error()); }
 
+int lt_push_or_fail(lua_State *L, const char *fn, dt_status st, dt_tensor **out)
+{
+    if (st)
+        return lt_fail(L, fn);
+    lt_push(L, *out);
+    return 1;
+}
+
+int lt_tensor_method(lua_State *L, const char *fn, lt_tensor_op op)
+{
+    dt_tensor *t = lt_check(L, 1, fn), *r;
+    LT_TRY(L, fn, op(t, &r));
+    lt_push(L, r);
+    return 1;
+}
+
 int lt_error(lua_State *L, const char *fn, const char *fmt, ...)
 {
     char msg[512];

@@ -35,9 +35,11 @@ checkpoint.FORMAT = "distill-checkpoint-1"
 local is_tensor = core.is_tensor
 
 -- Re-raise an error of the core functions under our own name.
-local function rethrow(fn, msg)
+-- The error is raised at the caller of fn; `inner` counts the local
+-- functions between fn and this one.
+local function rethrow(fn, msg, inner)
   msg = tostring(msg):gsub("^distill%.save_safetensors: ", ""):gsub("^distill%.load_safetensors: ", "")
-  error(fn .. ": " .. msg, 3)
+  error(fn .. ": " .. msg, 3 + (inner or 0))
 end
 
 -- ------------------------------------------------------------- encoding
@@ -211,9 +213,29 @@ end
 
 -- -------------------------------------------------------------------- API
 
-local function check_path(fn, path)
+local function check_path(fn, path, inner)
   if type(path) ~= "string" or path == "" then
-    error(fn .. ": argument #1: expected a file path, got " .. type(path), 3)
+    error(fn .. ": argument #1: expected a file path, got " .. type(path), 3 + (inner or 0))
+  end
+end
+
+-- The tensors and metadata of the safetensors file at path, read for the
+-- public function fn (its caller gets the errors).
+local function read_safetensors(fn, path)
+  check_path(fn, path, 1)
+  local ok, tensors, meta = pcall(core.load_safetensors, path)
+  if not ok then
+    rethrow(fn, tensors, 1)
+  end
+  return tensors, meta
+end
+
+-- Writes a safetensors file for the public function fn (its caller gets
+-- the errors).
+local function write_safetensors(fn, path, tensors, metadata)
+  local ok, err = pcall(core.save_safetensors, path, tensors, metadata)
+  if not ok then
+    rethrow(fn, err, 1)
   end
 end
 
@@ -232,19 +254,11 @@ function checkpoint.save(path, obj)
   if not ok2 then
     error("checkpoint.save: cannot encode the metadata: " .. tostring(json), 2)
   end
-  local ok3, err = pcall(core.save_safetensors, path, tensors,
-    {format = checkpoint.FORMAT, distill = json})
-  if not ok3 then
-    rethrow("checkpoint.save", err)
-  end
+  write_safetensors("checkpoint.save", path, tensors, {format = checkpoint.FORMAT, distill = json})
 end
 
 function checkpoint.load(path)
-  check_path("checkpoint.load", path)
-  local ok, tensors, meta = pcall(core.load_safetensors, path)
-  if not ok then
-    rethrow("checkpoint.load", tensors)
-  end
+  local tensors, meta = read_safetensors("checkpoint.load", path)
   local format = meta.format
   if format == nil or meta.distill == nil then
     return tensors   -- a plain safetensors file: {name = tensor}
@@ -276,18 +290,12 @@ function checkpoint.save_tensors(path, tensors, metadata)
     error("checkpoint.save_tensors: argument #2: expected a table {name = tensor}, got "
       .. type(tensors), 2)
   end
-  local ok, err = pcall(core.save_safetensors, path, tensors, metadata)
-  if not ok then
-    rethrow("checkpoint.save_tensors", err)
-  end
+  write_safetensors("checkpoint.save_tensors", path, tensors, metadata)
 end
 
 function checkpoint.load_tensors(path)
-  check_path("checkpoint.load_tensors", path)
-  local ok, tensors, meta = pcall(core.load_safetensors, path)
-  if not ok then
-    rethrow("checkpoint.load_tensors", tensors)
-  end
+  -- not a tail call: read_safetensors' errors count this function's frame
+  local tensors, meta = read_safetensors("checkpoint.load_tensors", path)
   return tensors, meta
 end
 

@@ -470,6 +470,23 @@ end
 
 -- ----------------------------------------------------------------- loading
 
+-- The table a compiled config chunk returns; a compile error (chunk nil,
+-- err its message), a runtime error or another result fails naming `path`.
+-- not_table(type) is the message for a result of another type.
+local function run_chunk(chunk, err, path, not_table)
+  if not chunk then
+    fail(config.error_in(path, err))
+  end
+  local ok, cfg = pcall(chunk)
+  if not ok then
+    fail(config.error_in(path, cfg))
+  end
+  if type(cfg) ~= "table" then
+    fail(not_table(type(cfg)))
+  end
+  return cfg
+end
+
 --- Loads a config file (a Lua chunk returning a table); returns the
 -- resolved config with overrides applied.
 function config.load(path, overrides)
@@ -477,16 +494,9 @@ function config.load(path, overrides)
     fail("load: expected a file path", 2)
   end
   local chunk, err = loadfile(path)
-  if not chunk then
-    fail(config.error_in(path, err), 2)
-  end
-  local ok, cfg = pcall(chunk)
-  if not ok then
-    fail(config.error_in(path, cfg), 2)
-  end
-  if type(cfg) ~= "table" then
-    fail(("%s must return a table, got %s"):format(path, type(cfg)), 2)
-  end
+  local cfg = run_chunk(chunk, err, path, function(got)
+    return ("%s must return a table, got %s"):format(path, got)
+  end)
   config.resolve(cfg)
   config.apply_overrides(cfg, overrides)
   cfg.source = nil
@@ -522,16 +532,9 @@ function config.load_string(text, overrides, chunkname)
   args.string("config.load_string", 3, chunkname, "a name for the source (its path) or nil", true)
   chunkname = chunkname or "config"
   local chunk, err = load(text, "@" .. chunkname, "t")
-  if not chunk then
-    fail(config.error_in(chunkname, err), 2)
-  end
-  local ok, cfg = pcall(chunk)
-  if not ok then
-    fail(config.error_in(chunkname, cfg), 2)
-  end
-  if type(cfg) ~= "table" then
-    fail("the config source must return a table", 2)
-  end
+  local cfg = run_chunk(chunk, err, chunkname, function()
+    return "the config source must return a table"
+  end)
   config.resolve(cfg)
   config.apply_overrides(cfg, overrides)
   return cfg

@@ -148,6 +148,23 @@ local function series_style(runs, i, k)
   return ("lc rgb '%s' dt %d lw 1.5 pt %d ps 0.5"):format(color(i), k, 6 + k)
 end
 
+-- Ends a script's `lines`: for each format an output file base.<format> of
+-- width x height holding a row of `panels` plots under `title`, which
+-- add_panels() appends. Returns the script text and the output paths.
+local function multiplot_script(lines, base, formats, panels, width, height, title, add_panels)
+  local outputs = {}
+  for _, format in ipairs(formats) do
+    lines[#lines + 1] = terminal(format, width, height)
+    lines[#lines + 1] = "set output " .. gp_quote(base .. "." .. format)
+    outputs[#outputs + 1] = base .. "." .. format
+    lines[#lines + 1] = ("set multiplot layout 1,%d title %s noenhanced"):format(panels, gp_quote(title))
+    add_panels()
+    lines[#lines + 1] = "unset multiplot"
+    lines[#lines + 1] = "set output"
+  end
+  return table.concat(lines, "\n") .. "\n", outputs
+end
+
 -- runs = {{dir =, label =, header =}, ...}; writes script text. Three
 -- panels: the loss terms, train/test top-1, and the learning rate.
 local function script_for(runs, out_base, formats, title)
@@ -180,13 +197,8 @@ local function script_for(runs, out_base, formats, title)
       lr_plots[#lr_plots + 1] = curve(run, "lr", series_style(runs, i, 1), #runs > 1 and run.label or "lr")
     end
   end
-  local outputs = {}
   local panels = #lr_plots > 0 and 3 or 2
-  for _, format in ipairs(formats) do
-    lines[#lines + 1] = terminal(format, panels == 3 and 1500 or 1100, 480)
-    lines[#lines + 1] = "set output " .. gp_quote(out_base .. "." .. format)
-    outputs[#outputs + 1] = out_base .. "." .. format
-    lines[#lines + 1] = ("set multiplot layout 1,%d title %s noenhanced"):format(panels, gp_quote(title))
+  return multiplot_script(lines, out_base, formats, panels, panels == 3 and 1500 or 1100, 480, title, function()
     lines[#lines + 1] = "set title 'losses'"
     lines[#lines + 1] = "set ylabel 'loss'"
     lines[#lines + 1] = "set logscale y"
@@ -202,10 +214,7 @@ local function script_for(runs, out_base, formats, title)
       lines[#lines + 1] = "plot " .. table.concat(lr_plots, ", \\\n  ")
       lines[#lines + 1] = "unset logscale y"
     end
-    lines[#lines + 1] = "unset multiplot"
-    lines[#lines + 1] = "set output"
-  end
-  return table.concat(lines, "\n") .. "\n", outputs
+  end)
 end
 
 -- Runs a gnuplot script, kept at script_path (a run's curves.gp, to redraw
@@ -359,12 +368,7 @@ local function grouped_script(runs, groups, base, formats, title, with_mean)
       end
     end
   end
-  local outputs = {}
-  for _, format in ipairs(formats) do
-    lines[#lines + 1] = terminal(format, 1100, 520)
-    lines[#lines + 1] = "set output " .. gp_quote(base .. "." .. format)
-    outputs[#outputs + 1] = base .. "." .. format
-    lines[#lines + 1] = "set multiplot layout 1,2 title " .. gp_quote(title) .. " noenhanced"
+  return multiplot_script(lines, base, formats, #panels, 1100, 520, title, function()
     for p, panel in ipairs(panels) do
       local items = {}
       local titled = {}
@@ -390,10 +394,7 @@ local function grouped_script(runs, groups, base, formats, title, with_mean)
       lines[#lines + 1] = panel.log and "set logscale y" or "unset logscale y"
       lines[#lines + 1] = "plot " .. table.concat(items, ", \\\n  ")
     end
-    lines[#lines + 1] = "unset multiplot"
-    lines[#lines + 1] = "set output"
-  end
-  return table.concat(lines, "\n") .. "\n", outputs
+  end)
 end
 
 --- Overlays several runs. out: a .svg or .png path (default

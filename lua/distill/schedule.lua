@@ -108,24 +108,12 @@ end
 
 -- The lrs set by the last step (a list, one per group).
 function Scheduler:get_lr()
-  local out = {}
-  for i, v in ipairs(self._last_lr) do
-    out[i] = v
-  end
-  return out
+  return table.move(self._last_lr, 1, #self._last_lr, 1, {})
 end
 Scheduler.get_last_lr = Scheduler.get_lr
 
-local function copy(v)
-  if type(v) == "table" then
-    local c = {}
-    for k, x in pairs(v) do
-      c[k] = copy(x)
-    end
-    return c
-  end
-  return v
-end
+-- state_dict and load_state_dict hand out and take deep copies (as torch's)
+local copy = require("distill.config").copy
 
 -- Everything but the optimizer and functions (as torch's).
 function Scheduler:state_dict()

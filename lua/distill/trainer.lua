@@ -192,14 +192,6 @@ end
 
 -- ------------------------------------------------------------------- run
 
-local function term_names(objective)
-  local names = {}
-  for i, term in ipairs(objective.terms) do
-    names[i] = term.name
-  end
-  return names
-end
-
 --- Writes into cfg the values its `false` defaults stood for (the data's
 -- root, classes and statistics, the run directory, the cosine period), so
 -- that the resolved config of a run directory shows what the run used.
@@ -431,7 +423,7 @@ local function train_epoch(run, epoch, logger, on_batch)
     end
   end
   local elapsed = distill.wallclock() - t0
-  local names = term_names(objective)
+  local names = objective:names()
   seen, c1, c5, total_sum, sums = reduce_sums(seen, c1, c5, total_sum, sums, names)
   local record = { epoch = epoch, lr = lr, train_loss = total_sum / math.max(seen, 1),
     train_top1 = 100 * c1 / math.max(seen, 1), train_top5 = 100 * c5 / math.max(seen, 1),
@@ -530,7 +522,7 @@ local function run_session(opts, where)
   run.mode, run.config_source, run.overrides = mode, session.config_source, session.overrides
   local main = dist.is_main()
   local logger = log.new(main and dir or nil, { progress = main and (opts.progress or cfg.progress)
-      or "none", out = opts.out, term_names = term_names(run.objective), plot = cfg.plot,
+      or "none", out = opts.out, term_names = run.objective:names(), plot = cfg.plot,
     lines_per_epoch = cfg.log_every > 0 and cfg.log_every or 10, log_steps = cfg.log_steps,
     fresh = not opts.resume, header = main and session_header(mode, opts.resume ~= nil) or nil })
   where.run, where.logger = run, logger

@@ -284,6 +284,16 @@ function h.check_distiller_parity(tensors, meta, name, runner)
   rec:assert_ok()
 end
 
+--- One training step's end for a single distiller d: loss:backward(),
+-- d:after_backward() when d has one (CRD's bank update), opt:step().
+function h.distiller_step(d, opt, loss)
+  loss:backward()
+  if d.after_backward then
+    d:after_backward()
+  end
+  opt:step()
+end
+
 -- ------------------------------------------------------------ memory
 
 --- Two full collections: the first runs the tensors' finalizers, the
@@ -495,6 +505,17 @@ function h.run_lua_with_threads(script, threads)
   p:close()
   os.remove(path)
   return result
+end
+
+--- A describe block "determinism across thread counts" with one test,
+-- `title`: h.assert_same_across_threads(script, counts).
+function h.describe_thread_determinism(title, counts, script)
+  local busted = require "busted"
+  busted.describe("determinism across thread counts", function()
+    busted.it(title, function()
+      h.assert_same_across_threads(script, counts)
+    end)
+  end)
 end
 
 --- Asserts that `script` prints the same non-empty text with each thread

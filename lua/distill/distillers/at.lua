@@ -8,9 +8,7 @@ local base = require "distill.distillers.base"
 local AT = base.class("AT", { teacher = true })
 
 --- at{p = 2}
-function AT:init(opts)
-  self.options = base.options("at", opts, { p = 2 }, { p = "positive" })
-end
+AT.init = base.options_init("at", { p = 2 }, { p = "positive" })
 
 local function attention(f, p)
   local b = f:size(1)

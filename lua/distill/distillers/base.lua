@@ -150,6 +150,18 @@ function base.options(name, opts, defaults, kinds)
   return merged
 end
 
+--- The init of a distiller that its options alone configure: it sets
+-- self.options to base.options(name, opts, defaults, kinds).
+function base.options_init(name, defaults, kinds)
+  if type(name) ~= "string" or type(defaults) ~= "table" then
+    error(("distillers.options_init: expected a distiller name and a table of defaults, got %s and %s")
+      :format(type(name), type(defaults)), 2)
+  end
+  return function(self, opts)
+    self.options = base.options(name, opts, defaults, kinds)
+  end
+end
+
 --- The sample outputs a shape-dependent distiller is built from: opts.probe,
 -- else the one its build context gave.
 function base.probe(name, opts, given)

@@ -5,9 +5,7 @@ local base = require "distill.distillers.base"
 local CE = base.class("CE", { teacher = false })
 
 --- ce{label_smoothing = 0}
-function CE:init(opts)
-  self.options = base.options("ce", opts, { label_smoothing = 0 }, { label_smoothing = "unit" })
-end
+CE.init = base.options_init("ce", { label_smoothing = 0 }, { label_smoothing = "unit" })
 
 function CE:loss(student_out, _, labels)
   return F.cross_entropy(student_out.logits, labels,

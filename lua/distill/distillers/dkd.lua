@@ -11,10 +11,8 @@ local base = require "distill.distillers.base"
 local DKD = base.class("DKD", { teacher = true })
 
 --- dkd{alpha = 1, beta = 8, T = 4, warmup = 20}
-function DKD:init(opts)
-  self.options = base.options("dkd", opts, { alpha = 1, beta = 8, T = 4, warmup = 20 },
-    { alpha = "nonnegative", beta = "nonnegative", T = "positive", warmup = "nonnegative" })
-end
+DKD.init = base.options_init("dkd", { alpha = 1, beta = 8, T = 4, warmup = 20 },
+  { alpha = "nonnegative", beta = "nonnegative", T = "positive", warmup = "nonnegative" })
 
 -- one-hot of the 1-based labels, as float32 B x C
 local function one_hot(labels, classes)

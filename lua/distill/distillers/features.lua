@@ -48,6 +48,15 @@ function features.check_channels(name, role, what, x, channels)
   end
 end
 
+--- Errors unless the student's and the teacher's feature `i` (`what`
+-- names such a feature in the message) are both 4-d maps.
+function features.check_maps(name, what, i, s, t)
+  if s:dim() ~= 4 or t:dim() ~= 4 then
+    error(("distillers.%s: %s %d must be a 4-d map in both models, got %s and %s")
+      :format(name, what, i, shape_text(s), shape_text(t)), 3)
+  end
+end
+
 --- x as a {N, -1} matrix.
 function features.rows(x)
   return x:reshape{ x:size(1), -1 }

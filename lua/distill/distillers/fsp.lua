@@ -54,10 +54,7 @@ function FSP:init(opts, given)
   self.s_channels, self.t_channels, self.mapped = {}, {}, {}
   for i = 1, #s_feats do
     local s, t = s_feats[i], t_feats[i]
-    if s:dim() ~= 4 or t:dim() ~= 4 then
-      error(("distillers.fsp: feature %d must be a 4-d map in both models, got %s and %s")
-        :format(i, features.shape_text(s), features.shape_text(t)), 2)
-    end
+    features.check_maps("fsp", "feature", i, s, t)
     local cs, ct = s:size(2), t:size(2)
     self.s_channels[i], self.t_channels[i] = cs, ct
     if cs ~= ct then

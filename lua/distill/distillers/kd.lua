@@ -7,9 +7,7 @@ local base = require "distill.distillers.base"
 local KD = base.class("KD", { teacher = true })
 
 --- kd{T = 4}
-function KD:init(opts)
-  self.options = base.options("kd", opts, { T = 4 }, { T = "positive" })
-end
+KD.init = base.options_init("kd", { T = 4 }, { T = "positive" })
 
 function KD:loss(student_out, teacher_out)
   return F.kd_loss(student_out.logits, teacher_out.logits, self.options.T)

@@ -9,10 +9,8 @@ local base = require "distill.distillers.base"
 local RKD = base.class("RKD", { teacher = true })
 
 --- rkd{distance_weight = 25, angle_weight = 50}
-function RKD:init(opts)
-  self.options = base.options("rkd", opts, { distance_weight = 25, angle_weight = 50 },
-    { distance_weight = "nonnegative", angle_weight = "nonnegative" })
-end
+RKD.init = base.options_init("rkd", { distance_weight = 25, angle_weight = 50 },
+  { distance_weight = "nonnegative", angle_weight = "nonnegative" })
 
 -- Euclidean distances between rows, zero on the diagonal.
 local function pairwise_distances(e)

@@ -70,10 +70,7 @@ function VID:init(opts, given)
   self.layers = nn.ModuleList()
   for i = 1, #s_feats do
     local s, t = s_feats[i], t_feats[i]
-    if s:dim() ~= 4 or t:dim() ~= 4 then
-      error(("distillers.vid: block feature %d must be a 4-d map in both models, got %s and %s")
-        :format(i, features.shape_text(s), features.shape_text(t)), 2)
-    end
+    features.check_maps("vid", "block feature", i, s, t)
     self.layers:append(VIDLayer(s:size(2), o.mid_channels or t:size(2), t:size(2), log_scale))
   end
 end

@@ -103,11 +103,7 @@ function ModuleDict:init(entries)
 end
 
 function ModuleDict:keys()
-  local keys = {}
-  for i, name in ipairs(self._module_order) do
-    keys[i] = name
-  end
-  return keys
+  return table.move(self._module_order, 1, #self._module_order, 1, {})
 end
 
 ModuleDict.__len = list_len
