@@ -585,7 +585,7 @@ describe("distill sweep: running", function()
     assert.is_false(ok, out)
     assert.truthy(out:find("distill sweep: no sweep file fmnist_table9 here, and no shipped sweep of that "
       .. "name (shipped: cifar100_table2, ", 1, true), out)
-    assert.truthy(out:find("fmnist_table3, fmnist_teacher; `distill configs` describes them)", 1, true), out)
+    assert.truthy(out:find("fmnist_table3, fmnist_teacher, fmnist_zoo; `distill configs` describes them)", 1, true), out)
     -- a config named relative to a sweep file in another folder: next to the sweep file
     os.execute("mkdir -p " .. h.sh_quote(away .. "/sub/cfg"))
     os.execute("cp " .. h.sh_quote(CONFIG_A) .. " " .. h.sh_quote(away .. "/sub/cfg/a.lua"))
