@@ -116,38 +116,45 @@ static dt_status finish_dense(dt_tensor *t, dt_tensor *d, bool copied, dt_status
     return st;
 }
 
-dt_status dt_dist_allreduce_(dt_tensor *t)
+/* A sum over all ranks (root < 0) or a broadcast from root of n elements at
+ * p, in pieces whose counts fit MPI's int. */
+static dt_status in_pieces(char *p, int64_t n, MPI_Datatype type, size_t esize, int root)
 {
-    if (!dt_dist_active() || size_ == 1)
-        return DT_OK;
+    for (int64_t off = 0; off < n; off += PIECE) {
+        int count = (int)(n - off < PIECE ? n - off : PIECE);
+        void *at = p + off * (int64_t)esize;
+        int rc = root < 0 ? MPI_Allreduce(MPI_IN_PLACE, at, count, type, MPI_SUM, MPI_COMM_WORLD)
+                          : MPI_Bcast(at, count, type, root, MPI_COMM_WORLD);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(rc, root < 0 ? "MPI_Allreduce" : "MPI_Bcast");
+    }
+    return DT_OK;
+}
+
+/* in_pieces over a tensor's elements (through a dense copy when needed). */
+static dt_status tensor_in_pieces(dt_tensor *t, int root)
+{
     dt_tensor *d;
     bool copied;
     dt_status st = dense(t, &d, &copied);
     if (st)
         return st;
-    char *p = dt_data(d);
-    size_t esize = dt_dtype_size(d->dtype);
-    for (int64_t off = 0, n = dt_numel(d); off < n && st == DT_OK; off += PIECE) {
-        int count = (int)(n - off < PIECE ? n - off : PIECE);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, p + off * (int64_t)esize, count, mpi_type(d->dtype),
-                               MPI_SUM, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS)
-            st = mpi_fail(rc, "MPI_Allreduce");
-    }
+    st = in_pieces(dt_data(d), dt_numel(d), mpi_type(d->dtype), dt_dtype_size(d->dtype), root);
     return finish_dense(t, d, copied, st);
+}
+
+dt_status dt_dist_allreduce_(dt_tensor *t)
+{
+    if (!dt_dist_active() || size_ == 1)
+        return DT_OK;
+    return tensor_in_pieces(t, -1);
 }
 
 dt_status dt_dist_sum_doubles(double *v, int64_t n)
 {
     if (!dt_dist_active() || size_ == 1)
         return DT_OK;
-    for (int64_t off = 0; off < n; off += PIECE) {
-        int count = (int)(n - off < PIECE ? n - off : PIECE);
-        int rc = MPI_Allreduce(MPI_IN_PLACE, v + off, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS)
-            return mpi_fail(rc, "MPI_Allreduce");
-    }
-    return DT_OK;
+    return in_pieces((char *)v, n, MPI_DOUBLE, sizeof(double), -1);
 }
 
 dt_status dt_dist_broadcast_(dt_tensor *t, int root)
@@ -157,21 +164,7 @@ dt_status dt_dist_broadcast_(dt_tensor *t, int root)
     if (root < 0 || root >= size_)
         return dt_fail(DT_ERR_ARG, "broadcast: root rank %d is not one of the %d ranks", root + 1,
                        size_);
-    dt_tensor *d;
-    bool copied;
-    dt_status st = dense(t, &d, &copied);
-    if (st)
-        return st;
-    char *p = dt_data(d);
-    size_t esize = dt_dtype_size(d->dtype);
-    for (int64_t off = 0, n = dt_numel(d); off < n && st == DT_OK; off += PIECE) {
-        int count = (int)(n - off < PIECE ? n - off : PIECE);
-        int rc = MPI_Bcast(p + off * (int64_t)esize, count, mpi_type(d->dtype), root,
-                           MPI_COMM_WORLD);
-        if (rc != MPI_SUCCESS)
-            st = mpi_fail(rc, "MPI_Bcast");
-    }
-    return finish_dense(t, d, copied, st);
+    return tensor_in_pieces(t, root);
 }
 
 /* Every rank's dim-0 length and the product of its other dims (which must
