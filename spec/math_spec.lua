@@ -54,6 +54,22 @@ describe("elementwise", function()
       check(distill.add(x, y), {2, 3}, {3, 4, 5, 5, 5.5, 5})
     end)
 
+    it("squares and first powers exactly, special values included, at any stride", function()
+      local v = T{-3.5, -0, 0, 1e-20, 1.7e19, 3e38, inf, -inf, nan, 0.1}:float()
+      for _, operand in ipairs{ v, v:view{ 2, 5 }:t() } do
+        local squared, first = operand:pow(2), operand:pow(T{1}:float())
+        local product = operand * operand
+        local flat_s, flat_p = squared:contiguous():view{ -1 }, product:contiguous():view{ -1 }
+        local flat_f, flat_o = first:contiguous():view{ -1 }, operand:contiguous():view{ -1 }
+        for i = 1, 10 do
+          local s, p, f, o = flat_s[i], flat_p[i], flat_f[i], flat_o[i]
+          assert.is_true(s == p or (s ~= s and p ~= p), ("pow(2) of element %d: %s vs %s"):format(i, s, p))
+          assert.is_true(f == o or (f ~= f and o ~= o), ("pow(1) of element %d: %s vs %s"):format(i, f, o))
+        end
+      end
+      check(T{-2, 0.5}:float():pow(3), {2}, {-8, 0.125})
+    end)
+
     it("broadcasts a scalar, a row, a column and across 3-d", function()
       check(x + 10, {2, 3}, {11, 12, 13, 14, 15, 16})
       check(x + T{10, 20, 30}, {2, 3}, {11, 22, 33, 14, 25, 36})

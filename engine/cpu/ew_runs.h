@@ -32,6 +32,18 @@ static inline int64_t ipow(int64_t x, int64_t e)
     return (int64_t)r;
 }
 
+/* Squares and first powers (x.pow(2) in AT, OFD, FitNet-style losses, and
+ * a^(e-1) in their gradients) are exact products, and powf would cost them
+ * a libm call per element. */
+static inline float fpow(float x, float y)
+{
+    if (y == 2.0f)
+        return x * x;
+    if (y == 1.0f)
+        return x;
+    return powf(x, y);
+}
+
 /* torch.maximum/minimum propagate NaN. */
 static inline float fmax_nan(float x, float y) { return (x > y || x != x) ? x : y; }
 static inline float fmin_nan(float x, float y) { return (x < y || x != x) ? x : y; }
@@ -77,7 +89,7 @@ BIN_KERNEL(f_add, float, float, x + y)
 BIN_KERNEL(f_sub, float, float, x - y)
 BIN_KERNEL(f_mul, float, float, x * y)
 BIN_KERNEL(f_div, float, float, x / y)
-BIN_KERNEL(f_pow, float, float, powf(x, y))
+BIN_KERNEL(f_pow, float, float, fpow(x, y))
 BIN_KERNEL(f_max, float, float, fmax_nan(x, y))
 BIN_KERNEL(f_min, float, float, fmin_nan(x, y))
 BIN_KERNEL(f_eq, float, uint8_t, x == y)
