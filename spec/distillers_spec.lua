@@ -513,58 +513,74 @@ describe("crd_scores and crd_update_bank_", function()
   end
 
   -- D = 37: two full 16-lane blocks and a tail; indices and embeddings are
-  -- transposed views (not contiguous).
-  local function inputs()
-    distill.manual_seed(7)
-    local bank = distill.randn { 10, 37 } * 0.2
-    local idx = distill.randint(1, 11, { 5, 3 }):t()
-    local v = (distill.randn { 37, 3 } * 0.2):t()
-    assert.is_false(idx:is_contiguous())
-    assert.is_false(v:is_contiguous())
-    return bank, idx, v
+  -- transposed views (not contiguous), and sample 1 names one row twice.
+  -- The bank sizes take each path of the kernel: banks small against the
+  -- rows named per sample (multiplied whole), and one much larger (rows
+  -- read one by one).
+  local function make_inputs(bank_rows, named)
+    return function()
+      distill.manual_seed(7)
+      local bank = distill.randn { bank_rows, 37 } * 0.2
+      local idx = distill.randint(1, bank_rows + 1, { named, 3 })
+      idx[2][1] = idx[1][1]
+      idx = idx:t()
+      local v = (distill.randn { 37, 3 } * 0.2):t()
+      assert.is_false(idx:is_contiguous())
+      assert.is_false(v:is_contiguous())
+      return bank, idx, v
+    end
   end
+  local inputs = make_inputs(10, 5)
 
-  it("match a plain computation for non-contiguous indices and embeddings", function()
-    local bank, idx, v = inputs()
-    local out = distill.crd_scores(bank, idx, v, T)
-    local expected = plain_scores(bank, idx, v)
-    assert.are.same({ 3, 5 }, out:shape())
-    for b = 1, 3 do
-      for k = 1, 5 do
-        close(expected[b][k], out[b][k], 1e-5)
-      end
-    end
-    assert.are.same(out:totable(), distill.crd_scores(bank, idx:contiguous(), v:contiguous(), T):totable())
-  end)
+  for _, case in ipairs {
+    { "a bank small against the rows named", inputs, 5 },
+    { "a bank naming most rows several times", make_inputs(300, 40), 40 },
+    { "a bank much larger than the rows named", make_inputs(2000, 5), 5 },
+  } do
+    local what, case_inputs, named = case[1], case[2], case[3]
 
-  it("give v the gradient of a broadcast grad_out (the backward of sum)", function()
-    local bank, idx, v0 = inputs()
-    local v = v0:contiguous()
-    v.requires_grad = true
-    local out = distill.crd_scores(bank, idx, v, T)
-    out:sum():backward()
-    -- d/dv[b] sum_k out[b][k] = sum_k out[b][k] / T * bank[idx[b][k]]
-    local scores = plain_scores(bank, idx, v0)
-    for b = 1, 3 do
-      for j = 1, 37 do
-        local g = 0
-        for k = 1, 5 do
-          g = g + scores[b][k] / T * bank[idx[b][k]][j]
+    it("match a plain computation for non-contiguous indices and embeddings: " .. what, function()
+      local bank, idx, v = case_inputs()
+      local out = distill.crd_scores(bank, idx, v, T)
+      local expected = plain_scores(bank, idx, v)
+      assert.are.same({ 3, named }, out:shape())
+      for b = 1, 3 do
+        for k = 1, named do
+          close(expected[b][k], out[b][k], 1e-5)
         end
-        close(g, v.grad[b][j], 1e-4)
       end
-    end
-  end)
+      assert.are.same(out:totable(), distill.crd_scores(bank, idx:contiguous(), v:contiguous(), T):totable())
+    end)
 
-  it("pass gradcheck with respect to v", function()
-    local gradcheck = require "distill.gradcheck"
-    local bank, idx, v0 = inputs()
-    local v = v0:contiguous()
-    v.requires_grad = true
-    assert.is_true(gradcheck.gradcheck(function(x)
-      return distill.crd_scores(bank, idx, x, T)
-    end, { v }))
-  end)
+    it("give v the gradient of a broadcast grad_out (the backward of sum): " .. what, function()
+      local bank, idx, v0 = case_inputs()
+      local v = v0:contiguous()
+      v.requires_grad = true
+      local out = distill.crd_scores(bank, idx, v, T)
+      out:sum():backward()
+      -- d/dv[b] sum_k out[b][k] = sum_k out[b][k] / T * bank[idx[b][k]]
+      local scores = plain_scores(bank, idx, v0)
+      for b = 1, 3 do
+        for j = 1, 37 do
+          local g = 0
+          for k = 1, named do
+            g = g + scores[b][k] / T * bank[idx[b][k]][j]
+          end
+          close(g, v.grad[b][j], 1e-4)
+        end
+      end
+    end)
+
+    it("pass gradcheck with respect to v: " .. what, function()
+      local gradcheck = require "distill.gradcheck"
+      local bank, idx, v0 = case_inputs()
+      local v = v0:contiguous()
+      v.requires_grad = true
+      assert.is_true(gradcheck.gradcheck(function(x)
+        return distill.crd_scores(bank, idx, x, T)
+      end, { v }))
+    end)
+  end
 
   it("reject an out-of-range index in a non-contiguous index tensor", function()
     local bank, idx, v = inputs()

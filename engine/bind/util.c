@@ -287,10 +287,15 @@ dt_tensor *lt_to_engine_positions(lua_State *L, int idx, const char *fn, const l
     if (st)
         lt_fail(L, fn);
     int64_t *out = dt_i64(r);
+    /* index tensors are usually dense int64 (randint, arange, argmax): read
+     * them directly rather than through the per-element accessor */
+    const int64_t *dense = src && src->dtype == DT_INT64 && dt_is_contiguous(src) ? dt_i64(src) : NULL;
     char bad[200] = "";
     for (int64_t i = 0; i < n && !bad[0]; i++) {
         int64_t v;
-        if (src) {
+        if (dense) {
+            v = dense[i];
+        } else if (src) {
             v = dt_get_flat_i64(src, i);
         } else {
             lua_geti(L, idx, i + 1);

@@ -4,8 +4,11 @@
  * (the positive first, then K negatives) given as indices (B x (K+1)):
  *   out[b][k] = exp(bank[idx[b][k]] . v[b] / T)
  * At CRD's defaults (K = 16384, D = 128, B = 64) the gathered rows would
- * be 0.5 GB per bank; here each row is read in place from the bank, in
- * the forward and again in the backward, and nothing B x K x D is stored.
+ * be 0.5 GB per bank, and reading them at random runs at memory speed. So
+ * when the rows named are many against the bank's size (always, at CRD's
+ * settings), the bank is instead multiplied with v as one GEMM and the
+ * named scores picked out of the B x N product; otherwise each named row
+ * is read in place. Nothing B x K x D is stored either way.
  * The bank is state, not a parameter: gradients flow to v only. */
 #include "distill.h"
 #include "autograd/op.h"
@@ -66,6 +69,89 @@ static float lane_dot(const float *row, const float *v, int64_t d)
     return sum;
 }
 
+/* The dense path pays for B x N dot products at GEMM speed, the gathered
+ * one for B x (K+1) read at random from memory, some 36 times slower each
+ * (scripts/bench_crd.lua, docs/performance.md): dense while the bank has at
+ * most this many rows per row named, and while its B x N scores fit in the
+ * scratch limit (an ImageNet bank does not, and is read row by row). */
+#define DENSE_MAX_BANK_PER_NAMED 8
+#define DENSE_MAX_SCORES (INT64_C(1) << 24)
+
+static bool use_dense(int64_t bank_rows, int64_t batch, int64_t k1)
+{
+    return bank_rows / DENSE_MAX_BANK_PER_NAMED <= k1 && batch > 0 &&
+           bank_rows <= DENSE_MAX_SCORES / batch;
+}
+
+/* out[b][k] = exp(bank[ix[b][k]] . v[b] / T): the whole bank's scores for
+ * every sample by one GEMM, then the named ones picked out of each
+ * sample's row. */
+static dt_status scores_dense(const float *rows, int64_t bank_rows, const int64_t *ix,
+                              const float *vv, int64_t batch, int64_t k1, int64_t d,
+                              double inv_t, float *o)
+{
+    /* engine tensors as scratch: the storage cache hands the same block
+     * back every step instead of fresh pages to fault in */
+    dt_tensor *scratch;
+    dt_status st = dt_empty(DT_FLOAT32, 2, (const int64_t[]){batch, bank_rows}, &scratch);
+    if (st)
+        return st;
+    float *scores = dt_f32(scratch);
+    dt_sgemm(false, true, batch, bank_rows, d, 1.0f, vv, d, rows, d, 0.0f, scores, bank_rows);
+    #pragma omp parallel for schedule(static) if (batch * k1 >= PARALLEL_MIN_MACS)
+    for (int64_t b = 0; b < batch; b++) {
+        const float *row = scores + b * bank_rows;
+        for (int64_t k = 0; k < k1; k++)
+            o[b * k1 + k] = (float)exp(row[ix[b * k1 + k]] * inv_t);
+    }
+    dt_tensor_release(scratch);
+    return DT_OK;
+}
+
+/* g[b] += sum_k coef[b][k] bank[ix[b][k]] with coef = grad_out * out / T
+ * (d out[b][k] / d v[b] = out[b][k] / T * bank[ix[b][k]]): the
+ * coefficients added into a dense B x N matrix, each sample's row in index
+ * order, then one GEMM with the bank. */
+static dt_status grad_dense(const float *rows, int64_t bank_rows, const int64_t *ix,
+                            const float *gop, const float *op, double inv_t, int64_t batch,
+                            int64_t k1, int64_t d, float *g)
+{
+    dt_tensor *scratch;
+    dt_status st = dt_zeros(DT_FLOAT32, 2, (const int64_t[]){batch, bank_rows}, &scratch);
+    if (st)
+        return st;
+    float *weights = dt_f32(scratch);
+    #pragma omp parallel for schedule(static) if (batch * k1 >= PARALLEL_MIN_MACS)
+    for (int64_t b = 0; b < batch; b++) {
+        float *row = weights + b * bank_rows;
+        for (int64_t k = 0; k < k1; k++) {
+            int64_t flat = b * k1 + k;
+            row[ix[flat]] += (float)(gop[flat] * op[flat] * inv_t);
+        }
+    }
+    dt_sgemm(false, false, batch, d, bank_rows, 1.0f, weights, bank_rows, rows, d, 1.0f, g, d);
+    dt_tensor_release(scratch);
+    return DT_OK;
+}
+
+/* The same sums reading each named row in place. */
+static void grad_gathered(const float *rows, const int64_t *ix, const float *gop,
+                          const float *op, double inv_t, int64_t batch, int64_t k1, int64_t d,
+                          float *g)
+{
+    #pragma omp parallel for schedule(static) if (batch * k1 * d >= PARALLEL_MIN_MACS)
+    for (int64_t b = 0; b < batch; b++) {
+        float *gb = g + b * d;
+        for (int64_t k = 0; k < k1; k++) {
+            int64_t flat = b * k1 + k;
+            float coef = (float)(gop[flat] * op[flat] * inv_t);
+            const float *row = rows + ix[flat] * d;
+            for (int64_t j = 0; j < d; j++)
+                gb[j] += coef * row[j];
+        }
+    }
+}
+
 static dt_status crd_scores_backward(dt_node *node, const dt_tensor *grad_out, dt_tensor **gi)
 {
     dt_tensor *bank, *idx, *v, *out;
@@ -94,26 +180,21 @@ static dt_status crd_scores_backward(dt_node *node, const dt_tensor *grad_out, d
     }
     const float *rows = dt_f32(bank), *gop = dt_f32(go), *op = dt_f32(out);
     const int64_t *ix = dt_i64(idx);
-    float *gv = dt_f32(g);
-    /* d out[b][k] / d v[b] = out[b][k] / T * bank[idx[b][k]] */
-    #pragma omp parallel for schedule(static) if (batch * k1 * d >= PARALLEL_MIN_MACS)
-    for (int64_t b = 0; b < batch; b++) {
-        float *gb = gv + b * d;
-        for (int64_t k = 0; k < k1; k++) {
-            int64_t flat = b * k1 + k;
-            float coef = (float)(gop[flat] * op[flat] * inv_t);
-            const float *row = rows + ix[flat] * d;
-            for (int64_t j = 0; j < d; j++)
-                gb[j] += coef * row[j];
-        }
-    }
+    if (use_dense(bank->shape[0], batch, k1))
+        st = grad_dense(rows, bank->shape[0], ix, gop, op, inv_t, batch, k1, d, dt_f32(g));
+    else
+        grad_gathered(rows, ix, gop, op, inv_t, batch, k1, d, dt_f32(g));
     dt_tensor_release(go);
+    if (st) {
+        dt_tensor_release(g);
+        return st;
+    }
     gi[2] = g;
     return DT_OK;
 }
 
-/* out[b][k] = exp(bank[ix[b][k]] . v[b] / T) over contiguous inputs. */
-static void scores_kernel(const float *rows, const int64_t *ix, const float *vv, int64_t batch,
+/* out[b][k] = exp(bank[ix[b][k]] . v[b] / T) reading each named row in place. */
+static void scores_gathered(const float *rows, const int64_t *ix, const float *vv, int64_t batch,
                           int64_t k1, int64_t d, double inv_t, float *o)
 {
     #pragma omp parallel for schedule(static) if (batch * k1 * d >= PARALLEL_MIN_MACS)
@@ -152,8 +233,18 @@ dt_status dt_f_crd_scores(const dt_tensor *bank, const dt_tensor *idx, const dt_
     }
     int64_t batch = v->shape[0], d = v->shape[1], k1 = idx->shape[1];
     double inv_t = 1.0 / temperature;
-    scores_kernel(dt_f32(bank), dt_i64(ic), dt_f32(vc), batch, k1, d, inv_t, dt_f32(*out));
+    if (use_dense(bank->shape[0], batch, k1))
+        st = scores_dense(dt_f32(bank), bank->shape[0], dt_i64(ic), dt_f32(vc), batch, k1, d,
+                          inv_t, dt_f32(*out));
+    else
+        scores_gathered(dt_f32(bank), dt_i64(ic), dt_f32(vc), batch, k1, d, inv_t, dt_f32(*out));
     dt_tensor_release(vc);
+    if (st) {
+        dt_tensor_release(ic);
+        dt_tensor_release(*out);
+        *out = NULL;
+        return st;
+    }
     dt_node *node;
     /* The dense index copy is saved: the backward indexes it directly. */
     st = dt_record("CrdScoresBackward", crd_scores_backward, 3,
