@@ -70,10 +70,11 @@ static float lane_dot(const float *row, const float *v, int64_t d)
 }
 
 /* The dense path pays for B x N dot products at GEMM speed, the gathered
- * one for B x (K+1) read at random from memory, some 36 times slower each
- * (scripts/bench_crd.lua, docs/performance.md): dense while the bank has at
- * most this many rows per row named, and while its B x N scores fit in the
- * scratch limit (an ImageNet bank does not, and is read row by row). */
+ * one for B x (K+1) rows read at random, each 9 (bank in cache) to 36
+ * (not) times slower (scripts/bench_crd.lua, docs/performance.md): dense
+ * while the bank has at most this many rows per row a sample names, and
+ * while its B x N scores fit in the scratch limit (an ImageNet bank does
+ * not, and is read row by row). */
 #define DENSE_MAX_BANK_PER_NAMED 8
 #define DENSE_MAX_SCORES (INT64_C(1) << 24)
 
