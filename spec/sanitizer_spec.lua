@@ -13,7 +13,7 @@ local lfs = require "lfs"
 -- numeric kernels' specs (convolutions, GEMM, Winograd, ...), which take
 -- several times longer under the sanitizers.
 local SPECS = {
-  "tensor", "views", "index", "hardening", "misuse", "fsecd", "loss", "random", "format",
+  "tensor", "views", "index", "hardening", "misuse", "fsecd", "crd", "loss", "random", "format",
   "allocator", "checkpoint", "data_cifar", "data_idx", "data_jpeg", "data_loader",
   "data_transforms", "data_hardening",
 }
