@@ -155,6 +155,24 @@ describe("distill.results", function()
     assert.are.same({ "batch_size", "optimizer.lr" }, t.mixed)
   end)
 
+  it("counts only a run's own method among the config's methods when looking for mixed cells", function()
+    local dir = tmp .. "/catalogue"
+    fabricate(dir .. "/kd-seed1", "resnet56_resnet20", { "method=kd", "seed=1" }, finished(70))
+    -- a config made later, whose catalogue has another setting for FSECD
+    -- and one more method: the KD runs are still alike
+    fabricate(dir .. "/kd-seed2", "resnet56_resnet20", { "method=kd", "seed=2" }, finished(71))
+    local cfg = config.load("scripts/configs/cifar100_resnet56_resnet20.lua",
+      { "method=kd", "seed=2", "methods.fsecd.2.T=2" })
+    cfg.methods.extra = { { distiller = "ce", weight = 1 } }
+    h.write(dir .. "/kd-seed2/config.lua", "-- resolved config\n" .. config.serialize(cfg))
+    local t = results.aggregate(results.load({ dir }), { rows = { "method" }, cols = { "pair" } })
+    assert.are.same({}, t.mixed)
+    fabricate(dir .. "/kd-seed3", "resnet56_resnet20", { "method=kd", "seed=3", "methods.kd.2.T=2" },
+      finished(72))
+    t = results.aggregate(results.load({ dir }), { rows = { "method" }, cols = { "pair" } })
+    assert.are.same({ "methods.kd.2.T" }, t.mixed)
+  end)
+
   it("orders methods as the paper does, then the others", function()
     assert.is_true(results.before("method", "ce", "kd"))
     assert.is_true(results.before("method", "dkd", "fsecd_class"))

@@ -303,11 +303,25 @@ local function composite(run, keys)
   return values, table.concat(parts, "\0")
 end
 
+-- A run's settings as flat keys. Of the config's catalogue of methods only
+-- the run's own counts: the others do not take part in it (and a catalogue
+-- grows as methods are added, without changing the runs made before).
+local function settings(run)
+  local flat = flatten(run.config, "", {})
+  local own = "methods." .. tostring(run.config.method) .. "."
+  for key in pairs(flat) do
+    if key:sub(1, 8) == "methods." and key:sub(1, #own) ~= own then
+      flat[key] = nil
+    end
+  end
+  return flat
+end
+
 -- The config keys in which the runs of one cell differ (beyond the seed).
 local function mixed_keys(runs, cells)
   local flat, all = {}, {}
   for i, run in ipairs(runs) do
-    flat[i] = flatten(run.config, "", {})
+    flat[i] = settings(run)
     for k in pairs(flat[i]) do
       all[k] = true
     end
