@@ -183,6 +183,7 @@ describe("distill.results", function()
     assert.are.equal("FitNet", results.label("method", "fitnet"))
     assert.are.equal("my_method", results.label("method", "my_method"))
     assert.are.equal("WRN-40-2->ShuffleNetV1", results.label("pair", "wrn_40_2->ShuffleV1"))
+    assert.are.equal("FashionResNet-T->FashionResNet-S", results.label("pair", "fmnist_resnet_t->fmnist_resnet_s"))
   end)
 
   it("distill table prints Markdown or CSV, to stdout or a file, and exits 2 on usage errors", function()

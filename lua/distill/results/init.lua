@@ -178,7 +178,8 @@ end
 
 local function pretty_model(name)
   return (name:gsub("^resnet(%w+)$", "ResNet%1"):gsub("^wrn_(%d+)_(%d+)$", "WRN-%1-%2")
-    :gsub("^vgg(%d+)$", "VGG%1"):gsub("^ShuffleV(%d)$", "ShuffleNetV%1"))
+    :gsub("^vgg(%d+)$", "VGG%1"):gsub("^ShuffleV(%d)$", "ShuffleNetV%1")
+    :gsub("^fmnist_resnet_([ts])$", { t = "FashionResNet-T", s = "FashionResNet-S" }))
 end
 
 --- How a value of key is shown in a table.
