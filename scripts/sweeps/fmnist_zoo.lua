@@ -13,6 +13,6 @@ return {
   configs = { "scripts/configs/fmnist_study.lua" },
   methods = { "ce", "sp", "cc", "pkt", "nst", "fsp", "vid", "ab", "ft", "reviewkd" },
   seeds = { 1, 2, 3 },
-  teachers = "distill sweep scripts/sweeps/fmnist_teacher.lua, then copy "
-    .. "runs/fmnist_teacher/best.safetensors to scripts/assets/fmnist_teacher.safetensors",
+  teachers = "distill train scripts/configs/fmnist_study_teacher.lua, then copy "
+    .. "runs/fmnist_study_teacher/best.safetensors to scripts/assets/fmnist_study_teacher.safetensors",
 }
